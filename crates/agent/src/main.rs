@@ -1,0 +1,3 @@
+fn main() {
+    println!("gururmm-agent {}", env!("CARGO_PKG_VERSION"));
+}

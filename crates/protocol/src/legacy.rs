@@ -1,0 +1,48 @@
+//! Bodies of the legacy HTTP polling endpoints (`/api/agent/...`), used by agents that cannot
+//! keep a WebSocket (for example the Windows 7 / Server 2008 R2 build). Requests after
+//! enrollment carry the agent's key as `Authorization: Bearer grmm_...`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Command, MetricsReport, OsInfo};
+
+/// `POST /api/agent/register-legacy`: enroll with a site code.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegisterRequest {
+    pub site_code: String,
+    pub device_id: String,
+    pub hostname: String,
+    pub os_info: OsInfo,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegisterResponse {
+    pub agent_id: String,
+    /// The agent's own `grmm_` key: keep it, it is shown once.
+    pub api_key: String,
+}
+
+/// `POST /api/agent/heartbeat`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HeartbeatRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<MetricsReport>,
+}
+
+/// The answer to a heartbeat: the commands that were pending, now marked running.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HeartbeatResponse {
+    pub commands: Vec<Command>,
+}
+
+/// `POST /api/agent/command-result` takes a [`crate::CommandResult`] and answers this.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CommandResultAck {
+    pub id: String,
+    pub status: String,
+}
