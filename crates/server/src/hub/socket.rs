@@ -157,8 +157,8 @@ pub(crate) async fn authenticate(
             store
                 .update_agent_identity(
                     &id,
-                    &device_id,
-                    &hostname,
+                    device_id,
+                    hostname,
                     &limit(&os.os_type, 64),
                     &limit(&os.os_version, 128),
                     &limit(&os.arch, 32),
