@@ -199,14 +199,27 @@ fn protocol_doc_shows_every_fixture() {
         .collect();
     let mut names: Vec<String> = std::fs::read_dir(gururmm_protocol::fixtures_dir())
         .unwrap()
-        .map(|e| e.unwrap().path().file_stem().unwrap().to_string_lossy().into_owned())
+        .map(|e| {
+            e.unwrap()
+                .path()
+                .file_stem()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
         .collect();
     names.sort();
     for name in names {
-        if matches!(name.as_str(), "unsupported_type" | "command_unknown_type" | "command_malformed") {
+        if matches!(
+            name.as_str(),
+            "unsupported_type" | "command_unknown_type" | "command_malformed"
+        ) {
             continue; // negative fixtures, described in prose
         }
         let value = as_value(&fixture(&name));
-        assert!(blocks.contains(&value), "docs/PROTOCOL.md lacks the {name} example");
+        assert!(
+            blocks.contains(&value),
+            "docs/PROTOCOL.md lacks the {name} example"
+        );
     }
 }

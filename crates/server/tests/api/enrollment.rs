@@ -202,7 +202,48 @@ async fn reports_are_stored(db: TestDb) {
     assert_eq!(summary["agents_connected"], 1);
 }
 
+/// The server pings, and closes a socket it has heard nothing from for the idle timeout; a
+/// heartbeating agent stays.
+async fn idle_socket_is_closed(db: TestDb) {
+    let server = TestServer::start_with(db, |c| {
+        c.ping_interval_seconds = 1;
+        c.idle_timeout_seconds = 2;
+    })
+    .await;
+    let (_, _, code) = server.create_site().await;
+    let (mut silent, auth) = SimAgent::enroll(&server.ws_url, &code, &new_device_id()).await;
+    let silent_id = auth["agent_id"].as_str().unwrap().to_owned();
+    let (mut chatty, auth) = SimAgent::enroll(&server.ws_url, &code, &new_device_id()).await;
+    let chatty_id = auth["agent_id"].as_str().unwrap().to_owned();
+    let heartbeat = gururmm_protocol::fixture("heartbeat");
+    let mut saw_ping = false;
+    for _ in 0..8 {
+        chatty.send_text(&heartbeat).await;
+        // Drain frames for half a second; the server's JSON ping shows up here.
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(500);
+        while let Ok(Some(Ok(msg))) =
+            tokio::time::timeout_at(deadline, futures_util::StreamExt::next(&mut chatty.ws)).await
+        {
+            saw_ping |= msg.to_text().is_ok_and(|t| t.contains("\"ping\""));
+        }
+    }
+    assert!(saw_ping, "the server pings");
+    assert!(
+        silent.closed_within(Duration::from_secs(1)).await,
+        "the silent socket was closed"
+    );
+    assert_eq!(
+        server.get(&format!("/api/agents/{silent_id}")).await["online"],
+        false
+    );
+    assert_eq!(
+        server.get(&format!("/api/agents/{chatty_id}")).await["online"],
+        true
+    );
+}
+
 on_both_databases!(
+    idle_socket_is_closed,
     enroll_run_command_read_result,
     same_device_enrolls_again,
     reconnect_replaces_stale_socket,
