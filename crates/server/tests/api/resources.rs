@@ -278,3 +278,54 @@ on_both_databases!(
     users_and_roles,
     openapi_lists_every_route
 );
+
+/// The dashboard's live stream: an agent coming online and a command changing state arrive as
+/// server-sent events; the stream needs a valid token.
+async fn live_events_stream(db: TestDb) {
+    use futures_util::StreamExt;
+    let server = TestServer::start(db).await;
+    let (_, _, code) = server.create_site().await;
+    let r = server
+        .client
+        .get(server.url("/api/events?access_token=garbage"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let r = server
+        .client
+        .get(server.url(&format!("/api/events?access_token={}", server.token)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    let mut stream = r.bytes_stream();
+
+    let (_agent, auth) = SimAgent::enroll(&server.ws_url, &code, &new_device_id()).await;
+    let id = auth["agent_id"].as_str().unwrap();
+    let cmd = server
+        .post(
+            &format!("/api/agents/{id}/command"),
+            json!({"command_type": "shell", "command": "uptime"}),
+        )
+        .await;
+
+    let mut seen = String::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !(seen.contains("event: agent_status") && seen.contains("\"status\":\"running\"")) {
+        match tokio::time::timeout_at(deadline, stream.next()).await {
+            Ok(Some(Ok(chunk))) => seen.push_str(&String::from_utf8_lossy(&chunk)),
+            other => panic!("stream ended or timed out: {other:?}; seen: {seen}"),
+        }
+    }
+    assert!(seen.contains(&format!("\"agent_id\":\"{id}\"")), "{seen}");
+    assert!(seen.contains("\"online\":true"), "{seen}");
+    assert!(seen.contains("event: command_updated"), "{seen}");
+    assert!(seen.contains(cmd["id"].as_str().unwrap()), "{seen}");
+}
+
+on_both_databases!(live_events_stream);
