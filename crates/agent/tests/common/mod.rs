@@ -186,16 +186,7 @@ where
     }
 }
 
-/// Whether a process exists and is not a zombie (PID 1 in CI containers may not reap).
-pub fn pid_alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rsplit_once(") ")
-            .and_then(|(_, rest)| rest.chars().next())
-            .is_some_and(|s| s != 'Z' && s != 'X'),
-        Err(_) => false,
-    }
-}
+pub use gururmm_agent::commands::process_tree::pid_alive;
 
 /// Live processes whose command line contains `needle`.
 pub fn processes_with(needle: &str) -> Vec<u32> {
