@@ -496,9 +496,18 @@ mod tests {
         assert!(r.timed_out);
         assert_eq!(r.exit_code, TIMEOUT_EXIT_CODE);
         assert!(r.stderr.contains("timed out after 1 s"), "{}", r.stderr);
-        let pid = std::fs::read_to_string(&marker).unwrap();
+        let pid: u32 = std::fs::read_to_string(&marker)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        // SIGKILL is delivered at once, but the exit itself may take a moment.
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while crate::commands::process_tree::pid_alive(pid) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         assert!(
-            !crate::commands::process_tree::pid_alive(pid.trim().parse().unwrap()),
+            !crate::commands::process_tree::pid_alive(pid),
             "the background sleep survived the timeout"
         );
     }

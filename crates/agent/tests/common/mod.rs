@@ -16,14 +16,8 @@ pub struct Agent {
 
 /// Short intervals so the suite is quick.
 pub fn config_text(dir: &Path, url: &str, api_key: &str, extra: &str) -> String {
-    let has_agent_section = extra.contains("[agent]");
-    let agent = if has_agent_section {
-        String::new()
-    } else {
-        "[agent]\n".to_owned()
-    };
     format!(
-        "[server]\nurl = \"{url}\"\napi_key = \"{api_key}\"\n\n{agent}{extra_agent}\
+        "[server]\nurl = \"{url}\"\napi_key = \"{api_key}\"\n\n[agent]\n{extra_agent}\
 heartbeat_interval_seconds = 1\nnetwork_check_interval_seconds = 1\nidle_timeout_seconds = 6\n\
 auth_timeout_seconds = 3\nreconnect_delay_seconds = 1\nreconnect_max_delay_seconds = 2\n\
 state_dir = \"{state}\"\nlog_dir = \"{logs}\"\nlog_level = \"info\"\n\n[metrics]\ninterval_seconds = 10\n\n{rest}",
