@@ -77,6 +77,41 @@ fn lines(path: &Path) -> usize {
         .unwrap_or(0)
 }
 
+/// A server with one site, and an agent enrolled in it and online: (server, agent, agent id).
+async fn enrolled(db: TestDb, extra: &str) -> (TestServer, Agent, String) {
+    let server = TestServer::start(db).await;
+    let (_, _, code) = server.create_site().await;
+    let url = if extra.contains("mode = \"legacy\"") {
+        server.base_url.clone()
+    } else {
+        server.ws_url.clone()
+    };
+    let agent = Agent::start_new(&url, &code, extra);
+    let id = online_agent(&server).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (server, agent, id)
+}
+
+/// Starts a shell command that appends a line to a counter file first, then runs `rest`.
+async fn counted(
+    server: &TestServer,
+    agent: &Agent,
+    id: &str,
+    rest: &str,
+) -> (String, std::path::PathBuf) {
+    let counter = agent.dir.path().join("runs");
+    let c = shell(
+        server,
+        id,
+        &format!("echo run >> {}; {rest}", counter.display()),
+        60,
+    )
+    .await;
+    (c, counter)
+}
+
 async fn enroll_and_report(db: TestDb) {
     let server = TestServer::start(db).await;
     let (_, site_id, site_code) = server.create_site().await;
@@ -129,17 +164,11 @@ async fn enrolls_with_site_code_and_reports_postgres() {
 
 #[tokio::test]
 async fn shell_python_and_script_round_trip() {
-    let server = TestServer::start(TestDb::Sqlite).await;
-    let (_, _, code) = server.create_site().await;
-    let _agent = Agent::start_new(
-        &server.ws_url,
-        &code,
+    let (server, _agent, id) = enrolled(
+        TestDb::Sqlite,
         "[agent]\nscript_interpreter = \"python3 -u\"\n",
-    );
-    let id = online_agent(&server).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    )
+    .await;
 
     let sh = shell(&server, &id, "echo out; echo err >&2; exit 3", 20).await;
     let py = send_command(
@@ -175,13 +204,7 @@ async fn shell_python_and_script_round_trip() {
 
 #[tokio::test]
 async fn timeout_kills_the_process_tree() {
-    let server = TestServer::start(TestDb::Sqlite).await;
-    let (_, _, code) = server.create_site().await;
-    let _agent = Agent::start_new(&server.ws_url, &code, "");
-    let id = online_agent(&server).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (server, _agent, id) = enrolled(TestDb::Sqlite, "").await;
 
     // A shell with a child and a grandchild, all sleeping far past the timeout.
     let c = shell(
@@ -223,13 +246,7 @@ async fn timeout_kills_the_process_tree() {
 
 #[tokio::test]
 async fn result_arrives_after_server_restart_mid_command() {
-    let mut server = TestServer::start(TestDb::Sqlite).await;
-    let (_, _, code) = server.create_site().await;
-    let agent = Agent::start_new(&server.ws_url, &code, "");
-    let id = online_agent(&server).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (mut server, agent, id) = enrolled(TestDb::Sqlite, "").await;
 
     let c = shell(&server, &id, "sleep 3; echo survived", 60).await;
     status_is(&server, &c, "running", 10).await;
@@ -246,24 +263,11 @@ async fn result_arrives_after_server_restart_mid_command() {
 
 #[tokio::test]
 async fn command_queued_while_agent_is_down_runs_exactly_once() {
-    let server = TestServer::start(TestDb::Sqlite).await;
-    let (_, _, code) = server.create_site().await;
-    let mut agent = Agent::start_new(&server.ws_url, &code, "");
-    let id = online_agent(&server).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (server, mut agent, id) = enrolled(TestDb::Sqlite, "").await;
     agent.stop();
     offline(&server, &id).await;
 
-    let counter = agent.dir.path().join("runs");
-    let c = shell(
-        &server,
-        &id,
-        &format!("echo run >> {}", counter.display()),
-        30,
-    )
-    .await;
+    let (c, counter) = counted(&server, &agent, &id, "true").await;
     assert_eq!(
         server.get(&format!("/api/commands/{c}")).await["status"],
         json!("pending")
@@ -281,22 +285,9 @@ async fn command_queued_while_agent_is_down_runs_exactly_once() {
 
 #[tokio::test]
 async fn agent_killed_after_running_before_reporting_delivers_once() {
-    let mut server = TestServer::start(TestDb::Sqlite).await;
-    let (_, _, code) = server.create_site().await;
-    let mut agent = Agent::start_new(&server.ws_url, &code, "");
-    let id = online_agent(&server).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (mut server, mut agent, id) = enrolled(TestDb::Sqlite, "").await;
 
-    let counter = agent.dir.path().join("runs");
-    let c = shell(
-        &server,
-        &id,
-        &format!("echo run >> {}; sleep 2; echo finished", counter.display()),
-        60,
-    )
-    .await;
+    let (c, counter) = counted(&server, &agent, &id, "sleep 2; echo finished").await;
     status_is(&server, &c, "running", 10).await;
     // The server goes away; the command finishes with nobody to report to, so its result
     // waits in the outbox. Then the agent is killed without any chance to clean up.
@@ -321,22 +312,9 @@ async fn agent_killed_after_running_before_reporting_delivers_once() {
 
 #[tokio::test]
 async fn agent_killed_mid_command_reports_it_interrupted_and_never_reruns_it() {
-    let server = TestServer::start(TestDb::Sqlite).await;
-    let (_, _, code) = server.create_site().await;
-    let mut agent = Agent::start_new(&server.ws_url, &code, "");
-    let id = online_agent(&server).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (server, mut agent, id) = enrolled(TestDb::Sqlite, "").await;
 
-    let counter = agent.dir.path().join("runs");
-    let c = shell(
-        &server,
-        &id,
-        &format!("echo run >> {}; sleep 3", counter.display()),
-        60,
-    )
-    .await;
+    let (c, counter) = counted(&server, &agent, &id, "sleep 3").await;
     wait_for(10, "the command to start", || async {
         (lines(&counter) == 1).then_some(())
     })
@@ -380,13 +358,7 @@ async fn legacy_mode_round_trip_over_http() {
 
 #[tokio::test]
 async fn legacy_mode_on_postgres() {
-    let server = TestServer::start(TestDb::Postgres).await;
-    let (_, _, code) = server.create_site().await;
-    let _agent = Agent::start_new(&server.base_url, &code, "[agent]\nmode = \"legacy\"\n");
-    let id = online_agent(&server).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (server, _agent, id) = enrolled(TestDb::Postgres, "[agent]\nmode = \"legacy\"\n").await;
     let c = send_command(
         &server,
         &id,
