@@ -469,6 +469,30 @@ mod tests {
     }
 
     #[test]
+    fn shipped_example_lists_the_defaults() {
+        let c = Config::parse(include_str!("../dist/agent.toml")).unwrap();
+        let d = AgentSection::default();
+        if cfg!(unix) {
+            assert_eq!(c.agent.state_dir, d.state_dir);
+            assert_eq!(c.agent.script_interpreter, d.script_interpreter);
+        }
+        assert_eq!(
+            c.agent.heartbeat_interval_seconds,
+            d.heartbeat_interval_seconds
+        );
+        assert_eq!(
+            c.agent.reconnect_max_delay_seconds,
+            d.reconnect_max_delay_seconds
+        );
+        assert_eq!(c.agent.output_cap_bytes, d.output_cap_bytes);
+        assert_eq!(
+            c.agent.command_max_timeout_seconds,
+            d.command_max_timeout_seconds
+        );
+        assert!(!c.watchdog.enabled);
+    }
+
+    #[test]
     fn spec_example_file_parses() {
         let text = r#"
 [server]

@@ -74,6 +74,12 @@ impl StateDir {
     pub fn open(root: &Path) -> io::Result<StateDir> {
         fs::create_dir_all(root.join("outbox"))?;
         fs::create_dir_all(root.join("running"))?;
+        // Results and the agent key live here: owner only.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(root, fs::Permissions::from_mode(0o700))?;
+        }
         let mut recent = Recent {
             set: HashSet::new(),
             order: VecDeque::new(),
@@ -302,6 +308,8 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
+        let dir_mode = fs::metadata(dir.path()).unwrap().permissions().mode();
+        assert_eq!(dir_mode & 0o777, 0o700);
     }
 
     #[test]
