@@ -94,6 +94,15 @@ async fn enrolled(db: TestDb, extra: &str) -> (TestServer, Agent, String) {
     (server, agent, id)
 }
 
+/// The key the agent saved after enrolling (the server may show it online a moment before).
+async fn saved_key(agent: &Agent) -> String {
+    let path = agent.state_dir().join("agent_key");
+    wait_for(10, "the saved agent key", || async {
+        std::fs::read_to_string(&path).ok()
+    })
+    .await
+}
+
 /// Starts a shell command that appends a line to a counter file first, then runs `rest`.
 async fn counted(
     server: &TestServer,
@@ -126,7 +135,7 @@ async fn enroll_and_report(db: TestDb) {
     let id = listed["id"].as_str().unwrap().to_owned();
 
     // The issued key replaced the site code for later connections.
-    let key = std::fs::read_to_string(agent.state_dir().join("agent_key")).unwrap();
+    let key = saved_key(&agent).await;
     assert!(key.starts_with("grmm_"), "{key}");
 
     let state = server
@@ -339,9 +348,7 @@ async fn legacy_mode_round_trip_over_http() {
     let listed = online_agent(&server).await;
     assert_eq!(listed["site_id"], json!(site_id));
     let id = listed["id"].as_str().unwrap().to_owned();
-    assert!(std::fs::read_to_string(agent.state_dir().join("agent_key"))
-        .unwrap()
-        .starts_with("grmm_"));
+    assert!(saved_key(&agent).await.starts_with("grmm_"));
 
     let c = shell(&server, &id, "echo over http", 20).await;
     let r = finished(&server, &c, 20).await;
