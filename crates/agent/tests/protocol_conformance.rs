@@ -223,3 +223,36 @@ fn config_error_names_key_and_range_and_exits_2() {
         format!("gururmm-agent {}", env!("CARGO_PKG_VERSION"))
     );
 }
+
+#[tokio::test]
+async fn silent_server_is_left_after_the_idle_timeout() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/ws", listener.local_addr().unwrap());
+    // idle_timeout_seconds is 6 in the test config.
+    let _agent = Agent::start_new(&url, "grmm_presetkey", "");
+    let mut ws = accept(&listener).await;
+    let AgentMessage::Auth(auth) = next_message(&mut ws).await else {
+        panic!("auth must come first");
+    };
+    // A configured grmm_ key is used as it is.
+    assert_eq!(auth.api_key, "grmm_presetkey");
+    send(
+        &mut ws,
+        ServerMessage::AuthResponse(AuthResponse {
+            success: true,
+            agent_id: Some("agent-2".into()),
+            api_key: None,
+            message: None,
+        }),
+    )
+    .await;
+    // From now on the peer neither reads nor writes: no pong, no message.
+    let started = tokio::time::Instant::now();
+    let _second = accept(&listener).await;
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(5) && waited < Duration::from_secs(12),
+        "reconnected after {waited:?}"
+    );
+    drop(ws);
+}
