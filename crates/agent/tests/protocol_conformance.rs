@@ -45,6 +45,21 @@ async fn next_result(ws: &mut Ws) -> gururmm_protocol::CommandResult {
     }
 }
 
+/// Reads the agent's `auth` (which must come first) and accepts it, issuing `issue` as its key.
+async fn authenticate(ws: &mut Ws, issue: Option<&str>) -> gururmm_protocol::Auth {
+    let AgentMessage::Auth(auth) = next_message(ws).await else {
+        panic!("auth must come first");
+    };
+    let reply = AuthResponse {
+        success: true,
+        agent_id: Some("agent-1".into()),
+        api_key: issue.map(str::to_owned),
+        message: None,
+    };
+    send(ws, ServerMessage::AuthResponse(reply)).await;
+    auth
+}
+
 async fn send(ws: &mut Ws, msg: ServerMessage) {
     ws.send(Message::text(msg.to_json())).await.unwrap();
 }
@@ -56,22 +71,10 @@ async fn enrolls_keeps_key_and_answers_every_command() {
     let agent = Agent::start_new(&url, "AMBER-RIVER-4821", "");
 
     let mut ws = accept(&listener).await;
-    let AgentMessage::Auth(auth) = next_message(&mut ws).await else {
-        panic!("auth must come first");
-    };
+    let auth = authenticate(&mut ws, Some("grmm_issuedkey0123")).await;
     assert_eq!(auth.api_key, "AMBER-RIVER-4821");
     assert_eq!(auth.device_id.len(), 64);
     assert_eq!(auth.version, env!("CARGO_PKG_VERSION"));
-    send(
-        &mut ws,
-        ServerMessage::AuthResponse(AuthResponse {
-            success: true,
-            agent_id: Some("agent-1".into()),
-            api_key: Some("grmm_issuedkey0123".into()),
-            message: None,
-        }),
-    )
-    .await;
 
     // Network state and a first metrics report follow the connect.
     let mut saw_network = false;
@@ -145,20 +148,8 @@ async fn enrolls_keeps_key_and_answers_every_command() {
     // Drop the connection: the agent comes back and now uses its own key.
     drop(ws);
     let mut ws = accept(&listener).await;
-    let AgentMessage::Auth(auth) = next_message(&mut ws).await else {
-        panic!("auth must come first");
-    };
+    let auth = authenticate(&mut ws, None::<&str>).await;
     assert_eq!(auth.api_key, "grmm_issuedkey0123");
-    send(
-        &mut ws,
-        ServerMessage::AuthResponse(AuthResponse {
-            success: true,
-            agent_id: Some("agent-1".into()),
-            api_key: None,
-            message: None,
-        }),
-    )
-    .await;
     // Nothing more for the duplicate within a few heartbeats.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
     while tokio::time::Instant::now() < deadline {
@@ -231,21 +222,9 @@ async fn silent_server_is_left_after_the_idle_timeout() {
     // idle_timeout_seconds is 6 in the test config.
     let _agent = Agent::start_new(&url, "grmm_presetkey", "");
     let mut ws = accept(&listener).await;
-    let AgentMessage::Auth(auth) = next_message(&mut ws).await else {
-        panic!("auth must come first");
-    };
+    let auth = authenticate(&mut ws, None).await;
     // A configured grmm_ key is used as it is.
     assert_eq!(auth.api_key, "grmm_presetkey");
-    send(
-        &mut ws,
-        ServerMessage::AuthResponse(AuthResponse {
-            success: true,
-            agent_id: Some("agent-2".into()),
-            api_key: None,
-            message: None,
-        }),
-    )
-    .await;
     // From now on the peer neither reads nor writes: no pong, no message.
     let started = tokio::time::Instant::now();
     let _second = accept(&listener).await;
