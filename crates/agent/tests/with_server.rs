@@ -152,6 +152,12 @@ async fn enroll_and_report(db: TestDb) {
         .iter()
         .any(|i| i["name"] == json!("lo")));
     assert!(state["metrics"]["memory_total_bytes"].as_u64().unwrap() > 0);
+    assert!(state["metrics"]["cpu_percent"].is_number(), "{state}");
+    assert!(
+        !state["metrics"]["disks"].as_array().unwrap().is_empty(),
+        "{state}"
+    );
+    assert!(state["metrics"]["network"]["rx_bytes"].is_u64(), "{state}");
     let points = server.get(&format!("/api/agents/{id}/metrics")).await;
     assert!(!points["points"].as_array().unwrap().is_empty());
 
