@@ -189,25 +189,31 @@ impl StateDir {
         Ok(true)
     }
 
-    pub fn mark_running(&self, id: &str) -> io::Result<()> {
+    /// Marks a command as running; `detail` (one line) says how to find its processes again.
+    pub fn mark_running(&self, id: &str, detail: &str) -> io::Result<()> {
         let path = self.root.join("running").join(file_stem(id));
-        write_atomic(&path, id.as_bytes(), false)
+        let text = format!("{id}\n{}", detail.replace(['\n', '\r'], " "));
+        write_atomic(&path, text.as_bytes(), false)
     }
 
     pub fn clear_running(&self, id: &str) {
         let _ = fs::remove_file(self.root.join("running").join(file_stem(id)));
     }
 
-    /// Ids of commands that were running when the agent last stopped.
-    pub fn interrupted_commands(&self) -> Vec<String> {
+    /// Commands that were running when the agent last stopped: (id, detail).
+    pub fn interrupted_commands(&self) -> Vec<(String, String)> {
         let Ok(dir) = fs::read_dir(self.root.join("running")) else {
             return Vec::new();
         };
         dir.flatten()
             .filter(|e| e.path().extension().is_none())
             .filter_map(|e| fs::read_to_string(e.path()).ok())
-            .map(|s| s.trim().to_owned())
-            .filter(|s| !s.is_empty())
+            .filter_map(|text| {
+                let mut lines = text.lines();
+                let id = lines.next()?.trim().to_owned();
+                let detail = lines.next().unwrap_or("").trim().to_owned();
+                (!id.is_empty()).then_some((id, detail))
+            })
             .collect()
     }
 
@@ -333,11 +339,15 @@ mod tests {
     fn running_markers_survive_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let state = StateDir::open(dir.path()).unwrap();
-        state.mark_running("r1").unwrap();
-        state.mark_running("r2").unwrap();
+        state.mark_running("r1", "").unwrap();
+        state.mark_running("r1", "123 456").unwrap();
+        state.mark_running("r2", "").unwrap();
         state.clear_running("r2");
         let state = StateDir::open(dir.path()).unwrap();
-        assert_eq!(state.interrupted_commands(), vec!["r1".to_owned()]);
+        assert_eq!(
+            state.interrupted_commands(),
+            vec![("r1".to_owned(), "123 456".to_owned())]
+        );
     }
 
     #[test]

@@ -329,7 +329,7 @@ async fn agent_killed_after_running_before_reporting_delivers_once() {
 async fn agent_killed_mid_command_reports_it_interrupted_and_never_reruns_it() {
     let (server, mut agent, id) = enrolled(TestDb::Sqlite, "").await;
 
-    let (c, counter) = counted(&server, &agent, &id, "sleep 3").await;
+    let (c, counter) = counted(&server, &agent, &id, "sleep 427").await;
     wait_for(10, "the command to start", || async {
         (lines(&counter) == 1).then_some(())
     })
@@ -342,7 +342,14 @@ async fn agent_killed_mid_command_reports_it_interrupted_and_never_reruns_it() {
         r["stderr"].as_str().unwrap().contains("agent stopped"),
         "{r}"
     );
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The restarted agent ended what the killed one left running.
+    wait_for(
+        3,
+        "the interrupted command's processes to be gone",
+        || async { processes_with("sleep 427").is_empty().then_some(()) },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(lines(&counter), 1);
 }
 

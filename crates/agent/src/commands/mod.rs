@@ -8,7 +8,8 @@
 //! 5. the transport sends the result and only then deletes the outbox file.
 //!
 //! A marker found at start-up means the agent died during step 3: that command is reported as
-//! failed (interrupted), not run again.
+//! failed (interrupted), not run again, and on Linux what is left of its process group is
+//! killed (the marker holds the group id and the leader's start time).
 
 pub mod process_tree;
 pub mod runner;
@@ -62,13 +63,17 @@ impl Executor {
         self.running.load(Ordering::SeqCst)
     }
 
-    /// Reports commands that were running when the agent last stopped.
+    /// Reports commands that were running when the agent last stopped, and ends what is left
+    /// of their processes.
     pub fn recover_interrupted(&self) {
-        for id in self.state.interrupted_commands() {
+        for (id, detail) in self.state.interrupted_commands() {
             tracing::warn!(
                 "command {} was running when the agent stopped; reporting it failed, not running it again",
                 ascii(&id)
             );
+            if process_tree::kill_leftover(&detail) {
+                tracing::warn!("killed the leftover processes of command {}", ascii(&id));
+            }
             let result = runner::not_run(
                 &id,
                 "the agent stopped while this command was running; it was not run again and its output is lost",
@@ -98,7 +103,7 @@ impl Executor {
                 return;
             }
         }
-        if let Err(e) = self.state.mark_running(&id) {
+        if let Err(e) = self.state.mark_running(&id, "") {
             tracing::warn!("cannot write running marker for {}: {e}", ascii(&id));
         }
         if cmd.elevated {
@@ -116,7 +121,13 @@ impl Executor {
         let this = self.clone();
         this.running.fetch_add(1, Ordering::SeqCst);
         tokio::spawn(async move {
-            let result = runner::run(&cmd, &this.settings).await;
+            let state = this.state.clone();
+            let result = runner::run(&cmd, &this.settings, |tree| {
+                if let Some(tree) = tree {
+                    let _ = state.mark_running(&cmd.id, &tree);
+                }
+            })
+            .await;
             tracing::info!(
                 "command {} finished: exit code {}{}, {} ms",
                 ascii(&result.id),
@@ -217,7 +228,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let state = Arc::new(StateDir::open(dir.path()).unwrap());
         assert!(state.claim_command("int-1").unwrap());
-        state.mark_running("int-1").unwrap();
+        state.mark_running("int-1", "").unwrap();
         let (exec, mut rx) = Executor::new(state.clone(), settings(dir.path()));
         exec.recover_interrupted();
         let done = rx.recv().await.unwrap();
@@ -225,6 +236,47 @@ mod tests {
         assert_ne!(done.result.exit_code, 0);
         assert!(done.result.stderr.contains("agent stopped"));
         assert!(state.interrupted_commands().is_empty());
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn processes_left_by_a_crashed_agent_are_killed_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = Arc::new(StateDir::open(dir.path()).unwrap());
+        // What a crashed agent leaves: a running command's process group and its marker.
+        let mut orphan = tokio::process::Command::new("sleep");
+        orphan.arg("600");
+        process_tree::configure(&mut orphan);
+        let mut child = orphan.spawn().unwrap();
+        let tree = process_tree::ProcessTree::attach(&child);
+        let identity = tree.identity().expect("linux identity");
+        std::mem::forget(tree);
+        state.mark_running("crashed-1", &identity).unwrap();
+        // A marker whose process group id was reused by someone else is not acted on.
+        let mut other = std::process::Command::new("sleep")
+            .arg("600")
+            .spawn()
+            .unwrap();
+        state
+            .mark_running("crashed-2", &format!("{} 1", other.id()))
+            .unwrap();
+
+        let (exec, mut rx) = Executor::new(state, settings(dir.path()));
+        exec.recover_interrupted();
+        for _ in 0..2 {
+            rx.recv().await.unwrap();
+        }
+        let status = tokio::time::timeout(Duration::from_secs(5), child.wait())
+            .await
+            .expect("the orphan was killed")
+            .unwrap();
+        assert!(!status.success());
+        assert!(
+            other.try_wait().unwrap().is_none(),
+            "an unrelated process was killed"
+        );
+        other.kill().unwrap();
+        other.wait().unwrap();
     }
 
     #[tokio::test]

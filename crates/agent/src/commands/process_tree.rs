@@ -60,6 +60,22 @@ impl ProcessTree {
         }
     }
 
+    /// How to find this tree again after an agent crash (Linux: process group id and the
+    /// leader's start time, so a reused id is never mistaken for it). None elsewhere: on
+    /// Windows the job object dies with the agent and takes the tree with it.
+    pub fn identity(&self) -> Option<String> {
+        #[cfg(target_os = "linux")]
+        {
+            let pgid = self.pgid?;
+            let start = start_time(u32::try_from(pgid).ok()?)?;
+            Some(format!("{pgid} {start}"))
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            None
+        }
+    }
+
     /// Kills every process of the tree that is still there.
     pub fn kill(&mut self) {
         #[cfg(unix)]
@@ -95,5 +111,42 @@ pub fn pid_alive(pid: u32) -> bool {
             .and_then(|(_, rest)| rest.chars().next())
             .is_some_and(|state| state != 'Z' && state != 'X'),
         Err(_) => false,
+    }
+}
+
+/// The start time (clock ticks after boot) of a process, from /proc/PID/stat field 22.
+#[cfg(target_os = "linux")]
+fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(") ")?;
+    // `rest` starts at field 3 (state); field 22 is the 20th of it.
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Kills the processes of a command whose agent died while it ran, found by
+/// [`ProcessTree::identity`]. Returns whether a group was still there and was killed.
+pub fn kill_leftover(identity: &str) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        let mut parts = identity.split_whitespace();
+        let (Some(Ok(pgid)), Some(Ok(start))) = (
+            parts.next().map(str::parse::<i32>),
+            parts.next().map(str::parse::<u64>),
+        ) else {
+            return false;
+        };
+        let Ok(leader) = u32::try_from(pgid) else {
+            return false;
+        };
+        if pgid <= 1 || start_time(leader) != Some(start) {
+            return false;
+        }
+        use nix::sys::signal::{killpg, Signal};
+        killpg(nix::unistd::Pid::from_raw(pgid), Signal::SIGKILL).is_ok()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = identity;
+        false
     }
 }

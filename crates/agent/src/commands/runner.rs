@@ -271,7 +271,12 @@ pub fn effective_timeout(cmd: &Command, settings: &RunSettings) -> Duration {
 
 /// Runs a command to its end (or its timeout) and returns its result. Never panics on bad
 /// input: anything that stops the command from running becomes a failed result saying why.
-pub async fn run(cmd: &Command, settings: &RunSettings) -> CommandResult {
+/// `on_start` is told how to find the command's processes again ([`ProcessTree::identity`]).
+pub async fn run(
+    cmd: &Command,
+    settings: &RunSettings,
+    on_start: impl FnOnce(Option<String>),
+) -> CommandResult {
     let inv = match invocation(cmd, settings) {
         Ok(i) => i,
         Err(message) => return not_run(&cmd.id, message),
@@ -301,6 +306,7 @@ pub async fn run(cmd: &Command, settings: &RunSettings) -> CommandResult {
         }
     };
     let mut tree = ProcessTree::attach(&child);
+    on_start(tree.identity());
     let out = Arc::new(Mutex::new(Capture::default()));
     let err = Arc::new(Mutex::new(Capture::default()));
     let mut readers = Vec::new();
@@ -406,7 +412,12 @@ mod tests {
     #[tokio::test]
     async fn shell_fixture_runs() {
         let dir = tempfile::tempdir().unwrap();
-        let r = run(&fixture_command("command_shell"), &settings(dir.path())).await;
+        let r = run(
+            &fixture_command("command_shell"),
+            &settings(dir.path()),
+            |_| {},
+        )
+        .await;
         assert_eq!(r.exit_code, 0);
         assert_eq!(r.stdout, "hello\n");
         assert!(!r.timed_out);
@@ -415,7 +426,12 @@ mod tests {
     #[tokio::test]
     async fn python_fixture_runs() {
         let dir = tempfile::tempdir().unwrap();
-        let r = run(&fixture_command("command_python"), &settings(dir.path())).await;
+        let r = run(
+            &fixture_command("command_python"),
+            &settings(dir.path()),
+            |_| {},
+        )
+        .await;
         assert_eq!(r.exit_code, 0, "{r:?}");
         assert_eq!(r.stdout.trim(), "42");
     }
@@ -423,7 +439,12 @@ mod tests {
     #[tokio::test]
     async fn script_fixture_uses_payload_interpreter() {
         let dir = tempfile::tempdir().unwrap();
-        let r = run(&fixture_command("command_script"), &settings(dir.path())).await;
+        let r = run(
+            &fixture_command("command_script"),
+            &settings(dir.path()),
+            |_| {},
+        )
+        .await;
         assert_eq!(r.exit_code, 0, "{r:?}");
         assert_eq!(r.stdout, "from a script\n");
         // The script file is gone afterwards.
@@ -436,6 +457,7 @@ mod tests {
         let r = run(
             &fixture_command("command_claude_task"),
             &settings(dir.path()),
+            |_| {},
         )
         .await;
         assert_ne!(r.exit_code, 0);
@@ -443,6 +465,7 @@ mod tests {
         let r = run(
             &fixture_command("command_unknown_type"),
             &settings(dir.path()),
+            |_| {},
         )
         .await;
         assert_ne!(r.exit_code, 0);
@@ -455,6 +478,7 @@ mod tests {
         let r = run(
             &shell("e", "echo oops >&2; exit 3", 10),
             &settings(dir.path()),
+            |_| {},
         )
         .await;
         assert_eq!(r.exit_code, 3);
@@ -467,6 +491,7 @@ mod tests {
         let r = run(
             &shell("big", "head -c 10000 /dev/zero | tr '\\0' a", 10),
             &settings(dir.path()),
+            |_| {},
         )
         .await;
         assert_eq!(r.exit_code, 0);
@@ -481,7 +506,12 @@ mod tests {
     #[tokio::test]
     async fn non_utf8_output_is_converted_lossily() {
         let dir = tempfile::tempdir().unwrap();
-        let r = run(&shell("bin", "printf 'a\\377b'", 10), &settings(dir.path())).await;
+        let r = run(
+            &shell("bin", "printf 'a\\377b'", 10),
+            &settings(dir.path()),
+            |_| {},
+        )
+        .await;
         assert_eq!(r.stdout, "a\u{fffd}b");
     }
 
@@ -491,7 +521,7 @@ mod tests {
         let marker = dir.path().join("pid");
         let text = format!("sleep 30 & echo $! > {}; wait", marker.display());
         let started = Instant::now();
-        let r = run(&shell("slow", &text, 1), &settings(dir.path())).await;
+        let r = run(&shell("slow", &text, 1), &settings(dir.path()), |_| {}).await;
         assert!(started.elapsed() < Duration::from_secs(10));
         assert!(r.timed_out);
         assert_eq!(r.exit_code, TIMEOUT_EXIT_CODE);
@@ -519,6 +549,7 @@ mod tests {
         let r = run(
             &shell("bg", "sleep 30 & echo started", 20),
             &settings(dir.path()),
+            |_| {},
         )
         .await;
         assert_eq!(r.exit_code, 0);
@@ -531,7 +562,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut c = fixture_command("command_script");
         c.interpreter = Some("no-such-interpreter-xyz".into());
-        let r = run(&c, &settings(dir.path())).await;
+        let r = run(&c, &settings(dir.path()), |_| {}).await;
         assert_eq!(r.exit_code, NOT_RUN_EXIT_CODE);
         assert!(r.stderr.contains("no-such-interpreter-xyz"), "{}", r.stderr);
     }
@@ -542,6 +573,7 @@ mod tests {
         let r = run(
             &fixture_command("command_powershell"),
             &settings(dir.path()),
+            |_| {},
         )
         .await;
         if find_program("pwsh").is_none() && find_program("powershell").is_none() {
