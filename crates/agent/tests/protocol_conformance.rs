@@ -184,37 +184,6 @@ async fn refused_auth_is_retried_with_backoff() {
     }
 }
 
-#[test]
-fn config_error_names_key_and_range_and_exits_2() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("agent.toml");
-    std::fs::write(
-        &path,
-        "[server]\nurl = \"ws://127.0.0.1:1/ws\"\napi_key = \"A-B-1\"\n[metrics]\ninterval_seconds = 5\n",
-    )
-    .unwrap();
-    let out = std::process::Command::new(common::AGENT_BIN)
-        .args(["run", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("metrics.interval_seconds") && err.contains("10..=3600"),
-        "{err}"
-    );
-
-    let out = std::process::Command::new(common::AGENT_BIN)
-        .arg("--version")
-        .output()
-        .unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        format!("gururmm-agent {}", env!("CARGO_PKG_VERSION"))
-    );
-}
-
 #[tokio::test]
 async fn silent_server_is_left_after_the_idle_timeout() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -45,6 +45,11 @@ fn systemctl(args: &[&str]) -> anyhow::Result<()> {
 /// Writes, enables and starts the unit.
 #[cfg(unix)]
 pub fn install(config: &Path) -> anyhow::Result<()> {
+    if !Path::new("/run/systemd/system").exists() {
+        anyhow::bail!(
+            "systemd is not running on this machine; start `gururmm-agent run --config FILE` from its init system instead"
+        );
+    }
     let exe = std::env::current_exe()?;
     let config = std::path::absolute(config)?;
     std::fs::write(UNIT_PATH, unit_text(&exe, &config))
