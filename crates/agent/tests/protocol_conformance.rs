@@ -204,3 +204,37 @@ async fn silent_server_is_left_after_the_idle_timeout() {
     );
     drop(ws);
 }
+
+#[tokio::test]
+async fn heartbeats_flow_and_unchanged_network_state_is_sent_once() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/ws", listener.local_addr().unwrap());
+    // Test config: heartbeat and network check every 1 s, metrics every 10 s.
+    let _agent = Agent::start_new(&url, "grmm_presetkey", "");
+    let mut ws = accept(&listener).await;
+    authenticate(&mut ws, None).await;
+    let (mut heartbeats, mut network, mut metrics) = (0, 0, 0);
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(4500);
+    while let Ok(Some(Ok(frame))) = tokio::time::timeout_at(deadline, ws.next()).await {
+        if let Message::Text(t) = frame {
+            match AgentMessage::from_json(&t).unwrap() {
+                AgentMessage::Heartbeat(h) => {
+                    assert!(h.timestamp.unwrap() > 1_700_000_000);
+                    heartbeats += 1;
+                }
+                AgentMessage::NetworkState(_) => network += 1,
+                AgentMessage::MetricsReport(_) => metrics += 1,
+                other => panic!("unexpected {}", other.message_type()),
+            }
+        }
+    }
+    assert!(heartbeats >= 3, "{heartbeats} heartbeats in 4.5 s");
+    assert_eq!(
+        network, 1,
+        "network state is sent after connecting, then only on change"
+    );
+    assert_eq!(
+        metrics, 1,
+        "one report after connecting, the next after 10 s"
+    );
+}
