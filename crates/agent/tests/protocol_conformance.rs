@@ -15,6 +15,13 @@ use tokio_tungstenite::tungstenite::Message;
 
 type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
 
+/// A listener for the agent to connect to, and the agent (test config) pointed at it.
+async fn agent_with_peer(api_key: &str) -> (TcpListener, Agent) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/ws", listener.local_addr().unwrap());
+    (listener, Agent::start_new(&url, api_key, ""))
+}
+
 async fn accept(listener: &TcpListener) -> Ws {
     let (tcp, _) = tokio::time::timeout(Duration::from_secs(15), listener.accept())
         .await
@@ -66,9 +73,7 @@ async fn send(ws: &mut Ws, msg: ServerMessage) {
 
 #[tokio::test]
 async fn enrolls_keeps_key_and_answers_every_command() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("ws://{}/ws", listener.local_addr().unwrap());
-    let agent = Agent::start_new(&url, "AMBER-RIVER-4821", "");
+    let (listener, agent) = agent_with_peer("AMBER-RIVER-4821").await;
 
     let mut ws = accept(&listener).await;
     let auth = authenticate(&mut ws, Some("grmm_issuedkey0123")).await;
@@ -170,9 +175,7 @@ async fn enrolls_keeps_key_and_answers_every_command() {
 
 #[tokio::test]
 async fn refused_auth_is_retried_with_backoff() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("ws://{}/ws", listener.local_addr().unwrap());
-    let _agent = Agent::start_new(&url, "WRONG-CODE-1", "");
+    let (listener, _agent) = agent_with_peer("WRONG-CODE-1").await;
     for _ in 0..2 {
         let mut ws = accept(&listener).await;
         assert!(matches!(next_message(&mut ws).await, AgentMessage::Auth(_)));
@@ -186,10 +189,8 @@ async fn refused_auth_is_retried_with_backoff() {
 
 #[tokio::test]
 async fn silent_server_is_left_after_the_idle_timeout() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("ws://{}/ws", listener.local_addr().unwrap());
     // idle_timeout_seconds is 6 in the test config.
-    let _agent = Agent::start_new(&url, "grmm_presetkey", "");
+    let (listener, _agent) = agent_with_peer("grmm_presetkey").await;
     let mut ws = accept(&listener).await;
     let auth = authenticate(&mut ws, None).await;
     // A configured grmm_ key is used as it is.
@@ -207,10 +208,8 @@ async fn silent_server_is_left_after_the_idle_timeout() {
 
 #[tokio::test]
 async fn heartbeats_flow_and_unchanged_network_state_is_sent_once() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("ws://{}/ws", listener.local_addr().unwrap());
     // Test config: heartbeat and network check every 1 s, metrics every 10 s.
-    let _agent = Agent::start_new(&url, "grmm_presetkey", "");
+    let (listener, _agent) = agent_with_peer("grmm_presetkey").await;
     let mut ws = accept(&listener).await;
     authenticate(&mut ws, None).await;
     let (mut heartbeats, mut network, mut metrics) = (0, 0, 0);
