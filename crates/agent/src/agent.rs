@@ -77,7 +77,12 @@ pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> anyhow::Res
         events_tx,
         shutdown.clone(),
     ));
-    let metrics = Arc::new(Mutex::new(Metrics::from_config(&config.metrics)));
+    // Windows: a collector that would abort the process is found in a child process first.
+    #[cfg(windows)]
+    let metrics_section = crate::metrics::probe::usable(&config.metrics).await;
+    #[cfg(not(windows))]
+    let metrics_section = config.metrics.clone();
+    let metrics = Arc::new(Mutex::new(Metrics::from_config(&metrics_section)));
     let ctx = Ctx {
         state,
         executor,

@@ -33,6 +33,10 @@ pub enum Cmd {
     },
     /// Stops and removes the service.
     Uninstall,
+    /// Collects one metric kind (cpu, memory, disk, network) and prints it: the agent runs this
+    /// in a child process to find collectors that would crash it.
+    #[command(hide = true)]
+    ProbeCollector { name: String },
     /// The entry point the Windows service manager starts.
     #[command(hide = true)]
     Service {
@@ -111,7 +115,24 @@ fn spawn_signal_listener(tx: watch::Sender<bool>) {
                     _ = term.recv() => {}
                 }
             }
-            #[cfg(not(unix))]
+            #[cfg(windows)]
+            {
+                // Ctrl-C, Ctrl-Break, and the console window closing.
+                use tokio::signal::windows::{ctrl_break, ctrl_close};
+                match (ctrl_break(), ctrl_close()) {
+                    (Ok(mut brk), Ok(mut close)) => {
+                        tokio::select! {
+                            _ = tokio::signal::ctrl_c() => {}
+                            _ = brk.recv() => {}
+                            _ = close.recv() => {}
+                        }
+                    }
+                    _ => {
+                        let _ = tokio::signal::ctrl_c().await;
+                    }
+                }
+            }
+            #[cfg(not(any(unix, windows)))]
             {
                 let _ = tokio::signal::ctrl_c().await;
             }
@@ -142,6 +163,7 @@ pub fn main_with(cli: Cli) -> i32 {
             report(install(&config))
         }
         Cmd::Uninstall => report(uninstall()),
+        Cmd::ProbeCollector { name } => crate::metrics::probe::run_probe(&name),
         Cmd::Service { config } => {
             #[cfg(windows)]
             {

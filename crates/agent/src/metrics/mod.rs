@@ -7,6 +7,7 @@ pub mod disk;
 pub mod memory;
 pub mod network;
 pub mod network_state;
+pub mod probe;
 
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
