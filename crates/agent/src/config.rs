@@ -203,6 +203,12 @@ pub fn default_config_path() -> PathBuf {
     }
 }
 
+/// Where `install` puts the binary the Windows service runs.
+#[cfg(windows)]
+pub fn default_install_dir() -> PathBuf {
+    PathBuf::from(r"C:\Program Files\GuruRMM")
+}
+
 pub fn default_state_dir() -> PathBuf {
     if cfg!(windows) {
         PathBuf::from(r"C:\ProgramData\GuruRMM")

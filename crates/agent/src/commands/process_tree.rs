@@ -2,12 +2,13 @@
 //!
 //! Unix: the command is the leader of a new process group and the group is killed with
 //! SIGKILL. (A process that moves itself to another session escapes; nothing short of cgroups
-//! catches that.) Windows: the process is put in a job object that kills every process in it
-//! when closed.
+//! catches that.) Windows: the process starts suspended, is put in a job object that kills
+//! every process in it when closed, and only then runs, so nothing it starts escapes the job.
 
 use tokio::process::{Child, Command};
 
-/// Prepares a command to start its own process tree.
+/// Prepares a command to start its own process tree. On Windows it starts suspended:
+/// [`ProcessTree::attach`] must follow the spawn, it is what lets the process run.
 pub fn configure(cmd: &mut Command) {
     #[cfg(unix)]
     {
@@ -16,8 +17,48 @@ pub fn configure(cmd: &mut Command) {
     #[cfg(windows)]
     {
         const CREATE_NO_WINDOW: u32 = 0x0800_0000;
-        cmd.creation_flags(CREATE_NO_WINDOW);
+        const CREATE_SUSPENDED: u32 = 0x0000_0004;
+        cmd.creation_flags(CREATE_NO_WINDOW | CREATE_SUSPENDED);
     }
+}
+
+/// Lets a process started suspended run: resumes its threads (a new process has one).
+#[cfg(windows)]
+#[allow(unsafe_code)]
+fn resume(pid: u32) -> Result<(), String> {
+    use windows::Win32::Foundation::CloseHandle;
+    use windows::Win32::System::Diagnostics::ToolHelp::{
+        CreateToolhelp32Snapshot, Thread32First, Thread32Next, TH32CS_SNAPTHREAD, THREADENTRY32,
+    };
+    use windows::Win32::System::Threading::{OpenThread, ResumeThread, THREAD_SUSPEND_RESUME};
+    // SAFETY: plain Win32 calls on handles this function opens and closes; THREADENTRY32 is
+    // initialised with its size as the API requires.
+    unsafe {
+        let snapshot = CreateToolhelp32Snapshot(TH32CS_SNAPTHREAD, 0)
+            .map_err(|e| format!("cannot list threads: {e}"))?;
+        let mut entry = THREADENTRY32 {
+            dwSize: std::mem::size_of::<THREADENTRY32>() as u32,
+            ..Default::default()
+        };
+        let mut resumed = 0;
+        let mut more = Thread32First(snapshot, &mut entry).is_ok();
+        while more {
+            if entry.th32OwnerProcessID == pid {
+                if let Ok(thread) = OpenThread(THREAD_SUSPEND_RESUME, false, entry.th32ThreadID) {
+                    if ResumeThread(thread) != u32::MAX {
+                        resumed += 1;
+                    }
+                    let _ = CloseHandle(thread);
+                }
+            }
+            more = Thread32Next(snapshot, &mut entry).is_ok();
+        }
+        let _ = CloseHandle(snapshot);
+        if resumed == 0 {
+            return Err(format!("no thread of process {pid} could be resumed"));
+        }
+    }
+    Ok(())
 }
 
 pub struct ProcessTree {
@@ -51,7 +92,21 @@ impl ProcessTree {
                     "cannot put the command in a job object; a timeout ends only its main process"
                 );
             }
-            ProcessTree { job }
+            let mut tree = ProcessTree { job };
+            if let Some(pid) = child.id() {
+                if let Err(e) = resume(pid) {
+                    // A process left suspended would only wait for its timeout: end it now.
+                    tracing::error!("cannot start the command's process: {e}");
+                    tree.kill();
+                    let _ = std::process::Command::new("taskkill")
+                        .args(["/F", "/T", "/PID", &pid.to_string()])
+                        .stdin(std::process::Stdio::null())
+                        .stdout(std::process::Stdio::null())
+                        .stderr(std::process::Stdio::null())
+                        .status();
+                }
+            }
+            tree
         }
         #[cfg(not(any(unix, windows)))]
         {

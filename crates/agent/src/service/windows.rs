@@ -1,25 +1,37 @@
 //! The Windows service "GuruRMM" through the SCM: `install` / `uninstall`, and the `service`
 //! entry point the SCM starts. The SCM's Stop and Shutdown go into the same shutdown channel as
 //! Ctrl-C, so the agent stops along one code path.
+//!
+//! `install` copies the running binary to `C:\Program Files\GuruRMM\gururmm-agent.exe` (unless
+//! it already runs from there), registers that copy as an auto-start LocalSystem service that
+//! the SCM restarts when it fails, and starts it. Run again with a newer binary it is the
+//! upgrade: the service is stopped, the copy replaced, the registration updated, the service
+//! started again.
 
 // `define_windows_service!` expands to the `extern "system"` entry point the SCM calls.
 #![allow(unsafe_code)]
 
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use windows_service::service::{
-    ServiceAccess, ServiceControl, ServiceControlAccept, ServiceErrorControl, ServiceExitCode,
+    Service, ServiceAccess, ServiceAction, ServiceActionType, ServiceControl, ServiceControlAccept,
+    ServiceErrorControl, ServiceExitCode, ServiceFailureActions, ServiceFailureResetPeriod,
     ServiceInfo, ServiceStartType, ServiceState, ServiceStatus, ServiceType,
 };
-use windows_service::service_control_handler::{self, ServiceControlHandlerResult};
+use windows_service::service_control_handler::{
+    self, ServiceControlHandlerResult, ServiceStatusHandle,
+};
 use windows_service::service_manager::{ServiceManager, ServiceManagerAccess};
 use windows_service::{define_windows_service, service_dispatcher};
 
 pub const SERVICE_NAME: &str = "GuruRMM";
 const DISPLAY_NAME: &str = "GuruRMM Agent";
+const EXE_NAME: &str = "gururmm-agent.exe";
+/// How long the SCM is told a stop may take (the agent needs about 2 s).
+const STOP_WAIT_HINT: Duration = Duration::from_secs(30);
 
 static CONFIG_PATH: OnceLock<PathBuf> = OnceLock::new();
 
@@ -43,19 +55,25 @@ fn status(state: ServiceState, code: u32) -> ServiceStatus {
         },
         exit_code: ServiceExitCode::Win32(code),
         checkpoint: 0,
-        wait_hint: Duration::from_secs(if state == ServiceState::StopPending {
-            30
+        wait_hint: if state == ServiceState::StopPending {
+            STOP_WAIT_HINT
         } else {
-            0
-        }),
+            Duration::ZERO
+        },
         process_id: None,
     }
 }
 
 fn service_main(_arguments: Vec<OsString>) {
     let (tx, rx) = tokio::sync::watch::channel(false);
+    let handle_cell: Arc<OnceLock<ServiceStatusHandle>> = Arc::new(OnceLock::new());
+    let cell = handle_cell.clone();
     let handler = move |control| match control {
         ServiceControl::Stop | ServiceControl::Shutdown => {
+            tracing::info!("shutdown requested by the service manager");
+            if let Some(h) = cell.get() {
+                let _ = h.set_service_status(status(ServiceState::StopPending, 0));
+            }
             let _ = tx.send(true);
             ServiceControlHandlerResult::NoError
         }
@@ -65,72 +83,138 @@ fn service_main(_arguments: Vec<OsString>) {
     let Ok(handle) = service_control_handler::register(SERVICE_NAME, handler) else {
         return;
     };
+    let _ = handle_cell.set(handle);
     let _ = handle.set_service_status(status(ServiceState::Running, 0));
     let config = CONFIG_PATH
         .get()
         .cloned()
         .unwrap_or_else(crate::config::default_config_path);
     let code = crate::cli::run_agent(&config, rx);
+    // A non-zero exit code counts as a failure: the SCM applies the restart actions.
     let _ = handle.set_service_status(status(ServiceState::Stopped, code as u32));
 }
 
+fn open_manager(access: ServiceManagerAccess) -> anyhow::Result<ServiceManager> {
+    ServiceManager::local_computer(None::<&str>, access)
+        .map_err(|e| anyhow::anyhow!("cannot open the service manager (run as Administrator): {e}"))
+}
+
+/// Asks the service to stop and waits (up to 30 s) until it has.
+fn stop_and_wait(service: &Service) {
+    let Ok(s) = service.query_status() else {
+        return;
+    };
+    if s.current_state == ServiceState::Stopped {
+        return;
+    }
+    let _ = service.stop();
+    for _ in 0..60 {
+        std::thread::sleep(Duration::from_millis(500));
+        match service.query_status() {
+            Ok(s) if s.current_state == ServiceState::Stopped => return,
+            Err(_) => return,
+            _ => {}
+        }
+    }
+    eprintln!("gururmm-agent: service {SERVICE_NAME} did not stop within 30 s");
+}
+
+/// Puts this binary at `dir\gururmm-agent.exe` (unless it already is that file); returns the path.
+fn place_binary(dir: &Path) -> anyhow::Result<PathBuf> {
+    let me = std::env::current_exe()?;
+    let dest = dir.join(EXE_NAME);
+    let same = match (std::fs::canonicalize(&me), std::fs::canonicalize(&dest)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    if !same {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+        std::fs::copy(&me, &dest)
+            .map_err(|e| anyhow::anyhow!("cannot copy the agent to {}: {e}", dest.display()))?;
+        println!("copied the agent to {}", dest.display());
+    }
+    Ok(dest)
+}
+
+/// Restart 10 s, 30 s, then 60 s after a failure; the count resets after a day without one.
+fn failure_actions() -> ServiceFailureActions {
+    let restart = |secs| ServiceAction {
+        action_type: ServiceActionType::Restart,
+        delay: Duration::from_secs(secs),
+    };
+    ServiceFailureActions {
+        reset_period: ServiceFailureResetPeriod::After(Duration::from_secs(86_400)),
+        reboot_msg: None,
+        command: None,
+        actions: Some(vec![restart(10), restart(30), restart(60)]),
+    }
+}
+
 pub fn install(config: &Path) -> anyhow::Result<()> {
-    let manager = ServiceManager::local_computer(
-        None::<&str>,
-        ServiceManagerAccess::CONNECT | ServiceManagerAccess::CREATE_SERVICE,
-    )
-    .map_err(|e| anyhow::anyhow!("cannot open the service manager (run as Administrator): {e}"))?;
+    let config = std::path::absolute(config)?;
+    let manager =
+        open_manager(ServiceManagerAccess::CONNECT | ServiceManagerAccess::CREATE_SERVICE)?;
+    let access = ServiceAccess::QUERY_STATUS
+        | ServiceAccess::STOP
+        | ServiceAccess::START
+        | ServiceAccess::CHANGE_CONFIG;
+    // Installed already: this is an upgrade or a reinstall. Stop it so its binary can be replaced.
+    let existing = manager.open_service(SERVICE_NAME, access).ok();
+    if let Some(s) = &existing {
+        stop_and_wait(s);
+    }
+    let exe = place_binary(&crate::config::default_install_dir())?;
     let info = ServiceInfo {
         name: OsString::from(SERVICE_NAME),
         display_name: OsString::from(DISPLAY_NAME),
         service_type: ServiceType::OWN_PROCESS,
         start_type: ServiceStartType::AutoStart,
         error_control: ServiceErrorControl::Normal,
-        executable_path: std::env::current_exe()?,
+        executable_path: exe,
         launch_arguments: vec![
             OsString::from("service"),
             OsString::from("--config"),
-            std::path::absolute(config)?.into_os_string(),
+            config.into_os_string(),
         ],
         dependencies: vec![],
         account_name: None, // LocalSystem
         account_password: None,
     };
-    let service = manager
-        .create_service(&info, ServiceAccess::CHANGE_CONFIG | ServiceAccess::START)
-        .map_err(|e| anyhow::anyhow!("cannot create service {SERVICE_NAME}: {e}"))?;
+    let service = match existing {
+        Some(s) => {
+            s.change_config(&info)
+                .map_err(|e| anyhow::anyhow!("cannot update service {SERVICE_NAME}: {e}"))?;
+            s
+        }
+        None => manager
+            .create_service(&info, access)
+            .map_err(|e| anyhow::anyhow!("cannot create service {SERVICE_NAME}: {e}"))?,
+    };
     let _ = service.set_description("GuruRMM remote monitoring and management agent");
+    // Restart on failure: when the process dies, and when it stops with a non-zero exit code.
+    if let Err(e) = service.update_failure_actions(failure_actions()) {
+        eprintln!("gururmm-agent: warning: cannot set restart on failure: {e}");
+    }
+    if let Err(e) = service.set_failure_actions_on_non_crash_failures(true) {
+        eprintln!("gururmm-agent: warning: cannot set restart on non-crash failures: {e}");
+    }
     service
         .start(&[] as &[&OsStr])
-        .map_err(|e| anyhow::anyhow!("service created but not started: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("service registered but not started: {e}"))?;
     println!("installed and started service {SERVICE_NAME}");
     Ok(())
 }
 
 pub fn uninstall() -> anyhow::Result<()> {
-    let manager = ServiceManager::local_computer(None::<&str>, ServiceManagerAccess::CONNECT)
-        .map_err(|e| {
-            anyhow::anyhow!("cannot open the service manager (run as Administrator): {e}")
-        })?;
+    let manager = open_manager(ServiceManagerAccess::CONNECT)?;
     let service = manager
         .open_service(
             SERVICE_NAME,
             ServiceAccess::QUERY_STATUS | ServiceAccess::STOP | ServiceAccess::DELETE,
         )
         .map_err(|e| anyhow::anyhow!("cannot open service {SERVICE_NAME}: {e}"))?;
-    if let Ok(s) = service.query_status() {
-        if s.current_state != ServiceState::Stopped {
-            let _ = service.stop();
-            for _ in 0..30 {
-                std::thread::sleep(Duration::from_secs(1));
-                match service.query_status() {
-                    Ok(s) if s.current_state == ServiceState::Stopped => break,
-                    Err(_) => break,
-                    _ => {}
-                }
-            }
-        }
-    }
+    stop_and_wait(&service);
     service
         .delete()
         .map_err(|e| anyhow::anyhow!("cannot delete service {SERVICE_NAME}: {e}"))?;
