@@ -62,6 +62,9 @@ ls -l "$exe"
 legacy_args=()
 if [ "${GURURMM_WIN_SKIP_WIN7:-0}" != 1 ]; then
   step "build gururmm-agent.exe for Windows 7 (x86_64-win7-windows-gnu, release)"
+  # cc (for ring's C code) does not know this target and would use the Linux compiler.
+  export CC_x86_64_win7_windows_gnu=x86_64-w64-mingw32-gcc
+  export AR_x86_64_win7_windows_gnu=x86_64-w64-mingw32-ar
   if "$cargo_win" build --release --locked -p gururmm-agent \
     -Zbuild-std=std,panic_abort --target x86_64-win7-windows-gnu; then
     win7_exe=$target_dir/x86_64-win7-windows-gnu/release/gururmm-agent.exe
