@@ -6,9 +6,9 @@
 #
 # Cached between runs on the same machine (outside the clone), so a second run rebuilds little:
 #   $GURURMM_WIN_CACHE (default /var/cache/gururmm)/target-win   cargo target dir of both builds
-#   $GURURMM_WIN_CACHE/src          a mirror of the sources, updated by content (rsync -c), so
-#                                   a fresh clone elsewhere does not look new to cargo: files
-#                                   that did not change keep their old paths and times
+#   $GURURMM_WIN_CACHE/src          a mirror of the sources, updated by content (rsync -c,
+#                                   without -t), so a fresh clone does not look new to cargo:
+#                                   files that did not change keep their old path and time
 #   $GURURMM_WIN_CACHE/wineprefix   the Wine prefix, with the shim
 # Runs are serialised on $GURURMM_WIN_CACHE/lock.
 #
@@ -47,7 +47,7 @@ cargo_win=/usr/bin/cargo
 
 src=$cache/src
 mkdir -p "$src"
-rsync -a -c --delete --exclude /target --exclude /.git --exclude node_modules \
+rsync -rlpc --delete --exclude /target --exclude /.git --exclude node_modules \
   --exclude /dashboard "$repo/" "$src/"
 cd "$src"
 
