@@ -412,6 +412,17 @@ def service_tests(api, args, env, adir, cfg, agent_id):
     if a:
         r = command(api, agent_id, "echo %OS%", 30, 60)
         check("the service runs commands", r.get("stdout", "").strip() == "Windows_NT", r)
+        # The upgrade: install again over the running service.
+        mark = len(read_logs(adir))
+        r = wine(env, args.agent, "install", "--config", win_path(cfg), timeout=120)
+        logs = read_logs(adir)[mark:]
+        check("install over the running service (the upgrade) stops it cleanly and starts it again",
+              r.returncode == 0 and "gururmm-agent stopped" in logs, (r.stdout + r.stderr)[-800:] + logs[-800:])
+        # Online, and by a connection the new process made (its log says so).
+        _, back = api.wait_for("/api/agents", lambda v: "connected to the server" in
+                               read_logs(adir)[mark:].split("gururmm-agent stopped", 1)[-1]
+                               and online_agent(api, 0, agent_id) is not None, 60)
+        check("after the upgrade the service comes back online as the same agent", back)
     r = wine(env, args.agent, "uninstall", timeout=120)
     check("uninstall stops and removes the service", r.returncode == 0, (r.stdout + r.stderr)[-1500:])
     logs = read_logs(adir)[before:]
