@@ -1,0 +1,80 @@
+// A hand-made SVG line chart: one or two series over a time range, a value axis with round
+// ticks, and a text summary of the latest values for screen readers and quick reading.
+import { useId } from 'react';
+import { linePath, linearScale, timeTicks, valueAxis, type Point } from '../lib/chart';
+
+export interface Series {
+  label: string;
+  points: Point[];
+  /** CSS class giving the stroke colour. */
+  className: string;
+}
+
+const W = 560;
+const H = 180;
+const M = { top: 10, right: 12, bottom: 24, left: 64 };
+
+export function LineChart({
+  title,
+  series,
+  from,
+  to,
+  format,
+  fixedMax,
+}: {
+  title: string;
+  series: Series[];
+  from: number;
+  to: number;
+  format: (v: number) => string;
+  fixedMax?: number;
+}) {
+  const id = useId();
+  const axis = valueAxis(series.flatMap((s) => s.points.map((p) => p.v)), { fixedMax });
+  const x = linearScale([from, to], [M.left, W - M.right]);
+  const y = linearScale([axis.min, axis.max], [H - M.bottom, M.top]);
+  const hasData = series.some((s) => s.points.some((p) => p.v !== null));
+  const latest = series.map((s) => {
+    const last = [...s.points].reverse().find((p) => p.v !== null);
+    return `${s.label}: ${last && last.v !== null ? format(last.v) : 'no data'}`;
+  });
+
+  return (
+    <figure className="chart">
+      <figcaption id={`${id}-t`}>
+        <span className="chart-title">{title}</span>
+        <span className="chart-latest">
+          {series.map((s, i) => (
+            <span key={s.label} className="legend">
+              <span className={`swatch ${s.className}`} aria-hidden="true" />
+              {latest[i]}
+            </span>
+          ))}
+        </span>
+      </figcaption>
+      <svg viewBox={`0 0 ${W} ${H}`} role="img" aria-labelledby={`${id}-t`}>
+        {axis.ticks.map((t) => (
+          <g key={t} className="grid">
+            <line x1={M.left} x2={W - M.right} y1={y(t)} y2={y(t)} />
+            <text x={M.left - 6} y={y(t)} dy="0.32em" textAnchor="end">
+              {format(t)}
+            </text>
+          </g>
+        ))}
+        {timeTicks(from, to, 4).map((t) => (
+          <text key={t.t} className="tick" x={x(t.t)} y={H - 6} textAnchor="middle">
+            {t.label}
+          </text>
+        ))}
+        {series.map((s) => (
+          <path key={s.label} className={`line ${s.className}`} d={linePath(s.points, x, y)} />
+        ))}
+        {!hasData ? (
+          <text className="nodata" x={W / 2} y={H / 2} textAnchor="middle">
+            No data in this range
+          </text>
+        ) : null}
+      </svg>
+    </figure>
+  );
+}
