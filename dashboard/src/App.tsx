@@ -90,8 +90,9 @@ function Shell({ loc }: { loc: Location }) {
         <div className="who">
           <LiveIndicator />
           <span className="user" title={user.email}>
-            {user.email} <span className="role">({user.role})</span>
+            {user.email}
           </span>
+          <span className="role">({user.role})</span>
           <button type="button" className="secondary small" onClick={() => logout('You have signed out.')}>
             Sign out
           </button>

@@ -10,9 +10,9 @@ export interface Series {
   className: string;
 }
 
-const W = 560;
-const H = 180;
-const M = { top: 10, right: 12, bottom: 24, left: 64 };
+const W = 520;
+const H = 190;
+const M = { top: 10, right: 10, bottom: 26, left: 72 };
 
 export function LineChart({
   title,
@@ -21,6 +21,7 @@ export function LineChart({
   to,
   format,
   fixedMax,
+  binary = false,
 }: {
   title: string;
   series: Series[];
@@ -28,9 +29,11 @@ export function LineChart({
   to: number;
   format: (v: number) => string;
   fixedMax?: number;
+  /** Values are bytes: put the ticks on round binary units. */
+  binary?: boolean;
 }) {
   const id = useId();
-  const axis = valueAxis(series.flatMap((s) => s.points.map((p) => p.v)), { fixedMax });
+  const axis = valueAxis(series.flatMap((s) => s.points.map((p) => p.v)), { fixedMax, binary });
   const x = linearScale([from, to], [M.left, W - M.right]);
   const y = linearScale([axis.min, axis.max], [H - M.bottom, M.top]);
   const hasData = series.some((s) => s.points.some((p) => p.v !== null));
@@ -61,8 +64,8 @@ export function LineChart({
             </text>
           </g>
         ))}
-        {timeTicks(from, to, 4).map((t) => (
-          <text key={t.t} className="tick" x={x(t.t)} y={H - 6} textAnchor="middle">
+        {timeTicks(from, to, 4).map((t, i, all) => (
+          <text key={t.t} className="tick" x={x(t.t)} y={H - 6} textAnchor={i === 0 ? 'start' : i === all.length - 1 ? 'end' : 'middle'}>
             {t.label}
           </text>
         ))}

@@ -34,6 +34,11 @@ describe('niceStep and valueAxis', () => {
     expect(a.max).toBe(1500);
     expect(a.ticks).toEqual([0, 500, 1000, 1500]);
   });
+  it('rounds byte values in binary units when asked', () => {
+    const a = valueAxis([0, 60_000], { binary: true });
+    expect(a.ticks).toEqual([0, 20 * 1024, 40 * 1024, 60 * 1024]);
+    expect(valueAxis([0, 500], { binary: true }).ticks).toEqual([0, 200, 400, 600]);
+  });
   it('handles no data and all-zero data', () => {
     expect(valueAxis([]).max).toBeGreaterThan(0);
     expect(valueAxis([0, 0]).max).toBeGreaterThan(0);

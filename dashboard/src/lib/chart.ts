@@ -40,9 +40,19 @@ export interface Axis {
  * A value axis from 0 (or below, for negative data) up to a round number at or above the largest
  * value. `fixedMax` (e.g. 100 for percentages) is used when the data stays under it.
  */
-export function valueAxis(values: (number | null)[], { fixedMax, count = 4 }: { fixedMax?: number; count?: number } = {}): Axis {
+export function valueAxis(
+  values: (number | null)[],
+  { fixedMax, count = 4, binary = false }: { fixedMax?: number; count?: number; binary?: boolean } = {},
+): Axis {
   const finite = values.filter((v): v is number => typeof v === 'number' && Number.isFinite(v));
   const dataMax = finite.length ? Math.max(...finite) : 0;
+  if (binary && dataMax >= 1024) {
+    // Byte values: round in the largest binary unit below the maximum (KiB, MiB, ...), so the
+    // ticks read 20 KiB, 40 KiB rather than 19.5 KiB, 39.1 KiB.
+    const unit = 1024 ** Math.floor(Math.log(dataMax) / Math.log(1024));
+    const scaled = valueAxis(finite.map((v) => v / unit), { fixedMax: fixedMax === undefined ? undefined : fixedMax / unit, count });
+    return { min: scaled.min * unit, max: scaled.max * unit, ticks: scaled.ticks.map((t) => t * unit) };
+  }
   const dataMin = finite.length ? Math.min(...finite) : 0;
   const min = Math.min(0, dataMin);
   let top = fixedMax !== undefined && dataMax <= fixedMax ? fixedMax : dataMax;

@@ -113,6 +113,7 @@ function MetricsCharts({ agentId }: { agentId: string }) {
           from={from}
           to={to}
           format={formatRate}
+          binary
         />
       </div>
       {history.data ? <p className="muted small-text">Each point averages {Math.round(history.data.bucket_seconds)} s.</p> : null}

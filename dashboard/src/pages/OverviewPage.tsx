@@ -35,6 +35,7 @@ export function OverviewPage() {
     if (known) agents.setData((list) => list && applyAgentStatus(list, e.data.agent_id, e.data.online));
     else agents.reload(); // a newly enrolled agent
     stats.reload();
+    summary.reload();
   });
 
   const shown = useMemo(() => sortAgents(filterAgents(agents.data ?? [], filters), sort.key, sort.dir), [agents.data, filters, sort]);
