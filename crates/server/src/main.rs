@@ -1,1 +1,130 @@
-fn main() {}
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use gururmm_server::{auth, config::Config, db::Store, logging};
+
+#[derive(Parser)]
+#[command(
+    name = "gururmm-server",
+    version,
+    about = "GuruRMM server: REST API, agent hub and dashboard"
+)]
+struct Cli {
+    /// TOML settings file; GURURMM_* environment variables override it.
+    #[arg(long, global = true, env = "GURURMM_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve (the default).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage users.
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserAction {
+    /// Create a user, or reset the password and role of an existing one.
+    Add {
+        #[arg(long)]
+        email: String,
+        /// The password; or set GURURMM_USER_PASSWORD to keep it out of the process list.
+        #[arg(long, env = "GURURMM_USER_PASSWORD", hide_env_values = true)]
+        password: String,
+        #[arg(long, default_value = "admin", value_parser = ["admin", "technician", "viewer"])]
+        role: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let _guard = logging::init(&config);
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    match runtime.block_on(run(cli.command.unwrap_or(Command::Serve), config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    match command {
+        Command::Serve => {
+            let listener = tokio::net::TcpListener::bind(config.listen)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
+            gururmm_server::launch(config, listener, shutdown_signal()).await
+        }
+        Command::Migrate => {
+            let store = Store::connect(&config.effective_database_url()).await?;
+            store.migrate().await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::User {
+            action:
+                UserAction::Add {
+                    email,
+                    password,
+                    role,
+                },
+        } => {
+            let email = auth::validate_email(&email).map_err(anyhow::Error::msg)?;
+            auth::validate_password(&password).map_err(anyhow::Error::msg)?;
+            let store = Store::connect(&config.effective_database_url()).await?;
+            store.migrate().await?;
+            let hash = auth::hash_password(&password)?;
+            match store.user_by_email(&email).await? {
+                Some(existing) => {
+                    store.set_user_password(&existing.id, &hash, &role).await?;
+                    println!("updated user {email} ({role})");
+                }
+                None => {
+                    store.create_user(&email, &hash, &role).await?;
+                    println!("created user {email} ({role})");
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

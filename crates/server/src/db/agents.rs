@@ -1,0 +1,334 @@
+use serde::Serialize;
+use sqlx::Row;
+
+use super::{new_id, now_ms, DbResult, Store};
+
+/// An agent as the API shows it. `online` is not stored: it is filled from the live socket
+/// registry, so it is true exactly while the agent's connection is.
+#[derive(Debug, Clone, Serialize)]
+pub struct AgentRecord {
+    pub id: String,
+    pub site_id: Option<String>,
+    pub site_name: Option<String>,
+    pub client_id: Option<String>,
+    pub client_name: Option<String>,
+    pub hostname: String,
+    pub device_id: Option<String>,
+    pub os_type: Option<String>,
+    pub os_version: Option<String>,
+    pub arch: Option<String>,
+    pub version: Option<String>,
+    pub online: bool,
+    pub status: &'static str,
+    #[serde(with = "super::rfc3339::option")]
+    pub last_seen: Option<i64>,
+    #[serde(with = "super::rfc3339")]
+    pub created_at: i64,
+}
+
+impl AgentRecord {
+    pub fn set_online(&mut self, online: bool) {
+        self.online = online;
+        self.status = if online { "online" } else { "offline" };
+    }
+}
+
+pub struct NewAgent<'a> {
+    pub site_id: Option<&'a str>,
+    pub hostname: &'a str,
+    pub device_id: Option<&'a str>,
+    pub os_type: Option<&'a str>,
+    pub os_version: Option<&'a str>,
+    pub arch: Option<&'a str>,
+    pub version: Option<&'a str>,
+    pub api_key_hash: &'a str,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AgentState {
+    pub agent_id: String,
+    pub network: Option<serde_json::Value>,
+    pub metrics: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AgentStats {
+    pub total: i64,
+    pub online: i64,
+    pub offline: i64,
+    pub unassigned: i64,
+    pub by_os: std::collections::BTreeMap<String, i64>,
+    pub by_version: std::collections::BTreeMap<String, i64>,
+}
+
+const AGENT_SELECT: &str =
+    "SELECT a.id, a.site_id, s.name AS site_name, s.client_id, c.name AS client_name, \
+    a.hostname, a.device_id, a.os_type, a.os_version, a.arch, a.version, a.last_seen, a.created_at \
+    FROM agents a LEFT JOIN sites s ON s.id = a.site_id LEFT JOIN clients c ON c.id = s.client_id";
+
+fn from_row(row: &sqlx::any::AnyRow) -> DbResult<AgentRecord> {
+    Ok(AgentRecord {
+        id: row.try_get("id")?,
+        site_id: row.try_get("site_id")?,
+        site_name: row.try_get("site_name")?,
+        client_id: row.try_get("client_id")?,
+        client_name: row.try_get("client_name")?,
+        hostname: row.try_get("hostname")?,
+        device_id: row.try_get("device_id")?,
+        os_type: row.try_get("os_type")?,
+        os_version: row.try_get("os_version")?,
+        arch: row.try_get("arch")?,
+        version: row.try_get("version")?,
+        online: false,
+        status: "offline",
+        last_seen: row.try_get("last_seen")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+/// Which agents a list returns.
+#[derive(Debug, Default, Clone)]
+pub struct AgentFilter<'a> {
+    pub client_id: Option<&'a str>,
+    pub site_id: Option<&'a str>,
+    /// Case-insensitive substring of the hostname.
+    pub search: Option<&'a str>,
+    pub unassigned_only: bool,
+}
+
+impl Store {
+    pub async fn insert_agent(&self, a: NewAgent<'_>) -> DbResult<String> {
+        let id = new_id();
+        sqlx::query(
+            "INSERT INTO agents (id, site_id, device_id, hostname, os_type, os_version, arch, version, api_key_hash, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(&id)
+        .bind(a.site_id)
+        .bind(a.device_id)
+        .bind(a.hostname)
+        .bind(a.os_type)
+        .bind(a.os_version)
+        .bind(a.arch)
+        .bind(a.version)
+        .bind(a.api_key_hash)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(id)
+    }
+
+    pub async fn agent(&self, id: &str) -> DbResult<Option<AgentRecord>> {
+        let row = sqlx::query(&format!("{AGENT_SELECT} WHERE a.id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    pub async fn list_agents(&self, filter: &AgentFilter<'_>) -> DbResult<Vec<AgentRecord>> {
+        let mut sql = format!("{AGENT_SELECT} WHERE 1 = 1");
+        let mut binds: Vec<String> = Vec::new();
+        if let Some(cid) = filter.client_id {
+            binds.push(cid.to_owned());
+            sql.push_str(&format!(" AND s.client_id = ${}", binds.len()));
+        }
+        if let Some(sid) = filter.site_id {
+            binds.push(sid.to_owned());
+            sql.push_str(&format!(" AND a.site_id = ${}", binds.len()));
+        }
+        if let Some(search) = filter.search.filter(|s| !s.is_empty()) {
+            binds.push(format!("%{}%", search.to_lowercase()));
+            sql.push_str(&format!(" AND LOWER(a.hostname) LIKE ${}", binds.len()));
+        }
+        if filter.unassigned_only {
+            sql.push_str(" AND a.site_id IS NULL");
+        }
+        sql.push_str(" ORDER BY a.hostname, a.id");
+        let mut query = sqlx::query(&sql);
+        for b in &binds {
+            query = query.bind(b);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    pub async fn agent_id_by_key_hash(&self, hash: &str) -> DbResult<Option<String>> {
+        sqlx::query_scalar("SELECT id FROM agents WHERE api_key_hash = $1")
+            .bind(hash)
+            .fetch_optional(&self.pool)
+            .await
+    }
+
+    pub async fn agent_id_by_device(&self, device_id: &str) -> DbResult<Option<String>> {
+        sqlx::query_scalar("SELECT id FROM agents WHERE device_id = $1")
+            .bind(device_id)
+            .fetch_optional(&self.pool)
+            .await
+    }
+
+    /// Records what an agent said about itself when it authenticated.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn update_agent_identity(
+        &self,
+        id: &str,
+        device_id: &str,
+        hostname: &str,
+        os_type: &str,
+        os_version: &str,
+        arch: &str,
+        version: &str,
+    ) -> DbResult<()> {
+        sqlx::query(
+            "UPDATE agents SET device_id = $1, hostname = $2, os_type = $3, os_version = $4, arch = $5, version = $6, last_seen = $7 \
+             WHERE id = $8",
+        )
+        .bind(device_id)
+        .bind(hostname)
+        .bind(os_type)
+        .bind(os_version)
+        .bind(arch)
+        .bind(version)
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn set_agent_key_hash(&self, id: &str, hash: &str) -> DbResult<()> {
+        sqlx::query("UPDATE agents SET api_key_hash = $1 WHERE id = $2")
+            .bind(hash)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn touch_agent(&self, id: &str) -> DbResult<()> {
+        sqlx::query("UPDATE agents SET last_seen = $1 WHERE id = $2")
+            .bind(now_ms())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn move_agent(&self, id: &str, site_id: Option<&str>) -> DbResult<bool> {
+        let done = sqlx::query("UPDATE agents SET site_id = $1 WHERE id = $2")
+            .bind(site_id)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    pub async fn delete_agent(&self, id: &str) -> DbResult<bool> {
+        let done = sqlx::query("DELETE FROM agents WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Counts per OS and version; online figures are added by the caller from the hub.
+    pub async fn agent_counts(&self) -> DbResult<AgentStats> {
+        let mut stats = AgentStats {
+            total: 0,
+            online: 0,
+            offline: 0,
+            unassigned: 0,
+            by_os: Default::default(),
+            by_version: Default::default(),
+        };
+        let rows = sqlx::query("SELECT COALESCE(os_type, 'unknown') AS k, COUNT(*) AS n FROM agents GROUP BY COALESCE(os_type, 'unknown')")
+            .fetch_all(&self.pool)
+            .await?;
+        for row in rows {
+            let n: i64 = row.try_get("n")?;
+            stats.total += n;
+            stats.by_os.insert(row.try_get("k")?, n);
+        }
+        let rows = sqlx::query("SELECT COALESCE(version, 'unknown') AS k, COUNT(*) AS n FROM agents GROUP BY COALESCE(version, 'unknown')")
+            .fetch_all(&self.pool)
+            .await?;
+        for row in rows {
+            stats
+                .by_version
+                .insert(row.try_get("k")?, row.try_get("n")?);
+        }
+        stats.unassigned = sqlx::query_scalar("SELECT COUNT(*) FROM agents WHERE site_id IS NULL")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(stats)
+    }
+
+    /// Stores the network state if its hash differs from the stored one; returns whether it did.
+    pub async fn store_network_state(
+        &self,
+        agent_id: &str,
+        hash: &str,
+        json: &str,
+    ) -> DbResult<bool> {
+        let current: Option<Option<String>> =
+            sqlx::query_scalar("SELECT network_hash FROM agent_state WHERE agent_id = $1")
+                .bind(agent_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        if current.flatten().as_deref() == Some(hash) {
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO agent_state (agent_id, network_hash, network_json, network_updated_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (agent_id) DO UPDATE SET network_hash = $2, network_json = $3, network_updated_at = $4",
+        )
+        .bind(agent_id)
+        .bind(hash)
+        .bind(json)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(true)
+    }
+
+    pub async fn store_metrics_snapshot(&self, agent_id: &str, json: &str) -> DbResult<()> {
+        sqlx::query(
+            "INSERT INTO agent_state (agent_id, metrics_json, metrics_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (agent_id) DO UPDATE SET metrics_json = $2, metrics_at = $3",
+        )
+        .bind(agent_id)
+        .bind(json)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn agent_state(&self, agent_id: &str) -> DbResult<AgentState> {
+        let row = sqlx::query(
+            "SELECT network_hash, network_json, network_updated_at, metrics_json FROM agent_state WHERE agent_id = $1",
+        )
+        .bind(agent_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let mut state = AgentState {
+            agent_id: agent_id.to_owned(),
+            network: None,
+            metrics: None,
+        };
+        if let Some(row) = row {
+            let network: Option<String> = row.try_get("network_json")?;
+            if let Some(json) = network {
+                let mut v: serde_json::Value = serde_json::from_str(&json).unwrap_or_default();
+                let updated: Option<i64> = row.try_get("network_updated_at")?;
+                if let (Some(obj), Some(ts)) = (v.as_object_mut(), updated) {
+                    obj.insert("updated_at".into(), super::rfc3339::format(ts).into());
+                }
+                state.network = Some(v);
+            }
+            let metrics: Option<String> = row.try_get("metrics_json")?;
+            state.metrics = metrics.and_then(|m| serde_json::from_str(&m).ok());
+        }
+        Ok(state)
+    }
+}

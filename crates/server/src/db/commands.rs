@@ -1,0 +1,272 @@
+use gururmm_protocol::command_status::{CANCELLED, PENDING, RUNNING, TIMED_OUT};
+use serde::Serialize;
+use sqlx::Row;
+
+use super::{new_id, now_ms, DbResult, Store};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CommandRecord {
+    pub id: String,
+    pub agent_id: String,
+    pub hostname: Option<String>,
+    pub command_type: String,
+    pub command: String,
+    pub interpreter: Option<String>,
+    pub timeout_seconds: i64,
+    pub elevated: bool,
+    pub status: String,
+    pub exit_code: Option<i64>,
+    pub stdout: Option<String>,
+    pub stderr: Option<String>,
+    pub duration_ms: Option<i64>,
+    pub created_by: Option<String>,
+    #[serde(with = "super::rfc3339")]
+    pub created_at: i64,
+    #[serde(with = "super::rfc3339::option")]
+    pub sent_at: Option<i64>,
+    #[serde(with = "super::rfc3339::option")]
+    pub completed_at: Option<i64>,
+}
+
+impl CommandRecord {
+    /// The wire form sent to the agent.
+    pub fn to_wire(&self) -> gururmm_protocol::Command {
+        gururmm_protocol::Command {
+            id: self.id.clone(),
+            command_type: gururmm_protocol::CommandType::parse(&self.command_type),
+            command: self.command.clone(),
+            timeout_seconds: self.timeout_seconds.max(0) as u64,
+            elevated: self.elevated,
+            interpreter: self.interpreter.clone(),
+            working_directory: None,
+            context_files: None,
+        }
+    }
+}
+
+pub struct NewCommand<'a> {
+    pub agent_id: &'a str,
+    pub command_type: &'a str,
+    pub command: &'a str,
+    pub interpreter: Option<&'a str>,
+    pub timeout_seconds: i64,
+    pub elevated: bool,
+    pub created_by: Option<&'a str>,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct CommandFilter {
+    pub agent_id: Option<String>,
+    pub status: Option<String>,
+    /// Created at or after, Unix ms.
+    pub since: Option<i64>,
+    /// Created before, Unix ms.
+    pub until: Option<i64>,
+    pub limit: i64,
+}
+
+const SELECT: &str = "SELECT m.id, m.agent_id, a.hostname, m.command_type, m.command, m.interpreter, m.timeout_seconds, \
+    m.elevated, m.status, m.exit_code, m.stdout, m.stderr, m.duration_ms, m.created_by, m.created_at, m.sent_at, m.completed_at \
+    FROM commands m LEFT JOIN agents a ON a.id = m.agent_id";
+
+fn from_row(row: &sqlx::any::AnyRow) -> DbResult<CommandRecord> {
+    Ok(CommandRecord {
+        id: row.try_get("id")?,
+        agent_id: row.try_get("agent_id")?,
+        hostname: row.try_get("hostname")?,
+        command_type: row.try_get("command_type")?,
+        command: row.try_get("command")?,
+        interpreter: row.try_get("interpreter")?,
+        timeout_seconds: row.try_get("timeout_seconds")?,
+        elevated: row.try_get::<i64, _>("elevated")? != 0,
+        status: row.try_get("status")?,
+        exit_code: row.try_get("exit_code")?,
+        stdout: row.try_get("stdout")?,
+        stderr: row.try_get("stderr")?,
+        duration_ms: row.try_get("duration_ms")?,
+        created_by: row.try_get("created_by")?,
+        created_at: row.try_get("created_at")?,
+        sent_at: row.try_get("sent_at")?,
+        completed_at: row.try_get("completed_at")?,
+    })
+}
+
+/// A command that passed its deadline, as reported by [`Store::time_out_overdue`].
+#[derive(Debug, Clone)]
+pub struct TimedOut {
+    pub id: String,
+    pub agent_id: String,
+}
+
+impl Store {
+    pub async fn insert_command(&self, c: NewCommand<'_>) -> DbResult<CommandRecord> {
+        let id = new_id();
+        sqlx::query(
+            "INSERT INTO commands (id, agent_id, command_type, command, interpreter, timeout_seconds, elevated, status, created_by, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(&id)
+        .bind(c.agent_id)
+        .bind(c.command_type)
+        .bind(c.command)
+        .bind(c.interpreter)
+        .bind(c.timeout_seconds)
+        .bind(i64::from(c.elevated))
+        .bind(PENDING)
+        .bind(c.created_by)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(self.command(&id).await?.expect("row just inserted"))
+    }
+
+    pub async fn command(&self, id: &str) -> DbResult<Option<CommandRecord>> {
+        let row = sqlx::query(&format!("{SELECT} WHERE m.id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    pub async fn list_commands(&self, f: &CommandFilter) -> DbResult<Vec<CommandRecord>> {
+        let mut sql = format!("{SELECT} WHERE 1 = 1");
+        let mut n = 0;
+        let mut next = || {
+            n += 1;
+            n
+        };
+        if f.agent_id.is_some() {
+            sql.push_str(&format!(" AND m.agent_id = ${}", next()));
+        }
+        if f.status.is_some() {
+            sql.push_str(&format!(" AND m.status = ${}", next()));
+        }
+        if f.since.is_some() {
+            sql.push_str(&format!(" AND m.created_at >= ${}", next()));
+        }
+        if f.until.is_some() {
+            sql.push_str(&format!(" AND m.created_at < ${}", next()));
+        }
+        sql.push_str(&format!(
+            " ORDER BY m.created_at DESC, m.id LIMIT ${}",
+            next()
+        ));
+        let mut q = sqlx::query(&sql);
+        if let Some(v) = &f.agent_id {
+            q = q.bind(v);
+        }
+        if let Some(v) = &f.status {
+            q = q.bind(v);
+        }
+        if let Some(v) = f.since {
+            q = q.bind(v);
+        }
+        if let Some(v) = f.until {
+            q = q.bind(v);
+        }
+        let rows = q.bind(f.limit).fetch_all(&self.pool).await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    /// The agent's queued commands, oldest first.
+    pub async fn pending_commands(&self, agent_id: &str) -> DbResult<Vec<CommandRecord>> {
+        let rows = sqlx::query(&format!(
+            "{SELECT} WHERE m.agent_id = $1 AND m.status = $2 ORDER BY m.created_at, m.id"
+        ))
+        .bind(agent_id)
+        .bind(PENDING)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    /// pending -> running, once: returns false if another path already sent or cancelled it.
+    pub async fn mark_running(&self, id: &str) -> DbResult<bool> {
+        let done = sqlx::query(
+            "UPDATE commands SET status = $1, sent_at = $2 WHERE id = $3 AND status = $4",
+        )
+        .bind(RUNNING)
+        .bind(now_ms())
+        .bind(id)
+        .bind(PENDING)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Stores an agent's result. The command must belong to that agent. A cancelled command
+    /// keeps its status but gets the output; a result that arrives after the server timed the
+    /// command out replaces the timeout with what really happened. A second result for a
+    /// finished command is ignored. Returns the stored status, or None if no such command.
+    pub async fn store_result(
+        &self,
+        agent_id: &str,
+        id: &str,
+        status: &str,
+        exit_code: i64,
+        stdout: &str,
+        stderr: &str,
+        duration_ms: i64,
+    ) -> DbResult<Option<String>> {
+        sqlx::query(
+            "UPDATE commands SET exit_code = $1, stdout = $2, stderr = $3, duration_ms = $4, completed_at = $5, \
+             status = CASE WHEN status = $6 THEN status ELSE $7 END \
+             WHERE id = $8 AND agent_id = $9 AND (exit_code IS NULL)",
+        )
+        .bind(exit_code)
+        .bind(stdout)
+        .bind(stderr)
+        .bind(duration_ms)
+        .bind(now_ms())
+        .bind(CANCELLED)
+        .bind(status)
+        .bind(id)
+        .bind(agent_id)
+        .execute(&self.pool)
+        .await?;
+        sqlx::query_scalar("SELECT status FROM commands WHERE id = $1 AND agent_id = $2")
+            .bind(id)
+            .bind(agent_id)
+            .fetch_optional(&self.pool)
+            .await
+    }
+
+    /// Marks running commands whose timeout plus `grace_ms` has passed as timed out.
+    pub async fn time_out_overdue(&self, grace_ms: i64) -> DbResult<Vec<TimedOut>> {
+        let now = now_ms();
+        let rows = sqlx::query(
+            "UPDATE commands SET status = $1, completed_at = $2 \
+             WHERE status = $3 AND sent_at IS NOT NULL AND sent_at + timeout_seconds * 1000 + $4 < $2 \
+             RETURNING id, agent_id",
+        )
+        .bind(TIMED_OUT)
+        .bind(now)
+        .bind(RUNNING)
+        .bind(grace_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(TimedOut {
+                    id: r.try_get("id")?,
+                    agent_id: r.try_get("agent_id")?,
+                })
+            })
+            .collect()
+    }
+
+    /// pending or running -> cancelled. Returns false if the command had already finished.
+    pub async fn cancel_command(&self, id: &str) -> DbResult<bool> {
+        let done = sqlx::query(
+            "UPDATE commands SET status = $1, completed_at = $2 WHERE id = $3 AND status IN ($4, $5)",
+        )
+        .bind(CANCELLED)
+        .bind(now_ms())
+        .bind(id)
+        .bind(PENDING)
+        .bind(RUNNING)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+}

@@ -1,0 +1,185 @@
+use gururmm_protocol::{MetricsReport, WatchdogEvent};
+use serde::Serialize;
+use sqlx::Row;
+
+use super::{new_id, now_ms, DbResult, Store};
+
+/// One point of a metrics series; a bucket average when the range is downsampled.
+#[derive(Debug, Clone, Serialize)]
+pub struct MetricsPoint {
+    #[serde(with = "super::rfc3339")]
+    pub timestamp: i64,
+    pub cpu_percent: Option<f64>,
+    pub memory_used_bytes: Option<i64>,
+    pub memory_total_bytes: Option<i64>,
+    pub disk_used_bytes: Option<i64>,
+    pub disk_total_bytes: Option<i64>,
+    /// Cumulative counters: the highest value in the bucket.
+    pub network_rx_bytes: Option<i64>,
+    pub network_tx_bytes: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MetricsSummary {
+    /// Agents with a report in the window.
+    pub agents_reporting: i64,
+    pub window_seconds: i64,
+    pub avg_cpu_percent: Option<f64>,
+    pub max_cpu_percent: Option<f64>,
+    pub avg_memory_percent: Option<f64>,
+    pub max_disk_percent: Option<f64>,
+    pub points: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct WatchdogEventRecord {
+    pub id: String,
+    pub agent_id: String,
+    pub service: String,
+    pub event: String,
+    pub message: Option<String>,
+    #[serde(with = "super::rfc3339")]
+    pub timestamp: i64,
+}
+
+fn clamp_u64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+impl Store {
+    pub async fn insert_metrics(&self, agent_id: &str, m: &MetricsReport) -> DbResult<()> {
+        let disk_total: Option<i64> =
+            (!m.disks.is_empty()).then(|| m.disks.iter().map(|d| clamp_u64(d.total_bytes)).sum());
+        let disk_used: Option<i64> =
+            (!m.disks.is_empty()).then(|| m.disks.iter().map(|d| clamp_u64(d.used_bytes)).sum());
+        let disks_json = serde_json::to_string(&m.disks).unwrap_or_default();
+        // The agent's clock may be off; a timestamp far in the future would hide newer points.
+        let ts = (m.timestamp.saturating_mul(1000)).min(now_ms() + 60_000);
+        sqlx::query(
+            "INSERT INTO metrics (agent_id, ts, cpu_percent, memory_used_bytes, memory_total_bytes, disk_used_bytes, disk_total_bytes, \
+             network_rx_bytes, network_tx_bytes, disks_json) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(agent_id)
+        .bind(ts)
+        .bind(m.cpu_percent.filter(|v| v.is_finite()))
+        .bind(m.memory_used_bytes.map(clamp_u64))
+        .bind(m.memory_total_bytes.map(clamp_u64))
+        .bind(disk_used)
+        .bind(disk_total)
+        .bind(m.network.as_ref().map(|n| clamp_u64(n.rx_bytes)))
+        .bind(m.network.as_ref().map(|n| clamp_u64(n.tx_bytes)))
+        .bind(disks_json)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Points in [from_ms, to_ms), averaged into buckets of `bucket_ms`.
+    pub async fn metrics_range(
+        &self,
+        agent_id: &str,
+        from_ms: i64,
+        to_ms: i64,
+        bucket_ms: i64,
+    ) -> DbResult<Vec<MetricsPoint>> {
+        let rows = sqlx::query(
+            "SELECT (ts / $1) * $1 AS bucket, AVG(cpu_percent) AS cpu, \
+             CAST(AVG(memory_used_bytes) AS BIGINT) AS mem_used, CAST(AVG(memory_total_bytes) AS BIGINT) AS mem_total, \
+             CAST(AVG(disk_used_bytes) AS BIGINT) AS disk_used, CAST(AVG(disk_total_bytes) AS BIGINT) AS disk_total, \
+             MAX(network_rx_bytes) AS rx, MAX(network_tx_bytes) AS tx \
+             FROM metrics WHERE agent_id = $2 AND ts >= $3 AND ts < $4 GROUP BY 1 ORDER BY 1",
+        )
+        .bind(bucket_ms.max(1))
+        .bind(agent_id)
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(MetricsPoint {
+                    timestamp: r.try_get("bucket")?,
+                    cpu_percent: r.try_get("cpu")?,
+                    memory_used_bytes: r.try_get("mem_used")?,
+                    memory_total_bytes: r.try_get("mem_total")?,
+                    disk_used_bytes: r.try_get("disk_used")?,
+                    disk_total_bytes: r.try_get("disk_total")?,
+                    network_rx_bytes: r.try_get("rx")?,
+                    network_tx_bytes: r.try_get("tx")?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn metrics_summary(&self, window_ms: i64) -> DbResult<MetricsSummary> {
+        let row = sqlx::query(
+            "SELECT COUNT(DISTINCT agent_id) AS agents, COUNT(*) AS points, AVG(cpu_percent) AS avg_cpu, MAX(cpu_percent) AS max_cpu, \
+             AVG(CAST(memory_used_bytes AS DOUBLE PRECISION) * 100.0 / NULLIF(memory_total_bytes, 0)) AS avg_mem, \
+             MAX(CAST(disk_used_bytes AS DOUBLE PRECISION) * 100.0 / NULLIF(disk_total_bytes, 0)) AS max_disk \
+             FROM metrics WHERE ts >= $1",
+        )
+        .bind(now_ms() - window_ms)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(MetricsSummary {
+            agents_reporting: row.try_get("agents")?,
+            window_seconds: window_ms / 1000,
+            avg_cpu_percent: row.try_get("avg_cpu")?,
+            max_cpu_percent: row.try_get("max_cpu")?,
+            avg_memory_percent: row.try_get("avg_mem")?,
+            max_disk_percent: row.try_get("max_disk")?,
+            points: row.try_get("points")?,
+        })
+    }
+
+    /// Deletes metrics older than the cutoff; returns how many rows went.
+    pub async fn prune_metrics(&self, older_than_ms: i64) -> DbResult<u64> {
+        let done = sqlx::query("DELETE FROM metrics WHERE ts < $1")
+            .bind(older_than_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    pub async fn insert_watchdog_event(&self, agent_id: &str, e: &WatchdogEvent) -> DbResult<()> {
+        sqlx::query(
+            "INSERT INTO watchdog_events (id, agent_id, service, event, message, ts, received_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(new_id())
+        .bind(agent_id)
+        .bind(&e.service)
+        .bind(&e.event)
+        .bind(e.message.as_deref())
+        .bind(e.timestamp.saturating_mul(1000))
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn watchdog_events(
+        &self,
+        agent_id: &str,
+        limit: i64,
+    ) -> DbResult<Vec<WatchdogEventRecord>> {
+        let rows = sqlx::query(
+            "SELECT id, agent_id, service, event, message, ts FROM watchdog_events WHERE agent_id = $1 ORDER BY ts DESC, id LIMIT $2",
+        )
+        .bind(agent_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(WatchdogEventRecord {
+                    id: r.try_get("id")?,
+                    agent_id: r.try_get("agent_id")?,
+                    service: r.try_get("service")?,
+                    event: r.try_get("event")?,
+                    message: r.try_get("message")?,
+                    timestamp: r.try_get("ts")?,
+                })
+            })
+            .collect()
+    }
+}

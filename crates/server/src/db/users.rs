@@ -1,0 +1,100 @@
+use serde::Serialize;
+use sqlx::Row;
+
+use super::{new_id, now_ms, DbResult, Store};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct UserRecord {
+    pub id: String,
+    pub email: String,
+    #[serde(skip)]
+    pub password_hash: String,
+    pub role: String,
+    #[serde(with = "super::rfc3339")]
+    pub created_at: i64,
+}
+
+fn from_row(row: &sqlx::any::AnyRow) -> DbResult<UserRecord> {
+    Ok(UserRecord {
+        id: row.try_get("id")?,
+        email: row.try_get("email")?,
+        password_hash: row.try_get("password_hash")?,
+        role: row.try_get("role")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+const COLUMNS: &str = "id, email, password_hash, role, created_at";
+
+impl Store {
+    pub async fn create_user(
+        &self,
+        email: &str,
+        password_hash: &str,
+        role: &str,
+    ) -> DbResult<UserRecord> {
+        let row = sqlx::query(&format!(
+            "INSERT INTO users (id, email, password_hash, role, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING {COLUMNS}"
+        ))
+        .bind(new_id())
+        .bind(email)
+        .bind(password_hash)
+        .bind(role)
+        .bind(now_ms())
+        .fetch_one(&self.pool)
+        .await?;
+        from_row(&row)
+    }
+
+    pub async fn set_user_password(
+        &self,
+        id: &str,
+        password_hash: &str,
+        role: &str,
+    ) -> DbResult<()> {
+        sqlx::query("UPDATE users SET password_hash = $1, role = $2 WHERE id = $3")
+            .bind(password_hash)
+            .bind(role)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn user_by_email(&self, email: &str) -> DbResult<Option<UserRecord>> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM users WHERE email = $1"))
+            .bind(email)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    pub async fn user_by_id(&self, id: &str) -> DbResult<Option<UserRecord>> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM users WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    pub async fn list_users(&self) -> DbResult<Vec<UserRecord>> {
+        let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM users ORDER BY email"))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    pub async fn delete_user(&self, id: &str) -> DbResult<bool> {
+        let done = sqlx::query("DELETE FROM users WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    pub async fn count_admins(&self) -> DbResult<i64> {
+        sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE role = 'admin'")
+            .fetch_one(&self.pool)
+            .await
+    }
+}

@@ -1,0 +1,52 @@
+//! Live events for the dashboard: agents going online/offline, commands changing state.
+
+use serde::Serialize;
+use tokio::sync::broadcast;
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    AgentStatus {
+        agent_id: String,
+        online: bool,
+        hostname: String,
+    },
+    CommandUpdated {
+        id: String,
+        agent_id: String,
+        status: String,
+    },
+}
+
+impl Event {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Event::AgentStatus { .. } => "agent_status",
+            Event::CommandUpdated { .. } => "command_updated",
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct EventBus {
+    tx: broadcast::Sender<Event>,
+}
+
+impl Default for EventBus {
+    fn default() -> Self {
+        EventBus {
+            tx: broadcast::channel(1024).0,
+        }
+    }
+}
+
+impl EventBus {
+    /// Publishes to whoever listens; no listener is fine.
+    pub fn publish(&self, event: Event) {
+        let _ = self.tx.send(event);
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.tx.subscribe()
+    }
+}

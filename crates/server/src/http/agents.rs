@@ -1,0 +1,400 @@
+//! Agents: the fleet list, registration by a technician, moves, state, metrics, commands.
+
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use gururmm_protocol::CommandType;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::error::{ApiError, ApiResult};
+use super::extract::{AuthUser, Json, Query};
+use crate::auth::{key_hash, new_agent_key};
+use crate::db::{
+    AgentRecord, AgentStats, CommandRecord, MetricsPoint, NewAgent, NewCommand, WatchdogEventRecord,
+};
+use crate::state::AppState;
+
+/// Legacy agents poll; one that polled within the idle timeout counts as online.
+fn legacy_window(state: &AppState) -> Duration {
+    state.config.idle_timeout()
+}
+
+fn with_status(state: &AppState, mut agent: AgentRecord) -> AgentRecord {
+    let online = state.hub.is_online(&agent.id, legacy_window(state));
+    agent.set_online(online);
+    agent
+}
+
+pub(crate) async fn load_agent(state: &AppState, id: &str) -> ApiResult<AgentRecord> {
+    let agent = state
+        .store
+        .agent(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("agent"))?;
+    Ok(with_status(state, agent))
+}
+
+#[derive(Deserialize, Default)]
+pub struct AgentListQuery {
+    client_id: Option<String>,
+    site_id: Option<String>,
+    status: Option<String>,
+    search: Option<String>,
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    _user: AuthUser,
+    Query(q): Query<AgentListQuery>,
+) -> ApiResult<axum::Json<Vec<AgentRecord>>> {
+    let want_online = match q.status.as_deref() {
+        None | Some("") => None,
+        Some("online") => Some(true),
+        Some("offline") => Some(false),
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "status must be online or offline, not {other}"
+            )))
+        }
+    };
+    let filter = crate::db::AgentFilter {
+        client_id: q.client_id.as_deref().filter(|s| !s.is_empty()),
+        site_id: q.site_id.as_deref().filter(|s| !s.is_empty()),
+        search: q.search.as_deref(),
+        unassigned_only: false,
+    };
+    let agents = state.store.list_agents(&filter).await?;
+    Ok(axum::Json(
+        agents
+            .into_iter()
+            .map(|a| with_status(&state, a))
+            .filter(|a| want_online.is_none_or(|w| a.online == w))
+            .collect(),
+    ))
+}
+
+pub async fn unassigned(
+    State(state): State<AppState>,
+    _user: AuthUser,
+) -> ApiResult<axum::Json<Vec<AgentRecord>>> {
+    let filter = crate::db::AgentFilter {
+        unassigned_only: true,
+        ..Default::default()
+    };
+    let agents = state.store.list_agents(&filter).await?;
+    Ok(axum::Json(
+        agents.into_iter().map(|a| with_status(&state, a)).collect(),
+    ))
+}
+
+pub async fn stats(
+    State(state): State<AppState>,
+    _user: AuthUser,
+) -> ApiResult<axum::Json<AgentStats>> {
+    let mut stats = state.store.agent_counts().await?;
+    let ids = state.store.list_agents(&Default::default()).await?;
+    stats.online = ids
+        .iter()
+        .filter(|a| state.hub.is_online(&a.id, legacy_window(&state)))
+        .count() as i64;
+    stats.offline = stats.total - stats.online;
+    Ok(axum::Json(stats))
+}
+
+#[derive(Deserialize)]
+pub struct RegisterAgentBody {
+    hostname: String,
+    #[serde(default)]
+    site_id: Option<String>,
+}
+
+/// A technician registers an agent by hand; its `grmm_` key is shown in this answer only.
+pub async fn register(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Json(body): Json<RegisterAgentBody>,
+) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+    user.require_write()?;
+    let hostname = body.hostname.trim();
+    if hostname.is_empty() || hostname.len() > 255 {
+        return Err(ApiError::BadRequest(
+            "hostname must be 1 to 255 characters".into(),
+        ));
+    }
+    if let Some(site_id) = &body.site_id {
+        if state.store.site(site_id).await?.is_none() {
+            return Err(ApiError::BadRequest(format!(
+                "site {site_id} does not exist"
+            )));
+        }
+    }
+    let key = new_agent_key();
+    let id = state
+        .store
+        .insert_agent(NewAgent {
+            site_id: body.site_id.as_deref(),
+            hostname,
+            device_id: None,
+            os_type: None,
+            os_version: None,
+            arch: None,
+            version: None,
+            api_key_hash: &key_hash(&key),
+        })
+        .await?;
+    state
+        .store
+        .audit(
+            Some(&user.id),
+            "agent.register",
+            "agent",
+            Some(&id),
+            Some(hostname),
+        )
+        .await?;
+    let agent = load_agent(&state, &id).await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(json!({ "agent": agent, "api_key": key })),
+    ))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    _user: AuthUser,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<AgentRecord>> {
+    Ok(axum::Json(load_agent(&state, &id).await?))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    user.require_write()?;
+    if !state.store.delete_agent(&id).await? {
+        return Err(ApiError::not_found("agent"));
+    }
+    state
+        .store
+        .audit(Some(&user.id), "agent.delete", "agent", Some(&id), None)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+pub struct MoveBody {
+    /// The target site; null unassigns the agent.
+    site_id: Option<String>,
+}
+
+pub async fn move_to_site(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+    Json(body): Json<MoveBody>,
+) -> ApiResult<axum::Json<AgentRecord>> {
+    user.require_write()?;
+    if let Some(site_id) = &body.site_id {
+        if state.store.site(site_id).await?.is_none() {
+            return Err(ApiError::BadRequest(format!(
+                "site {site_id} does not exist"
+            )));
+        }
+    }
+    if !state.store.move_agent(&id, body.site_id.as_deref()).await? {
+        return Err(ApiError::not_found("agent"));
+    }
+    state
+        .store
+        .audit(
+            Some(&user.id),
+            "agent.move",
+            "agent",
+            Some(&id),
+            body.site_id.as_deref(),
+        )
+        .await?;
+    Ok(axum::Json(load_agent(&state, &id).await?))
+}
+
+pub async fn agent_state(
+    State(state): State<AppState>,
+    _user: AuthUser,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<crate::db::AgentState>> {
+    load_agent(&state, &id).await?;
+    Ok(axum::Json(state.store.agent_state(&id).await?))
+}
+
+#[derive(Deserialize)]
+pub struct CommandBody {
+    command_type: String,
+    command: String,
+    #[serde(default)]
+    timeout_seconds: Option<u64>,
+    #[serde(default)]
+    elevated: bool,
+    #[serde(default)]
+    interpreter: Option<String>,
+}
+
+pub const DEFAULT_COMMAND_TIMEOUT: u64 = 300;
+pub const MAX_COMMAND_TIMEOUT: u64 = 24 * 3600;
+const MAX_COMMAND_BYTES: usize = 256 * 1024;
+
+/// Creates a `pending` command; if the agent is connected it goes out at once and the answer
+/// already says `running`.
+pub async fn send_command(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+    Json(body): Json<CommandBody>,
+) -> ApiResult<(StatusCode, axum::Json<CommandRecord>)> {
+    user.require_write()?;
+    let kind = CommandType::parse(body.command_type.trim());
+    if !kind.is_known() {
+        let known: Vec<&str> = CommandType::KNOWN.iter().map(|k| k.as_str()).collect();
+        return Err(ApiError::BadRequest(format!(
+            "command_type must be one of {}, not {:?}",
+            known.join(", "),
+            body.command_type
+        )));
+    }
+    if body.command.trim().is_empty() {
+        return Err(ApiError::BadRequest("command must not be empty".into()));
+    }
+    if body.command.len() > MAX_COMMAND_BYTES {
+        return Err(ApiError::PayloadTooLarge(format!(
+            "command must be at most {MAX_COMMAND_BYTES} bytes"
+        )));
+    }
+    let timeout = body.timeout_seconds.unwrap_or(DEFAULT_COMMAND_TIMEOUT);
+    if !(1..=MAX_COMMAND_TIMEOUT).contains(&timeout) {
+        return Err(ApiError::BadRequest(format!(
+            "timeout_seconds must be 1..={MAX_COMMAND_TIMEOUT}"
+        )));
+    }
+    if body.interpreter.as_ref().is_some_and(|i| i.len() > 255) {
+        return Err(ApiError::BadRequest(
+            "interpreter must be at most 255 bytes".into(),
+        ));
+    }
+    load_agent(&state, &id).await?;
+    let minute = Duration::from_secs(60);
+    state.limiter.check(
+        &format!("cmd-agent:{id}"),
+        state.config.commands_per_minute_per_agent,
+        minute,
+    )?;
+    state.limiter.check_and_record(
+        &format!("cmd-user:{}", user.id),
+        state.config.commands_per_minute_per_user,
+        minute,
+    )?;
+    state.limiter.record(&format!("cmd-agent:{id}"));
+
+    let command = state
+        .store
+        .insert_command(NewCommand {
+            agent_id: &id,
+            command_type: kind.as_str(),
+            command: &body.command,
+            interpreter: body.interpreter.as_deref().filter(|i| !i.trim().is_empty()),
+            timeout_seconds: timeout as i64,
+            elevated: body.elevated,
+            created_by: Some(&user.email),
+        })
+        .await?;
+    state
+        .store
+        .audit(
+            Some(&user.id),
+            "command.create",
+            "agent",
+            Some(&id),
+            Some(&format!("{} {}: {}", command.id, kind, body.command)),
+        )
+        .await?;
+    state.events.publish(crate::events::Event::CommandUpdated {
+        id: command.id.clone(),
+        agent_id: id.clone(),
+        status: command.status.clone(),
+    });
+    state.hub.dispatch(&id).await;
+    let command = state
+        .store
+        .command(&command.id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("command"))?;
+    Ok((StatusCode::CREATED, axum::Json(command)))
+}
+
+#[derive(Deserialize)]
+pub struct MetricsQuery {
+    from: Option<String>,
+    to: Option<String>,
+}
+
+/// Most points a range returns; longer ranges are averaged into buckets.
+const MAX_POINTS: i64 = 360;
+
+pub(crate) fn parse_time(name: &str, value: &str) -> ApiResult<i64> {
+    if let Ok(secs) = value.parse::<i64>() {
+        return Ok(secs.saturating_mul(1000));
+    }
+    chrono::DateTime::parse_from_rfc3339(value)
+        .map(|t| t.timestamp_millis())
+        .map_err(|_| {
+            ApiError::BadRequest(format!(
+                "{name} must be an RFC 3339 time or Unix seconds, not {value:?}"
+            ))
+        })
+}
+
+pub async fn metrics(
+    State(state): State<AppState>,
+    _user: AuthUser,
+    Path(id): Path<String>,
+    Query(q): Query<MetricsQuery>,
+) -> ApiResult<axum::Json<Value>> {
+    load_agent(&state, &id).await?;
+    let now = crate::db::now_ms();
+    let to =
+        q.to.as_deref()
+            .map(|v| parse_time("to", v))
+            .transpose()?
+            .unwrap_or(now);
+    let from = q
+        .from
+        .as_deref()
+        .map(|v| parse_time("from", v))
+        .transpose()?
+        .unwrap_or(to - 3600 * 1000);
+    if from >= to {
+        return Err(ApiError::BadRequest("from must be before to".into()));
+    }
+    let range_ms = to - from;
+    // Raw points (second resolution) for short ranges; buckets for long ones.
+    let bucket_ms = (range_ms / MAX_POINTS).max(1000);
+    let points: Vec<MetricsPoint> = state.store.metrics_range(&id, from, to, bucket_ms).await?;
+    Ok(axum::Json(json!({
+        "agent_id": id,
+        "from": crate::db::rfc3339::format(from),
+        "to": crate::db::rfc3339::format(to),
+        "bucket_seconds": bucket_ms / 1000,
+        "points": points,
+    })))
+}
+
+pub async fn watchdog_events(
+    State(state): State<AppState>,
+    _user: AuthUser,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<Vec<WatchdogEventRecord>>> {
+    load_agent(&state, &id).await?;
+    Ok(axum::Json(state.store.watchdog_events(&id, 500).await?))
+}

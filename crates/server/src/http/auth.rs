@@ -1,0 +1,184 @@
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::error::{ApiError, ApiResult};
+use super::extract::{AuthUser, Json};
+use crate::auth::{
+    dummy_hash, hash_password, validate_email, validate_password, verify_password, ROLES,
+};
+use crate::db::UserRecord;
+use crate::state::AppState;
+
+const LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
+
+#[derive(Deserialize)]
+pub struct LoginRequest {
+    email: String,
+    password: String,
+}
+
+pub async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Json(req): Json<LoginRequest>,
+) -> ApiResult<axum::Json<Value>> {
+    let email = req.email.trim().to_lowercase();
+    let ip_key = format!("login-ip:{}", peer.ip());
+    let account_key = format!("login-account:{email}");
+    // Failed attempts are counted per address and per account; either limit stops guessing.
+    state.limiter.check(
+        &ip_key,
+        state.config.login_attempts_per_address,
+        LOGIN_WINDOW,
+    )?;
+    state.limiter.check(
+        &account_key,
+        state.config.login_attempts_per_account,
+        LOGIN_WINDOW,
+    )?;
+
+    let user = state.store.user_by_email(&email).await?;
+    let hash = user
+        .as_ref()
+        .map(|u| u.password_hash.clone())
+        .unwrap_or_else(|| dummy_hash().to_owned());
+    let password = req.password;
+    let valid = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    let user = match (user, valid) {
+        (Some(user), true) => user,
+        _ => {
+            state.limiter.record(&ip_key);
+            state.limiter.record(&account_key);
+            tracing::info!(ip = %peer.ip(), "failed login");
+            return Err(ApiError::Unauthorized("wrong email or password".into()));
+        }
+    };
+    state.limiter.reset(&account_key);
+    let (token, exp) = state.jwt.issue(&user.id, &user.role)?;
+    Ok(axum::Json(json!({
+        "token": token,
+        "expires_at": crate::db::rfc3339::format(exp * 1000),
+        "user": user,
+    })))
+}
+
+#[derive(Deserialize)]
+pub struct NewUserRequest {
+    email: String,
+    password: String,
+    #[serde(default)]
+    role: Option<String>,
+}
+
+async fn create_user(
+    state: &AppState,
+    req: NewUserRequest,
+    default_role: &str,
+) -> ApiResult<UserRecord> {
+    let email = validate_email(&req.email).map_err(ApiError::BadRequest)?;
+    validate_password(&req.password).map_err(ApiError::BadRequest)?;
+    let role = req.role.unwrap_or_else(|| default_role.to_owned());
+    if !ROLES.contains(&role.as_str()) {
+        return Err(ApiError::BadRequest(format!(
+            "role must be one of {}",
+            ROLES.join(", ")
+        )));
+    }
+    let password = req.password;
+    let hash = tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))??;
+    state
+        .store
+        .create_user(&email, &hash, &role)
+        .await
+        .map_err(|e| match ApiError::from(e) {
+            ApiError::Conflict(_) => {
+                ApiError::Conflict(format!("a user with email {email} already exists"))
+            }
+            other => other,
+        })
+}
+
+/// Self-registration, off unless `allow_registration` is set; creates technicians only.
+pub async fn register(
+    State(state): State<AppState>,
+    Json(req): Json<NewUserRequest>,
+) -> ApiResult<(StatusCode, axum::Json<UserRecord>)> {
+    if !state.config.allow_registration {
+        return Err(ApiError::Forbidden(
+            "registration is disabled on this server".into(),
+        ));
+    }
+    let req = NewUserRequest { role: None, ..req };
+    let user = create_user(&state, req, "technician").await?;
+    Ok((StatusCode::CREATED, axum::Json(user)))
+}
+
+pub async fn me(
+    State(state): State<AppState>,
+    user: AuthUser,
+) -> ApiResult<axum::Json<UserRecord>> {
+    let record = state
+        .store
+        .user_by_id(&user.id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("user"))?;
+    Ok(axum::Json(record))
+}
+
+pub async fn list_users(
+    State(state): State<AppState>,
+    user: AuthUser,
+) -> ApiResult<axum::Json<Vec<UserRecord>>> {
+    user.require_admin()?;
+    Ok(axum::Json(state.store.list_users().await?))
+}
+
+pub async fn add_user(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Json(req): Json<NewUserRequest>,
+) -> ApiResult<(StatusCode, axum::Json<UserRecord>)> {
+    user.require_admin()?;
+    let created = create_user(&state, req, "technician").await?;
+    state
+        .store
+        .audit(
+            Some(&user.id),
+            "user.create",
+            "user",
+            Some(&created.id),
+            Some(&created.email),
+        )
+        .await?;
+    Ok((StatusCode::CREATED, axum::Json(created)))
+}
+
+pub async fn delete_user(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    user.require_admin()?;
+    if id == user.id {
+        return Err(ApiError::BadRequest(
+            "you cannot delete your own account".into(),
+        ));
+    }
+    if !state.store.delete_user(&id).await? {
+        return Err(ApiError::not_found("user"));
+    }
+    state
+        .store
+        .audit(Some(&user.id), "user.delete", "user", Some(&id), None)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,304 @@
+//! Clients (the MSP's customers) and their sites, each site with its enrollment code.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+
+use super::error::{ApiError, ApiResult};
+use super::extract::{AuthUser, Json};
+use crate::db::{ClientRecord, SiteRecord};
+use crate::site_code;
+use crate::state::AppState;
+
+#[derive(Deserialize)]
+pub struct ClientBody {
+    name: String,
+    #[serde(default)]
+    notes: Option<String>,
+}
+
+fn clean_name(name: &str, what: &str) -> ApiResult<String> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(ApiError::BadRequest(format!(
+            "{what} name must be 1 to 200 characters"
+        )));
+    }
+    Ok(name.to_owned())
+}
+
+fn clean_notes(notes: Option<String>) -> ApiResult<Option<String>> {
+    match notes {
+        Some(n) if n.len() > 10_000 => Err(ApiError::BadRequest(
+            "notes must be at most 10000 bytes".into(),
+        )),
+        Some(n) if n.trim().is_empty() => Ok(None),
+        other => Ok(other),
+    }
+}
+
+pub async fn list_clients(
+    State(state): State<AppState>,
+    _user: AuthUser,
+) -> ApiResult<axum::Json<Vec<ClientRecord>>> {
+    Ok(axum::Json(state.store.list_clients().await?))
+}
+
+pub async fn create_client(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Json(body): Json<ClientBody>,
+) -> ApiResult<(StatusCode, axum::Json<ClientRecord>)> {
+    user.require_write()?;
+    let name = clean_name(&body.name, "client")?;
+    let client = state
+        .store
+        .create_client(&name, clean_notes(body.notes)?.as_deref())
+        .await?;
+    state
+        .store
+        .audit(
+            Some(&user.id),
+            "client.create",
+            "client",
+            Some(&client.id),
+            Some(&name),
+        )
+        .await?;
+    Ok((StatusCode::CREATED, axum::Json(client)))
+}
+
+pub async fn get_client(
+    State(state): State<AppState>,
+    _user: AuthUser,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<ClientRecord>> {
+    state
+        .store
+        .client(&id)
+        .await?
+        .map(axum::Json)
+        .ok_or_else(|| ApiError::not_found("client"))
+}
+
+pub async fn update_client(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+    Json(body): Json<ClientBody>,
+) -> ApiResult<axum::Json<ClientRecord>> {
+    user.require_write()?;
+    let name = clean_name(&body.name, "client")?;
+    if !state
+        .store
+        .update_client(&id, &name, clean_notes(body.notes)?.as_deref())
+        .await?
+    {
+        return Err(ApiError::not_found("client"));
+    }
+    state
+        .store
+        .audit(
+            Some(&user.id),
+            "client.update",
+            "client",
+            Some(&id),
+            Some(&name),
+        )
+        .await?;
+    get_client(State(state), user, Path(id)).await
+}
+
+pub async fn delete_client(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    user.require_write()?;
+    if !state.store.delete_client(&id).await? {
+        return Err(ApiError::not_found("client"));
+    }
+    state
+        .store
+        .audit(Some(&user.id), "client.delete", "client", Some(&id), None)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn client_sites(
+    State(state): State<AppState>,
+    _user: AuthUser,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<Vec<SiteRecord>>> {
+    if state.store.client(&id).await?.is_none() {
+        return Err(ApiError::not_found("client"));
+    }
+    Ok(axum::Json(state.store.list_sites(Some(&id)).await?))
+}
+
+#[derive(Deserialize)]
+pub struct NewSiteBody {
+    client_id: String,
+    name: String,
+    #[serde(default)]
+    notes: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct SiteBody {
+    name: String,
+    #[serde(default)]
+    notes: Option<String>,
+}
+
+/// Tries fresh codes until one is free (a clash is rare: 78 * 78 * 9000 codes).
+async fn with_unique_code<F, Fut, T>(mut attempt: F) -> ApiResult<T>
+where
+    F: FnMut(String) -> Fut,
+    Fut: std::future::Future<Output = Result<T, sqlx::Error>>,
+{
+    for _ in 0..20 {
+        match attempt(site_code::generate()).await {
+            Err(e) if crate::db::is_unique_violation(&e) => continue,
+            other => return other.map_err(Into::into),
+        }
+    }
+    Err(ApiError::Internal(anyhow::anyhow!(
+        "could not find a free site code"
+    )))
+}
+
+pub async fn list_sites(
+    State(state): State<AppState>,
+    _user: AuthUser,
+) -> ApiResult<axum::Json<Vec<SiteRecord>>> {
+    Ok(axum::Json(state.store.list_sites(None).await?))
+}
+
+pub async fn create_site(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Json(body): Json<NewSiteBody>,
+) -> ApiResult<(StatusCode, axum::Json<SiteRecord>)> {
+    user.require_write()?;
+    let name = clean_name(&body.name, "site")?;
+    let notes = clean_notes(body.notes)?;
+    if state.store.client(&body.client_id).await?.is_none() {
+        return Err(ApiError::BadRequest(format!(
+            "client {} does not exist",
+            body.client_id
+        )));
+    }
+    let store = &state.store;
+    let id = with_unique_code(|code| {
+        let (name, notes, client_id) = (&name, &notes, &body.client_id);
+        async move {
+            store
+                .create_site(client_id, name, &code, notes.as_deref())
+                .await
+        }
+    })
+    .await?;
+    state
+        .store
+        .audit(
+            Some(&user.id),
+            "site.create",
+            "site",
+            Some(&id),
+            Some(&name),
+        )
+        .await?;
+    let site = state
+        .store
+        .site(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("site"))?;
+    Ok((StatusCode::CREATED, axum::Json(site)))
+}
+
+pub async fn get_site(
+    State(state): State<AppState>,
+    _user: AuthUser,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<SiteRecord>> {
+    state
+        .store
+        .site(&id)
+        .await?
+        .map(axum::Json)
+        .ok_or_else(|| ApiError::not_found("site"))
+}
+
+pub async fn update_site(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+    Json(body): Json<SiteBody>,
+) -> ApiResult<axum::Json<SiteRecord>> {
+    user.require_write()?;
+    let name = clean_name(&body.name, "site")?;
+    if !state
+        .store
+        .update_site(&id, &name, clean_notes(body.notes)?.as_deref())
+        .await?
+    {
+        return Err(ApiError::not_found("site"));
+    }
+    state
+        .store
+        .audit(
+            Some(&user.id),
+            "site.update",
+            "site",
+            Some(&id),
+            Some(&name),
+        )
+        .await?;
+    get_site(State(state), user, Path(id)).await
+}
+
+pub async fn delete_site(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    user.require_write()?;
+    if !state.store.delete_site(&id).await? {
+        return Err(ApiError::not_found("site"));
+    }
+    state
+        .store
+        .audit(Some(&user.id), "site.delete", "site", Some(&id), None)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A new enrollment code; the old one stops working at once. Enrolled agents keep their keys.
+pub async fn regenerate_code(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<SiteRecord>> {
+    user.require_write()?;
+    let store = &state.store;
+    let found = with_unique_code(|code| {
+        let id = &id;
+        async move { store.set_site_code(id, &code).await }
+    })
+    .await?;
+    if !found {
+        return Err(ApiError::not_found("site"));
+    }
+    state
+        .store
+        .audit(
+            Some(&user.id),
+            "site.regenerate_code",
+            "site",
+            Some(&id),
+            None,
+        )
+        .await?;
+    get_site(State(state), user, Path(id)).await
+}

@@ -1,0 +1,115 @@
+//! The agents' connections: which agent is online, and the way a command reaches its agent.
+//!
+//! Each connected agent has one socket task (see `socket.rs`) that alone writes to its socket.
+//! Others talk to it through a channel. Sending a command means asking that task to flush the
+//! agent's pending commands from the database: it sends each, and only a send that succeeded
+//! turns a command `running`, so a failed send leaves it pending for the next connection.
+
+mod socket;
+
+pub use socket::ws_handler;
+pub(crate) use socket::{authenticate, store_metrics, Authenticated};
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot};
+
+pub(crate) enum Outbound {
+    /// Send every pending command of this agent, then acknowledge.
+    Flush(Option<oneshot::Sender<()>>),
+    /// A newer connection of the same agent took over: close this one.
+    Replaced,
+}
+
+struct Connection {
+    conn_id: u64,
+    tx: mpsc::Sender<Outbound>,
+}
+
+#[derive(Default)]
+pub struct Hub {
+    connections: Mutex<HashMap<String, Connection>>,
+    /// Legacy (HTTP polling) agents: when each last polled.
+    legacy_polls: Mutex<HashMap<String, Instant>>,
+    next_conn_id: AtomicU64,
+}
+
+impl Hub {
+    /// Registers a live socket for `agent_id`, replacing (and closing) any older one.
+    pub(crate) fn register(&self, agent_id: &str, tx: mpsc::Sender<Outbound>) -> u64 {
+        let conn_id = self.next_conn_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let old = self
+            .connections
+            .lock()
+            .expect("hub lock")
+            .insert(agent_id.to_owned(), Connection { conn_id, tx });
+        if let Some(old) = old {
+            tracing::info!(agent_id, "a new connection replaces the previous one");
+            let _ = old.tx.try_send(Outbound::Replaced);
+        }
+        conn_id
+    }
+
+    /// Removes the socket if it is still the registered one; returns whether it was.
+    pub(crate) fn unregister(&self, agent_id: &str, conn_id: u64) -> bool {
+        let mut conns = self.connections.lock().expect("hub lock");
+        if conns.get(agent_id).is_some_and(|c| c.conn_id == conn_id) {
+            conns.remove(agent_id);
+            true
+        } else {
+            false
+        }
+    }
+
+    pub fn note_legacy_poll(&self, agent_id: &str) {
+        self.legacy_polls
+            .lock()
+            .expect("hub lock")
+            .insert(agent_id.to_owned(), Instant::now());
+    }
+
+    /// Online: a live socket, or (legacy agents) a poll within `legacy_window`.
+    pub fn is_online(&self, agent_id: &str, legacy_window: Duration) -> bool {
+        self.connections
+            .lock()
+            .expect("hub lock")
+            .contains_key(agent_id)
+            || self
+                .legacy_polls
+                .lock()
+                .expect("hub lock")
+                .get(agent_id)
+                .is_some_and(|t| t.elapsed() < legacy_window)
+    }
+
+    pub fn is_connected(&self, agent_id: &str) -> bool {
+        self.connections
+            .lock()
+            .expect("hub lock")
+            .contains_key(agent_id)
+    }
+
+    pub fn connected_count(&self) -> usize {
+        self.connections.lock().expect("hub lock").len()
+    }
+
+    /// Asks the agent's socket task to send its pending commands and waits (bounded) until it
+    /// has. Returns false when the agent has no socket; the commands then wait in the database.
+    pub async fn dispatch(&self, agent_id: &str) -> bool {
+        let tx = match self.connections.lock().expect("hub lock").get(agent_id) {
+            Some(c) => c.tx.clone(),
+            None => return false,
+        };
+        let (ack_tx, ack_rx) = oneshot::channel();
+        if tx.send(Outbound::Flush(Some(ack_tx))).await.is_err() {
+            return false;
+        }
+        matches!(
+            tokio::time::timeout(Duration::from_secs(5), ack_rx).await,
+            Ok(Ok(()))
+        )
+    }
+}

@@ -1,0 +1,76 @@
+//! GuruRMM server: the REST API for technicians, the WebSocket hub for agents, the legacy
+//! polling endpoints, and the dashboard host.
+//!
+//! Layout: `config` (settings), `db` (storage, both backends), `auth` (passwords, JWT, agent
+//! keys), `hub` (agent sockets and command delivery), `commands` (results, shared by every
+//! path), `http` (routes and handlers), `upkeep` (timeouts and retention), `testing` (a real
+//! server on port 0 for tests).
+
+pub mod auth;
+pub mod commands;
+pub mod config;
+pub mod db;
+pub mod events;
+pub mod http;
+pub mod hub;
+pub mod logging;
+pub mod rate_limit;
+pub mod site_code;
+pub mod state;
+pub mod testing;
+mod upkeep;
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use tokio::net::TcpListener;
+
+pub use config::Config;
+use state::{AppState, Inner};
+
+/// Opens and migrates the database and builds the application state.
+pub async fn build_state(
+    config: Config,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<AppState> {
+    let store = db::Store::connect(&config.effective_database_url()).await?;
+    store.migrate().await?;
+    let secret = auth::load_or_create_secret(&config.jwt_secret, &config.data_dir)?;
+    Ok(AppState::new(Inner {
+        jwt: auth::JwtKeys::new(&secret),
+        store,
+        hub: Default::default(),
+        events: Default::default(),
+        limiter: Default::default(),
+        shutdown,
+        config,
+    }))
+}
+
+/// Serves on `listener` until `shutdown` completes, then closes agent sockets and event
+/// streams and returns. Tests call this with a listener on 127.0.0.1:0.
+pub async fn launch(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let state = build_state(config, stop_rx).await?;
+    tracing::info!(addr = %listener.local_addr()?, backend = ?state.store.backend(), "GuruRMM server listening");
+    let upkeep = tokio::spawn(upkeep::run(state.clone()));
+    let app = http::router(state.clone());
+    let signal = async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    };
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(signal)
+    .await?;
+    upkeep.abort();
+    state.store.close().await;
+    tracing::info!("GuruRMM server stopped");
+    Ok(())
+}

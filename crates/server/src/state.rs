@@ -1,0 +1,36 @@
+use std::sync::Arc;
+
+use crate::auth::JwtKeys;
+use crate::config::Config;
+use crate::db::Store;
+use crate::events::EventBus;
+use crate::hub::Hub;
+use crate::rate_limit::RateLimiter;
+
+/// Everything a request handler or a socket task needs, cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub config: Config,
+    pub store: Store,
+    pub jwt: JwtKeys,
+    pub hub: Hub,
+    pub events: EventBus,
+    pub limiter: RateLimiter,
+    /// Flips to true when the server shuts down, so long-lived sockets close.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
+}
+
+impl AppState {
+    pub fn new(inner: Inner) -> AppState {
+        AppState(Arc::new(inner))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}

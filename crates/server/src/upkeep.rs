@@ -1,0 +1,49 @@
+//! Background work: commands past their deadline become `timed_out`; old metrics are pruned;
+//! rate-limit counters are trimmed.
+
+use std::time::Duration;
+
+use crate::events::Event;
+use crate::state::AppState;
+
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+pub async fn run(state: AppState) {
+    let mut tick = tokio::time::interval(Duration::from_secs(state.config.sweep_interval_seconds));
+    let mut last_prune: Option<tokio::time::Instant> = None;
+    loop {
+        tick.tick().await;
+        time_out_overdue(&state).await;
+        if last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
+            last_prune = Some(tokio::time::Instant::now());
+            prune_metrics(&state).await;
+            state.limiter.prune(Duration::from_secs(3600));
+        }
+    }
+}
+
+async fn time_out_overdue(state: &AppState) {
+    let grace_ms = (state.config.command_grace_seconds * 1000) as i64;
+    match state.store.time_out_overdue(grace_ms).await {
+        Ok(timed_out) => {
+            for c in timed_out {
+                tracing::warn!(command_id = %c.id, agent_id = %c.agent_id, "command timed out with no result");
+                state.events.publish(Event::CommandUpdated {
+                    id: c.id,
+                    agent_id: c.agent_id,
+                    status: gururmm_protocol::command_status::TIMED_OUT.into(),
+                });
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "timing out overdue commands failed"),
+    }
+}
+
+pub(crate) async fn prune_metrics(state: &AppState) {
+    let cutoff = crate::db::now_ms() - (state.config.metrics_retention_days as i64) * 86_400_000;
+    match state.store.prune_metrics(cutoff).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(rows = n, "pruned metrics past retention"),
+        Err(e) => tracing::error!(error = %e, "pruning metrics failed"),
+    }
+}
