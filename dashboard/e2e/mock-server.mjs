@@ -157,7 +157,10 @@ export function createMockServer({ email = 'admin@example.test', password = 'moc
         const by_os = {};
         for (const a of db.agents) by_os[a.os_type] = (by_os[a.os_type] ?? 0) + 1;
         const online = db.agents.filter((a) => a.online).length;
-        return send(200, { total: db.agents.length, online, offline: db.agents.length - online, by_os });
+        const by_version = {};
+        for (const a of db.agents) by_version[a.version] = (by_version[a.version] ?? 0) + 1;
+        const unassigned = db.agents.filter((a) => !a.site_id).length;
+        return send(200, { total: db.agents.length, online, offline: db.agents.length - online, unassigned, by_os, by_version });
       }
       if (id === 'unassigned') return send(200, db.agents.filter((a) => !a.site_id).map(agentView));
       const a = db.agents.find((x) => x.id === id);
@@ -170,7 +173,7 @@ export function createMockServer({ email = 'admin@example.test', password = 'moc
         return send(200, {
           agent_id: a.id,
           network: { hash: 'h', interfaces: [{ name: 'eth0', mac: '02:00:00:00:00:01', addresses: ['192.0.2.10/24'] }], updated_at: now() },
-          metrics: { timestamp: now(), cpu_percent: 7.5, memory_used_bytes: 2 ** 31, memory_total_bytes: 2 ** 33, disks: [{ mount: '/', total_bytes: 2 ** 36, used_bytes: 2 ** 34 }], network: { rx_bytes: 1e8, tx_bytes: 5e7 } },
+          metrics: { timestamp: Math.floor(Date.now() / 1000), cpu_percent: 7.5, memory_used_bytes: 2 ** 31, memory_total_bytes: 2 ** 33, disks: [{ mount: '/', total_bytes: 2 ** 36, used_bytes: 2 ** 34 }], network: { rx_bytes: 1e8, tx_bytes: 5e7 } },
         });
       if (sub === 'metrics') {
         const from = Date.parse(url.searchParams.get('from'));

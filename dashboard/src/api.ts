@@ -45,11 +45,11 @@ export interface Agent {
   client_id: string | null;
   client_name: string | null;
   hostname: string;
-  device_id: string;
-  os_type: string;
-  os_version: string;
-  arch: string;
-  version: string;
+  device_id: string | null;
+  os_type: string | null;
+  os_version: string | null;
+  arch: string | null;
+  version: string | null;
   online: boolean;
   status: AgentStatus;
   last_seen: string | null;
@@ -60,7 +60,10 @@ export interface AgentStats {
   total: number;
   online: number;
   offline: number;
+  unassigned?: number;
   by_os: Record<string, number>;
+  /** Agents per agent version: the fleet's rollout state. */
+  by_version?: Record<string, number>;
 }
 
 export interface NetworkInterface {
@@ -79,7 +82,8 @@ export interface AgentState {
   agent_id: string;
   network: { hash: string; interfaces: NetworkInterface[]; updated_at: string } | null;
   metrics: {
-    timestamp: string;
+    /** The agent's report as sent: Unix seconds (the wire format), or RFC 3339. */
+    timestamp: number | string;
     cpu_percent: number | null;
     memory_used_bytes: number | null;
     memory_total_bytes: number | null;
@@ -140,6 +144,7 @@ export interface CommandRecord {
   hostname: string | null;
   command_type: string;
   command: string;
+  interpreter?: string | null;
   status: CommandStatus;
   timeout_seconds: number | null;
   elevated: boolean;

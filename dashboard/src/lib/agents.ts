@@ -40,9 +40,9 @@ function sortValue(a: Agent, key: AgentSortKey): string | number {
     case 'site':
       return (a.site_name ?? '').toLowerCase();
     case 'os':
-      return `${a.os_type} ${a.os_version}`.toLowerCase();
+      return `${a.os_type ?? ''} ${a.os_version ?? ''}`.toLowerCase();
     case 'version':
-      return a.version;
+      return a.version ?? '';
     case 'status':
       return a.online ? 0 : 1;
     case 'last_seen':

@@ -52,6 +52,10 @@ describe('times', () => {
     expect(formatDateTime('not a date')).toBe(NONE);
     expect(formatDateTime(null)).toBe(NONE);
   });
+  it('reads Unix seconds and milliseconds too', () => {
+    expect(formatDateTime(1795000000)).toBe('2026-11-18 11:06:40');
+    expect(formatDateTime(1795000000123)).toBe('2026-11-18 11:06:40');
+  });
   it('says how long ago', () => {
     const now = new Date('2026-11-25T12:00:00Z');
     expect(formatRelative('2026-11-25T11:59:30Z', now)).toBe('just now');

@@ -58,17 +58,20 @@ export function formatDuration(ms: number | null | undefined): string {
   return rest > 0 ? `${m} min ${rest} s` : `${m} min`;
 }
 
-/** Parses an RFC 3339 string; null when missing or invalid. */
-export function parseTime(iso: string | null | undefined): Date | null {
-  if (!iso) return null;
-  const d = new Date(iso);
+/**
+ * Parses an RFC 3339 string (the REST API's times) or a number of Unix seconds (the agents' wire
+ * format, which some snapshots pass through); null when missing or invalid.
+ */
+export function parseTime(iso: string | number | null | undefined): Date | null {
+  if (iso === null || iso === undefined || iso === '') return null;
+  const d = typeof iso === 'number' ? new Date(iso < 1e12 ? iso * 1000 : iso) : new Date(iso);
   return Number.isNaN(d.getTime()) ? null : d;
 }
 
 const pad = (n: number) => String(n).padStart(2, '0');
 
 /** Local "2026-11-25 08:43:12". */
-export function formatDateTime(iso: string | null | undefined): string {
+export function formatDateTime(iso: string | number | null | undefined): string {
   const d = parseTime(iso);
   if (!d) return NONE;
   return (

@@ -109,7 +109,8 @@ export function ClientsPage() {
                     <td className="muted">{c.notes}</td>
                     <td className="num">{c.site_count}</td>
                     <td className="num">{c.agent_count}</td>
-                    <td className="actions">
+                    <td>
+<div className="row-actions">
                       {canEdit ? (
                         <>
                           <EditButton title={`Edit client ${c.name}`} initial={c} onSave={async (v) => { await api.updateClient(c.id, v); reloadAll(); }} />
@@ -123,7 +124,8 @@ export function ClientsPage() {
                           />
                         </>
                       ) : null}
-                    </td>
+                    </div>
+</td>
                   </tr>
                 ))}
           </Table>

@@ -62,6 +62,12 @@ export function OverviewPage() {
           .map(([os, n]) => (
             <Stat key={os} label={formatOs(os)} value={n} />
           ))}
+        {stats.data?.unassigned ? (
+          <a className="stat stat-link" href={href('/unassigned')}>
+            <span className="stat-value">{stats.data.unassigned}</span>
+            <span className="stat-label">Unassigned</span>
+          </a>
+        ) : null}
         {summary.data ? (
           <>
             <Stat label="Average CPU" value={formatPercent(summary.data.avg_cpu_percent)} />
@@ -69,6 +75,15 @@ export function OverviewPage() {
           </>
         ) : null}
       </section>
+      {stats.data?.by_version && Object.keys(stats.data.by_version).length > 0 ? (
+        <p className="muted small-text">
+          Agent versions:{' '}
+          {Object.entries(stats.data.by_version)
+            .sort(([a], [b]) => b.localeCompare(a, undefined, { numeric: true }))
+            .map(([v, n]) => `${v || 'unknown'} (${n})`)
+            .join(', ')}
+        </p>
+      ) : null}
       <ErrorMessage error={summary.error} prefix="Fleet metrics could not be loaded" />
 
       <section aria-labelledby="agents-title">
