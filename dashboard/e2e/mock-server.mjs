@@ -7,6 +7,7 @@
 //
 // Mock-only endpoint: POST /__mock/enroll {site_code, hostname} plays an agent enrolling with a
 // site code; it goes online and answers `echo ...` commands after a short delay.
+// POST /__mock/disconnect {hostname} plays that agent going away.
 import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -87,6 +88,13 @@ export function createMockServer({ email = 'admin@example.test', password = 'moc
     const b = req.method === 'GET' ? {} : await body(req);
     if (b === undefined) return fail(400, 'request body is not valid JSON');
 
+    if (p === '/__mock/disconnect') {
+      const a = db.agents.find((x) => x.hostname === b.hostname);
+      if (!a) return fail(404, 'no such agent');
+      Object.assign(a, { online: false, last_seen: now() });
+      emit('agent_status', { agent_id: a.id, online: false, hostname: a.hostname });
+      return send(204);
+    }
     if (p === '/__mock/enroll') {
       const a = enroll(b.site_code, b.hostname ?? 'mock-host');
       return a ? send(200, agentView(a)) : fail(401, 'unknown site code');

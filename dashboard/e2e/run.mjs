@@ -8,7 +8,9 @@
 // creates an administrator with `gururmm-server user add`, drives /usr/bin/chromium through
 // playwright-core: log in, create a client and a site, read the site code from the page, start
 // target/debug/gururmm-agent with it, see the agent come online without a reload, run
-// `echo hello-from-e2e` and read its output, find it in the commands list, log out.
+// `echo hello-from-e2e` and read its output, find it in the commands list, stop the agent and
+// see it go offline without a reload, look at every other page (also dark and narrow), log out,
+// and check that an invalid session returns to the login page.
 // A screenshot of each page goes to artifacts/screenshots/; logs to artifacts/e2e/.
 //
 // Environment: GURURMM_SERVER_BIN, GURURMM_AGENT_BIN (default target/debug/...),
@@ -106,7 +108,13 @@ async function startBackend() {
       startAgent: async (siteCode) => {
         const res = await fetch(`${base}/__mock/enroll`, { method: 'POST', body: JSON.stringify({ site_code: siteCode, hostname: 'mock-e2e-host' }) });
         if (!res.ok) throw new Error(`mock enroll failed: ${res.status}`);
-        return { hostname: 'mock-e2e-host', stop: async () => {} };
+        const hostname = 'mock-e2e-host';
+        return {
+          hostname,
+          stop: async () => {
+            await fetch(`${base}/__mock/disconnect`, { method: 'POST', body: JSON.stringify({ hostname }) });
+          },
+        };
       },
     };
   }
@@ -324,11 +332,25 @@ async function main() {
     await shot('08-commands');
   });
 
+  step('stop the agent and see it go offline without a reload', async () => {
+    await goto('Fleet');
+    const row = page.locator(`tr[data-agent-id="${state.agentId}"]`);
+    await row.locator('.badge-online').waitFor();
+    await page.evaluate(() => {
+      window.__e2eNoReload = true;
+    });
+    await agent.stop();
+    await row.locator('.badge-offline').waitFor({ timeout: 30_000 });
+    if (!(await page.evaluate(() => window.__e2eNoReload === true))) throw new Error('the page was reloaded');
+    await page.locator('.stat.tone-offline .stat-value').filter({ hasText: '1' }).waitFor();
+    await shot('09-fleet-agent-offline');
+  });
+
   step('the unassigned agents and users pages show', async () => {
     await goto('Unassigned');
     await page.getByRole('heading', { name: 'Unassigned agents' }).waitFor();
     await page.locator('.empty, table').first().waitFor();
-    await shot('09-unassigned');
+    await shot('10-unassigned');
     await goto('Users');
     await page.getByRole('heading', { name: 'Users' }).waitFor();
     await page.getByLabel('Email').fill('tech@example.test');
@@ -336,22 +358,22 @@ async function main() {
     await page.getByLabel('Role').selectOption('technician');
     await page.getByRole('button', { name: 'Create user' }).click();
     await page.getByRole('cell', { name: 'tech@example.test' }).waitFor();
-    await shot('10-users');
+    await shot('11-users');
   });
 
   step('dark mode and a narrow window stay readable', async () => {
     await page.emulateMedia({ colorScheme: 'dark' });
     await goto('Fleet');
     await page.locator('tr[data-agent-id]').first().waitFor();
-    await shot('11-fleet-dark');
+    await shot('12-fleet-dark');
     await page.getByRole('link', { name: state.hostname, exact: true }).first().click();
     await page.getByRole('heading', { name: 'Metrics' }).waitFor();
-    await shot('12-agent-dark');
+    await shot('13-agent-dark');
     await page.emulateMedia({ colorScheme: 'light' });
     await page.setViewportSize({ width: 900, height: 900 });
     await goto('Fleet');
     await page.locator('tr[data-agent-id]').first().waitFor();
-    await shot('13-fleet-narrow');
+    await shot('14-fleet-narrow');
     await page.setViewportSize({ width: 1280, height: 860 });
   });
 
@@ -359,7 +381,7 @@ async function main() {
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.getByRole('button', { name: 'Sign in' }).waitFor();
     await page.getByText('You have signed out.').waitFor();
-    await shot('14-logged-out');
+    await shot('15-logged-out');
   });
 
   step('an expired session returns to the login page with a message', async () => {
@@ -371,7 +393,7 @@ async function main() {
     );
     await page.reload();
     await page.getByText('Your session has expired. Please sign in again.').waitFor();
-    await shot('15-session-expired');
+    await shot('16-session-expired');
   });
 
   try {

@@ -1,7 +1,7 @@
 // The agents table: sortable headers (buttons, with aria-sort), optional row selection.
 import type { Agent } from '../api';
 import { nextSort, type AgentSortKey, type SortDir } from '../lib/agents';
-import { formatDateTime, formatOs, formatRelative } from '../lib/format';
+import { formatDateTime, formatOsVersion, formatRelative } from '../lib/format';
 import { href } from '../lib/router';
 import { useNow } from '../hooks';
 import { StatusBadge } from './ui';
@@ -83,7 +83,7 @@ export function AgentTable({
               <td>{a.client_name ?? <span className="muted">none</span>}</td>
               <td>{a.site_name ?? <span className="muted">none</span>}</td>
               <td>
-                {formatOs(a.os_type)} <span className="muted">{a.os_version}</span>
+                {formatOsVersion(a.os_type, a.os_version)}
               </td>
               <td>{a.version}</td>
               <td title={formatDateTime(a.last_seen)}>{a.online ? 'now' : formatRelative(a.last_seen, now)}</td>

@@ -1,7 +1,7 @@
 // A hand-made SVG line chart: one or two series over a time range, a value axis with round
 // ticks, and a text summary of the latest values for screen readers and quick reading.
 import { useId } from 'react';
-import { linePath, linearScale, timeTicks, valueAxis, type Point } from '../lib/chart';
+import { isolatedPoints, linePath, linearScale, timeTicks, valueAxis, type Point } from '../lib/chart';
 
 export interface Series {
   label: string;
@@ -70,7 +70,12 @@ export function LineChart({
           </text>
         ))}
         {series.map((s) => (
-          <path key={s.label} className={`line ${s.className}`} d={linePath(s.points, x, y)} />
+          <g key={s.label} className={s.className}>
+            <path className="line" d={linePath(s.points, x, y)} />
+            {isolatedPoints(s.points).map((p) => (
+              <circle key={p.t} className="dot" cx={x(p.t)} cy={y(p.v ?? 0)} r={3} />
+            ))}
+          </g>
         ))}
         {!hasData ? (
           <text className="nodata" x={W / 2} y={H / 2} textAnchor="middle">

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { counterRates, linePath, linearScale, niceStep, timeTicks, valueAxis } from './chart';
+import { counterRates, isolatedPoints, linePath, linearScale, niceStep, timeTicks, valueAxis } from './chart';
 
 describe('linearScale', () => {
   it('maps the domain onto the range, inverted ranges included', () => {
@@ -38,6 +38,7 @@ describe('niceStep and valueAxis', () => {
     const a = valueAxis([0, 60_000], { binary: true });
     expect(a.ticks).toEqual([0, 20 * 1024, 40 * 1024, 60 * 1024]);
     expect(valueAxis([0, 500], { binary: true }).ticks).toEqual([0, 200, 400, 600]);
+    expect(valueAxis([], { binary: true }).ticks).toEqual([0, 1]);
   });
   it('handles no data and all-zero data', () => {
     expect(valueAxis([]).max).toBeGreaterThan(0);
@@ -56,6 +57,14 @@ describe('linePath', () => {
   });
   it('is empty without values', () => {
     expect(linePath([{ t: 0, v: null }], x, y)).toBe('');
+  });
+});
+
+describe('isolatedPoints', () => {
+  it('finds the points a line cannot draw', () => {
+    expect(isolatedPoints([{ t: 0, v: 1 }])).toEqual([{ t: 0, v: 1 }]);
+    expect(isolatedPoints([{ t: 0, v: 1 }, { t: 1, v: null }, { t: 2, v: 2 }, { t: 3, v: 3 }])).toEqual([{ t: 0, v: 1 }]);
+    expect(isolatedPoints([{ t: 0, v: null }])).toEqual([]);
   });
 });
 

@@ -57,7 +57,8 @@ export function valueAxis(
   const min = Math.min(0, dataMin);
   let top = fixedMax !== undefined && dataMax <= fixedMax ? fixedMax : dataMax;
   if (top <= min) top = min + (fixedMax ?? 1);
-  const step = niceStep(top - min, count);
+  // Bytes are whole: a step under 1 would give ticks that all read "0 B".
+  const step = binary ? Math.max(1, niceStep(top - min, count)) : niceStep(top - min, count);
   const lo = Math.floor(min / step) * step;
   const hi = Math.ceil(top / step) * step;
   const ticks: number[] = [];
@@ -88,6 +89,12 @@ export function linePath(points: Point[], x: Scale, y: Scale): string {
 
 function fmt(n: number): string {
   return String(Math.round(n * 10) / 10);
+}
+
+/** The points with a value but no valued neighbour: a line cannot show them, so they get a dot. */
+export function isolatedPoints(points: Point[]): Point[] {
+  const has = (p: Point | undefined) => p !== undefined && p.v !== null && Number.isFinite(p.v);
+  return points.filter((p, i) => has(p) && !has(points[i - 1]) && !has(points[i + 1]));
 }
 
 /**

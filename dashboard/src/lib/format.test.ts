@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatBytes, formatDateTime, formatDuration, formatOs, formatPercent, formatRate, formatRelative, humanize, NONE, percentOf } from './format';
+import { formatBytes, formatDateTime, formatDuration, formatOs, formatOsVersion, formatPercent, formatRate, formatRelative, humanize, NONE, percentOf } from './format';
 
 describe('formatBytes', () => {
   it('uses binary units with up to three significant digits', () => {
@@ -75,5 +75,8 @@ describe('names', () => {
     expect(formatOs('windows')).toBe('Windows');
     expect(formatOs('freebsd')).toBe('Freebsd');
     expect(formatOs('')).toBe('Unknown');
+    expect(formatOsVersion('linux', 'Linux (Debian GNU/Linux 12)')).toBe('Linux (Debian GNU/Linux 12)');
+    expect(formatOsVersion('windows', '10.0.22631')).toBe('Windows 10.0.22631');
+    expect(formatOsVersion('linux', null)).toBe('Linux');
   });
 });

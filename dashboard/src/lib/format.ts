@@ -105,3 +105,11 @@ export function formatOs(os: string | null | undefined): string {
   const known: Record<string, string> = { linux: 'Linux', windows: 'Windows', macos: 'macOS', darwin: 'macOS' };
   return known[os.toLowerCase()] ?? os.charAt(0).toUpperCase() + os.slice(1);
 }
+
+/** "Linux" + "Debian GNU/Linux 12" -> "Linux Debian GNU/Linux 12", without repeating the OS name when the version already starts with it. */
+export function formatOsVersion(os: string | null | undefined, version: string | null | undefined): string {
+  const name = formatOs(os);
+  const v = (version ?? '').trim();
+  if (!v) return name;
+  return v.toLowerCase().startsWith(name.toLowerCase()) ? v : `${name} ${v}`;
+}

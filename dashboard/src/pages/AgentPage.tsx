@@ -4,7 +4,7 @@ import { useApi } from '../session';
 import { useAsync, useInterval, useNow } from '../hooks';
 import { useLiveEvents } from '../live';
 import { counterRates, RANGES, type Point, type RangeKey } from '../lib/chart';
-import { formatBytes, formatDateTime, formatOs, formatPercent, formatRate, formatRelative, humanize, percentOf } from '../lib/format';
+import { formatBytes, formatDateTime, formatOsVersion, formatPercent, formatRate, formatRelative, humanize, percentOf } from '../lib/format';
 import { href, navigate } from '../lib/router';
 import { applyAgentStatus } from '../lib/agents';
 import { LineChart } from '../components/LineChart';
@@ -257,7 +257,7 @@ export function AgentPage({ id }: { id: string }) {
         <Info label="Status">{a.online ? 'Online' : `Offline, last seen ${formatRelative(a.last_seen, now)}`}</Info>
         <Info label="Last seen">{formatDateTime(a.last_seen)}</Info>
         <Info label="Operating system">
-          {formatOs(a.os_type)} {a.os_version} ({a.arch})
+          {formatOsVersion(a.os_type, a.os_version)}{a.arch ? ` (${a.arch})` : ''}
         </Info>
         <Info label="Agent version">{a.version}</Info>
         <Info label="Client / site">

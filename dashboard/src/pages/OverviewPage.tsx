@@ -1,7 +1,7 @@
 import { useMemo, useState } from 'react';
 import type { AgentStats, Client, MetricsSummary, Site } from '../api';
 import { useApi } from '../session';
-import { useAsync } from '../hooks';
+import { useAsync, useInterval } from '../hooks';
 import { useLiveEvents } from '../live';
 import { applyAgentStatus, countByOs, EMPTY_FILTERS, filterAgents, sortAgents, type AgentFilters, type AgentSortKey, type SortDir } from '../lib/agents';
 import { formatOs, formatPercent } from '../lib/format';
@@ -28,6 +28,12 @@ export function OverviewPage() {
   const [filters, setFilters] = useState<AgentFilters>(EMPTY_FILTERS);
   const [sort, setSort] = useState<{ key: AgentSortKey; dir: SortDir }>({ key: 'hostname', dir: 'asc' });
   const [selected, setSelected] = useState<Set<string>>(new Set());
+
+  // Counts and fleet averages move with every metrics report, which has no event of its own.
+  useInterval(() => {
+    stats.reload();
+    summary.reload();
+  }, 60_000);
 
   useLiveEvents((e) => {
     if (e.type !== 'agent_status') return;

@@ -3,7 +3,7 @@ import type { Agent, Site } from '../api';
 import { useApi } from '../session';
 import { useAction, useAsync } from '../hooks';
 import { useLiveEvents } from '../live';
-import { formatDateTime, formatOs } from '../lib/format';
+import { formatDateTime, formatOsVersion } from '../lib/format';
 import { href } from '../lib/router';
 import { Empty, ErrorMessage, Loading, PageHeader, StatusBadge, Table } from '../components/ui';
 
@@ -24,7 +24,7 @@ function MoveRow({ agent, sites, onMoved }: { agent: Agent; sites: Site[]; onMov
         <StatusBadge status={agent.status} />
       </td>
       <td>
-        {formatOs(agent.os_type)} <span className="muted">{agent.os_version}</span>
+        {formatOsVersion(agent.os_type, agent.os_version)}
       </td>
       <td>{formatDateTime(agent.created_at)}</td>
       <td>
