@@ -223,9 +223,14 @@ async function main() {
     await shot('01-login-error');
   });
 
-  step('log in as the administrator', async () => {
-    await page.getByLabel('Password').fill(ADMIN_PASSWORD);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+  step('log in as the administrator with the keyboard only', async () => {
+    await page.reload();
+    await page.getByLabel('Email').waitFor();
+    // The email field has focus on load; Tab moves to the password, Enter submits.
+    await page.keyboard.type(ADMIN_EMAIL);
+    await page.keyboard.press('Tab');
+    await page.keyboard.type(ADMIN_PASSWORD);
+    await page.keyboard.press('Enter');
     await page.getByRole('heading', { name: 'Fleet overview' }).waitFor();
     await page.locator('.live-open').waitFor();
     await shot('02-fleet-empty');
@@ -240,6 +245,36 @@ async function main() {
     await page.getByRole('cell', { name: 'E2E Client', exact: true }).waitFor();
   });
 
+  step('edit and delete a client through their dialogs', async () => {
+    await page.locator('#new-client-name').fill('Temporary client');
+    await page.getByRole('button', { name: 'Create client' }).click();
+    const row = page.getByRole('row').filter({ hasText: 'Temporary client' });
+    await row.getByRole('button', { name: 'Edit' }).click();
+    const edit = page.getByRole('dialog', { name: 'Edit client Temporary client' });
+    await edit.getByLabel('Name').fill('Renamed client');
+    await edit.getByRole('button', { name: 'Save' }).click();
+    await page.getByRole('cell', { name: 'Renamed client', exact: true }).waitFor();
+    const renamed = page.getByRole('row').filter({ hasText: 'Renamed client' });
+    await renamed.getByRole('button', { name: 'Delete' }).click();
+    const confirm = page.getByRole('dialog', { name: 'Delete client Renamed client?' });
+    await confirm.getByRole('button', { name: 'Cancel' }).click();
+    await renamed.getByRole('button', { name: 'Delete' }).click();
+    await confirm.getByRole('button', { name: 'Delete client' }).click();
+    await renamed.waitFor({ state: 'detached' });
+  });
+
+  step('the server refusing a blank client name is shown in words', async () => {
+    // An empty name passes the browser's own check only as spaces: the server must refuse it.
+    await page.locator('#new-client-name').fill('   ');
+    await page.getByRole('button', { name: 'Create client' }).click();
+    const alert = page.locator('form.inline-form').first().getByRole('alert');
+    await alert.waitFor();
+    const text = (await alert.textContent()).trim();
+    if (!text) throw new Error('the error is empty');
+    log(`an empty client name says: "${text}"`);
+    await page.locator('#new-client-name').fill('');
+  });
+
   step('create a site and read its code from the page', async () => {
     await page.getByLabel('Client', { exact: true }).selectOption({ label: 'E2E Client' });
     await page.locator('#new-site-name').fill('E2E Site');
@@ -247,13 +282,21 @@ async function main() {
     await page.getByRole('heading', { name: 'Site E2E Site' }).waitFor();
     const code = (await page.getByTestId('site-code').textContent())?.trim();
     if (!code || !/^[A-Z]+-[A-Z]+-\d+$/.test(code)) throw new Error(`unexpected site code "${code}"`);
-    state.siteCode = code;
+    // Regenerating asks first; cancelling keeps the code, confirming replaces it.
+    await page.getByRole('button', { name: 'Regenerate code' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Regenerate the site code?' });
+    await dialog.getByRole('button', { name: 'Cancel' }).click();
+    if ((await page.getByTestId('site-code').textContent()).trim() !== code) throw new Error('cancel changed the code');
+    await page.getByRole('button', { name: 'Regenerate code' }).click();
+    await dialog.getByRole('button', { name: 'Regenerate' }).click();
+    await waitFor('a new site code', async () => (await page.getByTestId('site-code').textContent()).trim() !== code);
+    state.siteCode = (await page.getByTestId('site-code').textContent()).trim();
+    log(`site code ${code} regenerated as ${state.siteCode}`);
     const linux = await page.locator('#install-linux').locator('xpath=../..').locator('pre').textContent();
     const wsUrl = backend.base.replace('http://', 'ws://') + '/ws';
-    if (!linux.includes(code) || !linux.includes(wsUrl) || !linux.includes('/etc/gururmm/agent.toml')) {
+    if (!linux.includes(state.siteCode) || !linux.includes(wsUrl) || !linux.includes('/etc/gururmm/agent.toml')) {
       throw new Error(`the Linux install commands lack the code or ${wsUrl}:\n${linux}`);
     }
-    log(`site code ${code}`);
     await shot('03-site');
     await goto('Clients & sites');
     await page.getByRole('link', { name: 'E2E Site' }).waitFor();
@@ -358,6 +401,13 @@ async function main() {
     await page.getByLabel('Role').selectOption('technician');
     await page.getByRole('button', { name: 'Create user' }).click();
     await page.getByRole('cell', { name: 'tech@example.test' }).waitFor();
+    // The same email again is refused by the server, and the page says so.
+    await page.getByLabel('Email').fill('tech@example.test');
+    await page.getByLabel('Password').fill('tech-Password-1234');
+    await page.getByRole('button', { name: 'Create user' }).click();
+    const alert = page.getByRole('alert');
+    await alert.waitFor();
+    log(`a duplicate user says: "${(await alert.textContent()).trim()}"`);
     await shot('11-users');
   });
 
