@@ -13,18 +13,18 @@ export interface Session {
 const STORAGE_KEY = 'gururmm.session';
 export const EXPIRED_MESSAGE = 'Your session has expired. Please sign in again.';
 
-/** The stored session when it is well-formed and not expired. */
-export function readStoredSession(storage: Storage, now = Date.now()): Session | null {
+/** The stored session when it is well-formed and not expired; `expired` when one was there but is over. */
+export function readStoredSession(storage: Pick<Storage, 'getItem'>, now = Date.now()): { session: Session | null; expired: boolean } {
   try {
     const raw = storage.getItem(STORAGE_KEY);
-    if (!raw) return null;
+    if (!raw) return { session: null, expired: false };
     const s = JSON.parse(raw) as Session;
-    if (!s || typeof s.token !== 'string' || !s.user) return null;
+    if (!s || typeof s.token !== 'string' || !s.user) return { session: null, expired: false };
     const exp = Date.parse(s.expires_at);
-    if (Number.isFinite(exp) && exp <= now) return null;
-    return s;
+    if (Number.isFinite(exp) && exp <= now) return { session: null, expired: true };
+    return { session: s, expired: false };
   } catch {
-    return null;
+    return { session: null, expired: false };
   }
 }
 
@@ -40,8 +40,9 @@ interface SessionContextValue {
 const SessionContext = createContext<SessionContextValue | null>(null);
 
 export function SessionProvider({ children }: { children: ReactNode }) {
-  const [session, setSession] = useState<Session | null>(() => readStoredSession(window.localStorage));
-  const [notice, setNotice] = useState<string | null>(null);
+  const [initial] = useState(() => readStoredSession(window.localStorage));
+  const [session, setSession] = useState<Session | null>(initial.session);
+  const [notice, setNotice] = useState<string | null>(initial.expired ? EXPIRED_MESSAGE : null);
   const tokenRef = useRef<string | null>(session?.token ?? null);
   tokenRef.current = session?.token ?? null;
 
@@ -87,7 +88,7 @@ export function SessionProvider({ children }: { children: ReactNode }) {
   // Another tab signing out (or in) is followed here.
   useEffect(() => {
     const onStorage = (e: StorageEvent) => {
-      if (e.key === STORAGE_KEY) setSession(readStoredSession(window.localStorage));
+      if (e.key === STORAGE_KEY) setSession(readStoredSession(window.localStorage).session);
     };
     window.addEventListener('storage', onStorage);
     return () => window.removeEventListener('storage', onStorage);
