@@ -185,3 +185,41 @@ fn legacy_bodies_round_trip() {
         as_value(&fixture("legacy_heartbeat_response"))
     );
 }
+
+/// docs/PROTOCOL.md shows every fixture, so the public page cannot drift from the tests.
+#[test]
+fn protocol_doc_shows_every_fixture() {
+    let doc_path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/PROTOCOL.md");
+    let doc = std::fs::read_to_string(&doc_path).expect("docs/PROTOCOL.md");
+    let blocks: Vec<Value> = doc
+        .split("```json")
+        .skip(1)
+        .filter_map(|b| b.split("```").next())
+        .map(|b| serde_json::from_str(b).expect("every JSON example parses"))
+        .collect();
+    let mut names: Vec<String> = std::fs::read_dir(gururmm_protocol::fixtures_dir())
+        .unwrap()
+        .map(|e| {
+            e.unwrap()
+                .path()
+                .file_stem()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    names.sort();
+    for name in names {
+        if matches!(
+            name.as_str(),
+            "unsupported_type" | "command_unknown_type" | "command_malformed"
+        ) {
+            continue; // negative fixtures, described in prose
+        }
+        let value = as_value(&fixture(&name));
+        assert!(
+            blocks.contains(&value),
+            "docs/PROTOCOL.md lacks the {name} example"
+        );
+    }
+}

@@ -198,6 +198,7 @@ impl Store {
     /// keeps its status but gets the output; a result that arrives after the server timed the
     /// command out replaces the timeout with what really happened. A second result for a
     /// finished command is ignored. Returns the stored status, or None if no such command.
+    #[allow(clippy::too_many_arguments)]
     pub async fn store_result(
         &self,
         agent_id: &str,

@@ -157,8 +157,8 @@ pub(crate) async fn authenticate(
             store
                 .update_agent_identity(
                     &id,
-                    &device_id,
-                    &hostname,
+                    device_id,
+                    hostname,
                     &limit(&os.os_type, 64),
                     &limit(&os.os_version, 128),
                     &limit(&os.arch, 32),
@@ -253,7 +253,7 @@ async fn message_loop(
             }
             out = rx.recv() => match out {
                 Some(Outbound::Flush(ack)) => {
-                    let sent = flush_pending(state, agent_id, socket).await;
+                    let sent = super::deliver_pending(state, agent_id, socket).await;
                     if let Some(ack) = ack {
                         let _ = ack.send(());
                     }
@@ -284,34 +284,12 @@ async fn message_loop(
     }
 }
 
-/// Sends every pending command, oldest first. A command turns `running` only once its frame
-/// was written; returns false when the socket failed (the rest stay pending).
-async fn flush_pending(state: &AppState, agent_id: &str, socket: &mut WebSocket) -> bool {
-    let pending = match state.store.pending_commands(agent_id).await {
-        Ok(p) => p,
-        Err(e) => {
-            tracing::error!(agent_id, error = %e, "cannot read pending commands");
-            return true;
-        }
-    };
-    for command in pending {
-        if let Err(e) = send(socket, &ServerMessage::Command(command.to_wire())).await {
-            tracing::warn!(agent_id, command_id = %command.id, error = %e, "command send failed; it stays pending");
-            return false;
-        }
-        match state.store.mark_running(&command.id).await {
-            Ok(true) => state.events.publish(Event::CommandUpdated {
-                id: command.id.clone(),
-                agent_id: agent_id.to_owned(),
-                status: gururmm_protocol::command_status::RUNNING.into(),
-            }),
-            Ok(false) => {}
-            Err(e) => {
-                tracing::error!(agent_id, command_id = %command.id, error = %e, "cannot mark command running")
-            }
-        }
+impl super::CommandSink for WebSocket {
+    async fn send_command(&mut self, command: gururmm_protocol::Command) -> Result<(), String> {
+        send(self, &ServerMessage::Command(command))
+            .await
+            .map_err(|e| e.to_string())
     }
-    true
 }
 
 async fn handle_text(state: &AppState, agent_id: &str, text: &str) {

@@ -1,0 +1,194 @@
+//! Storage behaviour checked directly on both backends, each test on a fresh database.
+
+use gururmm_protocol::{DiskUsage, MetricsReport, NetworkCounters};
+use gururmm_server::db::{NewAgent, NewCommand, Store};
+use gururmm_server::testing::{fresh_postgres_database, TestDb};
+
+use crate::on_both_databases;
+
+struct Fresh {
+    store: Store,
+    _dir: tempfile::TempDir,
+}
+
+async fn fresh(db: TestDb) -> Fresh {
+    let dir = tempfile::tempdir().unwrap();
+    let url = match db {
+        TestDb::Sqlite => format!(
+            "sqlite://{}",
+            dir.path().join("nested/folder/s.db").display()
+        ),
+        TestDb::Postgres => fresh_postgres_database().await,
+    };
+    let store = Store::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    store.migrate().await.expect("migrating twice is a no-op");
+    Fresh { store, _dir: dir }
+}
+
+async fn agent(store: &Store) -> String {
+    store
+        .insert_agent(NewAgent {
+            site_id: None,
+            hostname: "h",
+            device_id: Some(&uuid::Uuid::new_v4().to_string()),
+            os_type: Some("linux"),
+            os_version: None,
+            arch: None,
+            version: None,
+            api_key_hash: &uuid::Uuid::new_v4().to_string(),
+        })
+        .await
+        .unwrap()
+}
+
+async fn network_state_only_on_hash_change(db: TestDb) {
+    let f = fresh(db).await;
+    let id = agent(&f.store).await;
+    assert!(f
+        .store
+        .store_network_state(&id, "h1", "{\"hash\":\"h1\",\"interfaces\":[]}")
+        .await
+        .unwrap());
+    assert!(!f
+        .store
+        .store_network_state(&id, "h1", "{\"hash\":\"h1\",\"interfaces\":[]}")
+        .await
+        .unwrap());
+    assert!(f
+        .store
+        .store_network_state(&id, "h2", "{\"hash\":\"h2\",\"interfaces\":[]}")
+        .await
+        .unwrap());
+    assert_eq!(
+        f.store.agent_state(&id).await.unwrap().network.unwrap()["hash"],
+        "h2"
+    );
+}
+
+async fn metrics_retention_prunes_old_rows(db: TestDb) {
+    let f = fresh(db).await;
+    let id = agent(&f.store).await;
+    let now = chrono::Utc::now().timestamp();
+    for age_days in [40, 31, 1, 0] {
+        let m = MetricsReport {
+            timestamp: now - age_days * 86400,
+            cpu_percent: Some(age_days as f64),
+            memory_used_bytes: Some(u64::MAX), // clamped, not an error
+            memory_total_bytes: Some(8),
+            disks: vec![DiskUsage {
+                mount: "/".into(),
+                total_bytes: 10,
+                used_bytes: 5,
+            }],
+            network: Some(NetworkCounters {
+                rx_bytes: 1,
+                tx_bytes: 2,
+            }),
+        };
+        f.store.insert_metrics(&id, &m).await.unwrap();
+    }
+    let cutoff = (now - 30 * 86400) * 1000;
+    assert_eq!(f.store.prune_metrics(cutoff).await.unwrap(), 2);
+    let left = f
+        .store
+        .metrics_range(&id, 0, (now + 10) * 1000, 1000)
+        .await
+        .unwrap();
+    assert_eq!(left.len(), 2);
+    assert_eq!(left[0].memory_used_bytes, Some(i64::MAX));
+}
+
+async fn command_state_transitions(db: TestDb) {
+    let f = fresh(db).await;
+    let id = agent(&f.store).await;
+    let other = agent(&f.store).await;
+    let new = |timeout| NewCommand {
+        agent_id: &id,
+        command_type: "shell",
+        command: "true",
+        interpreter: None,
+        timeout_seconds: timeout,
+        elevated: true,
+        created_by: None,
+    };
+    let c = f.store.insert_command(new(0)).await.unwrap();
+    assert_eq!(c.status, "pending");
+    assert!(c.elevated);
+    assert!(f.store.mark_running(&c.id).await.unwrap());
+    assert!(
+        !f.store.mark_running(&c.id).await.unwrap(),
+        "sent once only"
+    );
+    assert_eq!(
+        f.store
+            .store_result(&other, &c.id, "completed", 0, "", "", 1)
+            .await
+            .unwrap(),
+        None,
+        "not the other agent's"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let timed_out = f.store.time_out_overdue(0).await.unwrap();
+    assert_eq!(timed_out.len(), 1);
+    assert_eq!(timed_out[0].id, c.id);
+    assert_eq!(
+        f.store.command(&c.id).await.unwrap().unwrap().status,
+        "timed_out"
+    );
+
+    let long = f.store.insert_command(new(3600)).await.unwrap();
+    f.store.mark_running(&long.id).await.unwrap();
+    assert!(
+        f.store.time_out_overdue(0).await.unwrap().is_empty(),
+        "within its timeout"
+    );
+    assert!(f.store.cancel_command(&long.id).await.unwrap());
+    assert_eq!(
+        f.store
+            .store_result(&id, &long.id, "completed", 0, "out", "", 5)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("cancelled")
+    );
+    assert_eq!(
+        f.store
+            .command(&long.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .stdout
+            .as_deref(),
+        Some("out")
+    );
+    assert!(!f.store.cancel_command(&long.id).await.unwrap());
+}
+
+async fn site_codes_are_unique(db: TestDb) {
+    let f = fresh(db).await;
+    let client = f.store.create_client("c", None).await.unwrap();
+    f.store
+        .create_site(&client.id, "a", "AMBER-RIVER-1234", None)
+        .await
+        .unwrap();
+    let err = f
+        .store
+        .create_site(&client.id, "b", "AMBER-RIVER-1234", None)
+        .await
+        .unwrap_err();
+    assert!(gururmm_server::db::is_unique_violation(&err), "{err}");
+    assert!(f
+        .store
+        .site_by_code("AMBER-RIVER-1234")
+        .await
+        .unwrap()
+        .is_some());
+}
+
+on_both_databases!(
+    network_state_only_on_hash_change,
+    metrics_retention_prunes_old_rows,
+    command_state_transitions,
+    site_codes_are_unique
+);
