@@ -156,6 +156,15 @@ export function createMockServer({ email = 'admin@example.test', password = 'moc
       if (req.method === 'DELETE') return (db.sites = db.sites.filter((x) => x !== s)), send(204);
     }
     if (r0 === 'agents') {
+      if (!id && req.method === 'POST') {
+        if (!b.hostname) return fail(400, 'hostname is required');
+        const a = {
+          id: randomUUID(), site_id: b.site_id ?? null, hostname: b.hostname, device_id: null, os_type: null, os_version: null, arch: null,
+          version: null, online: false, last_seen: null, created_at: now(),
+        };
+        db.agents.push(a);
+        return send(201, { agent: agentView(a), api_key: `grmm_${randomUUID().replace(/-/g, '')}` });
+      }
       if (!id) {
         let list = db.agents.map(agentView);
         for (const k of ['client_id', 'site_id', 'status']) if (url.searchParams.get(k)) list = list.filter((a) => a[k] === url.searchParams.get(k));

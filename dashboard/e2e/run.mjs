@@ -297,6 +297,8 @@ async function main() {
     if (!linux.includes(state.siteCode) || !linux.includes(wsUrl) || !linux.includes('/etc/gururmm/agent.toml')) {
       throw new Error(`the Linux install commands lack the code or ${wsUrl}:\n${linux}`);
     }
+    await page.getByRole('button', { name: 'Copy site code' }).click();
+    await page.getByText('Copied', { exact: true }).waitFor();
     await shot('03-site');
     await goto('Clients & sites');
     await page.getByRole('link', { name: 'E2E Site' }).waitFor();
@@ -389,11 +391,31 @@ async function main() {
     await shot('09-fleet-agent-offline');
   });
 
-  step('the unassigned agents and users pages show', async () => {
+  step('an agent registered without a site is moved to one from the unassigned page', async () => {
+    // Register it through the API (POST /api/agents without site_id), as a technician could.
+    const res = await page.evaluate(async () => {
+      const { token } = JSON.parse(localStorage.getItem('gururmm.session'));
+      const r = await fetch('/api/agents', {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ hostname: 'e2e-unassigned-host' }),
+      });
+      return { status: r.status, body: await r.text() };
+    });
+    if (res.status !== 201 && res.status !== 200) throw new Error(`POST /api/agents answered ${res.status}: ${res.body}`);
     await goto('Unassigned');
     await page.getByRole('heading', { name: 'Unassigned agents' }).waitFor();
-    await page.locator('.empty, table').first().waitFor();
+    const row = page.getByRole('row').filter({ hasText: 'e2e-unassigned-host' });
+    await row.waitFor();
     await shot('10-unassigned');
+    await row.getByLabel('Site for e2e-unassigned-host').selectOption({ label: 'E2E Client / E2E Site' });
+    await row.getByRole('button', { name: 'Move' }).click();
+    await page.getByText('Every agent belongs to a site.').waitFor();
+    await goto('Fleet');
+    await page.getByRole('row').filter({ hasText: 'e2e-unassigned-host' }).filter({ hasText: 'E2E Site' }).waitFor();
+  });
+
+  step('the users page creates a user and refuses a duplicate', async () => {
     await goto('Users');
     await page.getByRole('heading', { name: 'Users' }).waitFor();
     await page.getByLabel('Email').fill('tech@example.test');
@@ -432,6 +454,20 @@ async function main() {
     await page.getByRole('button', { name: 'Sign in' }).waitFor();
     await page.getByText('You have signed out.').waitFor();
     await shot('15-logged-out');
+  });
+
+  step('a technician signs in and sees no Users page', async () => {
+    await page.getByLabel('Email').fill('tech@example.test');
+    await page.getByLabel('Password').fill('tech-Password-1234');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('heading', { name: 'Fleet overview' }).waitFor();
+    const nav = page.getByRole('navigation', { name: 'Main' });
+    await nav.getByRole('link', { name: 'Commands' }).waitFor();
+    if ((await nav.getByRole('link', { name: 'Users' }).count()) !== 0) throw new Error('a technician sees the Users link');
+    await page.goto(`${backend.base}/#/users`);
+    await page.getByText('Only administrators can manage users.').waitFor();
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByRole('button', { name: 'Sign in' }).waitFor();
   });
 
   step('an expired session returns to the login page with a message', async () => {

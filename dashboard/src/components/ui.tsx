@@ -48,8 +48,12 @@ export function PageHeader({ title, children }: { title: string; children?: Reac
 
 async function copyText(text: string): Promise<void> {
   if (navigator.clipboard && window.isSecureContext) {
-    await navigator.clipboard.writeText(text);
-    return;
+    try {
+      await navigator.clipboard.writeText(text);
+      return;
+    } catch {
+      // Refused (no permission, page not focused): try the older way below.
+    }
   }
   // Plain-http deployments have no clipboard API: copy through a hidden text area.
   const area = document.createElement('textarea');
