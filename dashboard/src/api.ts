@@ -286,6 +286,8 @@ export interface ApiClient {
   agentStats(): Promise<AgentStats>;
   unassignedAgents(): Promise<Agent[]>;
   moveAgent(id: string, siteId: string): Promise<Agent>;
+  /** Registers an agent by hand; the answer holds its grmm_ key, shown this once only. */
+  registerAgent(body: { hostname: string; site_id?: string }): Promise<{ agent: Agent; api_key: string }>;
   agentState(id: string): Promise<AgentState>;
   agentMetrics(id: string, from: Date, to: Date): Promise<MetricsHistory>;
   watchdogEvents(id: string): Promise<WatchdogEvent[]>;
@@ -387,6 +389,7 @@ export function createApi(options: ApiOptions): ApiClient {
     agentStats: () => get('/api/agents/stats'),
     unassignedAgents: () => get('/api/agents/unassigned'),
     moveAgent: (a, siteId) => post(`/api/agents/${id(a)}/move`, { site_id: siteId }),
+    registerAgent: (body) => post('/api/agents', body),
     agentState: (a) => get(`/api/agents/${id(a)}/state`),
     agentMetrics: (a, from, to) =>
       get(`/api/agents/${id(a)}/metrics${queryString({ from: from.toISOString(), to: to.toISOString() })}`),
