@@ -427,6 +427,15 @@ async function main() {
     await shot('11-users');
   });
 
+  step("an unknown agent's page says what went wrong", async () => {
+    await page.goto(`${backend.base}/#/agents/00000000-0000-4000-8000-000000000000`);
+    const alert = page.getByRole('alert');
+    await alert.waitFor();
+    const text = (await alert.textContent()).trim();
+    if (!text.startsWith('The agent could not be loaded:')) throw new Error(`the page says "${text}"`);
+    log(`an unknown agent says: "${text}"`);
+  });
+
   step('dark mode and a narrow window stay readable', async () => {
     await page.emulateMedia({ colorScheme: 'dark' });
     await goto('Fleet');
