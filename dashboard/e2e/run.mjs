@@ -368,12 +368,12 @@ async function main() {
     const row = page.locator('tr[data-command-id]').filter({ hasText: `echo ${MARKER}` });
     await row.first().waitFor();
     if ((await row.first().locator('.badge-completed').count()) !== 1) throw new Error('the command is not shown completed');
-    await row.first().locator('summary').click();
-    await row.first().locator('pre.stdout').filter({ hasText: MARKER }).waitFor();
     await page.getByLabel('Status').selectOption('failed');
     await page.getByText('No commands match these filters.').waitFor();
     await page.getByLabel('Status').selectOption('completed');
     await row.first().waitFor();
+    await row.first().locator('summary').click();
+    await row.first().locator('pre.stdout').filter({ hasText: MARKER }).waitFor();
     await shot('08-commands');
   });
 
