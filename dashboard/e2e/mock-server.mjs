@@ -217,8 +217,8 @@ export function createMockServer({ email = 'admin@example.test', password = 'moc
           emit('command_updated', { id: c.id, agent_id: a.id, status: c.status });
         }, 200);
         setTimeout(() => {
-          const echo = (m = /^echo (.*)$/.exec(c.command));
-          Object.assign(c, echo ? { status: 'completed', exit_code: 0, stdout: `${echo[1]}\n`, stderr: '' } : { status: 'failed', exit_code: 127, stdout: '', stderr: 'mock: only echo is understood\n' });
+          const echo = (m = /^echo ([^;&|<>]*)$/.exec(c.command));
+          Object.assign(c, echo ? { status: 'completed', exit_code: 0, stdout: `${echo[1]}\n`, stderr: '' } : { status: 'failed', exit_code: 1, stdout: '', stderr: `mock: only echo is understood, not: ${c.command}\n` });
           Object.assign(c, { duration_ms: 12, completed_at: now() });
           emit('command_updated', { id: c.id, agent_id: a.id, status: c.status });
         }, 800);

@@ -359,6 +359,15 @@ async function main() {
     await waitFor('the command to complete', async () => (await run.locator('.badge-completed').count()) > 0, 45_000);
     const out = await run.locator('pre.stdout').textContent();
     if (!out.includes(MARKER)) throw new Error(`stdout is "${out}"`);
+
+    // A failing command shows as failed, with its exit code and standard error.
+    await page.getByLabel('Command', { exact: true }).fill('echo oops-from-e2e 1>&2; exit 3');
+    await page.getByRole('button', { name: 'Run on 1 agent' }).click();
+    const failedRun = page.locator('li.run').first();
+    await failedRun.locator('code.run-cmd').filter({ hasText: 'oops-from-e2e' }).waitFor();
+    await waitFor('the command to fail', async () => (await failedRun.locator('.badge-failed').count()) > 0, 45_000);
+    const err = await failedRun.locator('pre.stderr').textContent();
+    if (!err.includes('oops-from-e2e')) throw new Error(`stderr is "${err}"`);
     await shot('07-console');
   });
 
@@ -369,6 +378,9 @@ async function main() {
     await row.first().waitFor();
     if ((await row.first().locator('.badge-completed').count()) !== 1) throw new Error('the command is not shown completed');
     await page.getByLabel('Status').selectOption('failed');
+    await page.locator('tr[data-command-id]').filter({ hasText: 'oops-from-e2e' }).first().waitFor();
+    await row.first().waitFor({ state: 'detached' });
+    await page.getByLabel('Status').selectOption('timed_out');
     await page.getByText('No commands match these filters.').waitFor();
     await page.getByLabel('Status').selectOption('completed');
     await row.first().waitFor();
