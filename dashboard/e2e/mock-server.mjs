@@ -212,6 +212,7 @@ export function createMockServer({ email = 'admin@example.test', password = 'moc
           created_by: me.email, created_at: now(), sent_at: null, completed_at: null,
         };
         db.commands.unshift(c);
+        if (!a.online) return send(201, c); // queued until the agent connects (never, here)
         setTimeout(() => {
           Object.assign(c, { status: 'running', sent_at: now() });
           emit('command_updated', { id: c.id, agent_id: a.id, status: c.status });

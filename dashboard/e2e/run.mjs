@@ -338,6 +338,24 @@ async function main() {
     await page.getByRole('button', { name: 'Clear filters' }).click();
   });
 
+  step('an agent registered without a site is moved to one from the unassigned page', async () => {
+    await goto('Unassigned');
+    await page.getByRole('heading', { name: 'Unassigned agents' }).waitFor();
+    // Register it by hand with no site; its grmm_ key is shown once.
+    await page.getByLabel('Hostname').fill('e2e-unassigned-host');
+    await page.getByRole('button', { name: 'Register agent' }).click();
+    const key = (await page.getByTestId('issued-key').textContent()).trim();
+    if (!key.startsWith('grmm_')) throw new Error(`the issued key is "${key}"`);
+    const row = page.getByRole('row').filter({ hasText: 'e2e-unassigned-host' });
+    await row.waitFor();
+    await shot('10-unassigned');
+    await row.getByLabel('Site for e2e-unassigned-host').selectOption({ label: 'E2E Client / E2E Site' });
+    await row.getByRole('button', { name: 'Move' }).click();
+    await page.getByText('Every agent belongs to a site.').waitFor();
+    await goto('Fleet');
+    await page.getByRole('row').filter({ hasText: 'e2e-unassigned-host' }).filter({ hasText: 'E2E Site' }).waitFor();
+  });
+
   step('open the agent page', async () => {
     await page.getByRole('link', { name: state.hostname, exact: true }).first().click();
     await page.getByRole('heading', { name: state.hostname, level: 1 }).waitFor();
@@ -347,15 +365,23 @@ async function main() {
     await shot('06-agent');
   });
 
-  step(`run "echo ${MARKER}" from the console and read its output`, async () => {
+  step(`run "echo ${MARKER}" on two agents from the console: read the output, cancel the queued one`, async () => {
     await page.getByRole('link', { name: 'Run a command' }).click();
     await page.getByRole('heading', { name: 'Command console' }).waitFor();
     await page.getByRole('button', { name: 'Run on 1 agent' }).waitFor();
     await page.getByLabel('Type').selectOption('shell');
     await page.getByLabel('Command', { exact: true }).fill(`echo ${MARKER}`);
-    await page.getByRole('button', { name: 'Run on 1 agent' }).click();
-    const run = page.locator('li.run').first();
+    // Run on two agents: the connected one completes; the other (registered by hand, never
+    // connected) stays pending and is cancelled from the console.
+    await page.locator('.picker-list label').filter({ hasText: 'e2e-unassigned-host' }).locator('input').check();
+    await page.getByRole('button', { name: 'Run on 2 agents' }).click();
+    const run = page.locator('li.run').filter({ has: page.getByRole('link', { name: state.hostname, exact: true }) }).first();
+    const pending = page.locator('li.run').filter({ hasText: 'e2e-unassigned-host' }).first();
     await run.locator('.badge').waitFor();
+    await pending.locator('.badge-pending').waitFor();
+    await pending.getByRole('button', { name: 'Cancel' }).click();
+    await pending.locator('.badge-cancelled').waitFor();
+    await page.locator('.picker-list label').filter({ hasText: 'e2e-unassigned-host' }).locator('input').uncheck();
     await waitFor('the command to complete', async () => (await run.locator('.badge-completed').count()) > 0, 45_000);
     const out = await run.locator('pre.stdout').textContent();
     if (!out.includes(MARKER)) throw new Error(`stdout is "${out}"`);
@@ -396,29 +422,12 @@ async function main() {
     await page.evaluate(() => {
       window.__e2eNoReload = true;
     });
+    const offlineBefore = Number((await page.locator('.stat.tone-offline .stat-value').textContent()).trim());
     await agent.stop();
     await row.locator('.badge-offline').waitFor({ timeout: 30_000 });
     if (!(await page.evaluate(() => window.__e2eNoReload === true))) throw new Error('the page was reloaded');
-    await page.locator('.stat.tone-offline .stat-value').filter({ hasText: '1' }).waitFor();
+    await page.locator('.stat.tone-offline .stat-value').filter({ hasText: String(offlineBefore + 1) }).waitFor();
     await shot('09-fleet-agent-offline');
-  });
-
-  step('an agent registered without a site is moved to one from the unassigned page', async () => {
-    await goto('Unassigned');
-    await page.getByRole('heading', { name: 'Unassigned agents' }).waitFor();
-    // Register it by hand with no site; its grmm_ key is shown once.
-    await page.getByLabel('Hostname').fill('e2e-unassigned-host');
-    await page.getByRole('button', { name: 'Register agent' }).click();
-    const key = (await page.getByTestId('issued-key').textContent()).trim();
-    if (!key.startsWith('grmm_')) throw new Error(`the issued key is "${key}"`);
-    const row = page.getByRole('row').filter({ hasText: 'e2e-unassigned-host' });
-    await row.waitFor();
-    await shot('10-unassigned');
-    await row.getByLabel('Site for e2e-unassigned-host').selectOption({ label: 'E2E Client / E2E Site' });
-    await row.getByRole('button', { name: 'Move' }).click();
-    await page.getByText('Every agent belongs to a site.').waitFor();
-    await goto('Fleet');
-    await page.getByRole('row').filter({ hasText: 'e2e-unassigned-host' }).filter({ hasText: 'E2E Site' }).waitFor();
   });
 
   step('the users page creates a user and refuses a duplicate', async () => {
