@@ -400,7 +400,10 @@ async function main() {
   step('the command is in the commands list', async () => {
     await goto('Commands');
     await page.getByRole('heading', { name: 'Commands' }).waitFor();
-    const row = page.locator('tr[data-command-id]').filter({ hasText: `echo ${MARKER}` });
+    const row = page
+      .locator('tr[data-command-id]')
+      .filter({ hasText: `echo ${MARKER}` })
+      .filter({ has: page.getByRole('link', { name: state.hostname, exact: true }) });
     await row.first().waitFor();
     if ((await row.first().locator('.badge-completed').count()) !== 1) throw new Error('the command is not shown completed');
     await page.getByLabel('Status').selectOption('failed');
@@ -422,11 +425,17 @@ async function main() {
     await page.evaluate(() => {
       window.__e2eNoReload = true;
     });
-    const offlineBefore = Number((await page.locator('.stat.tone-offline .stat-value').textContent()).trim());
+    const offlineStat = page.locator('.stat.tone-offline .stat-value');
+    const offlineBefore = Number(
+      await waitFor('the offline count', async () => {
+        const t = (await offlineStat.textContent()).trim();
+        return /^\d+$/.test(t) ? t : null;
+      }),
+    );
     await agent.stop();
     await row.locator('.badge-offline').waitFor({ timeout: 30_000 });
     if (!(await page.evaluate(() => window.__e2eNoReload === true))) throw new Error('the page was reloaded');
-    await page.locator('.stat.tone-offline .stat-value').filter({ hasText: String(offlineBefore + 1) }).waitFor();
+    await offlineStat.filter({ hasText: String(offlineBefore + 1) }).waitFor();
     await shot('09-fleet-agent-offline');
   });
 
