@@ -336,6 +336,14 @@ async function main() {
     await page.getByLabel('Status').selectOption('online');
     await page.getByText('Showing 1 of 1 agents').waitFor();
     await page.getByRole('button', { name: 'Clear filters' }).click();
+    // Sorting works from the keyboard: focus a column's header button, press Enter.
+    const hostHeader = page.getByRole('columnheader', { name: /Hostname/ });
+    if ((await hostHeader.getAttribute('aria-sort')) !== 'ascending') throw new Error('the table is not sorted by hostname at first');
+    await hostHeader.getByRole('button').focus();
+    await page.keyboard.press('Enter');
+    await page.locator('th[aria-sort="descending"]').filter({ hasText: 'Hostname' }).waitFor();
+    await page.keyboard.press('Enter');
+    await page.locator('th[aria-sort="ascending"]').filter({ hasText: 'Hostname' }).waitFor();
   });
 
   step('an agent registered without a site is moved to one from the unassigned page', async () => {
