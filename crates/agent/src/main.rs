@@ -1,3 +1,6 @@
+use clap::Parser;
+
 fn main() {
-    println!("gururmm-agent {}", env!("CARGO_PKG_VERSION"));
+    let cli = gururmm_agent::cli::Cli::parse();
+    std::process::exit(gururmm_agent::cli::main_with(cli));
 }

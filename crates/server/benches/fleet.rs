@@ -42,7 +42,9 @@ async fn run(db: TestDb) {
     let mut agent_ids = Vec::new();
     let enroll_start = Instant::now();
     for n in 0..FLEET {
-        let (mut ws, _) = tokio_tungstenite::connect_async(&server.ws_url).await.unwrap();
+        let (mut ws, _) = tokio_tungstenite::connect_async(&server.ws_url)
+            .await
+            .unwrap();
         let auth = json!({"type": "auth", "payload": {"api_key": code, "device_id": format!("bench-{n}"), "hostname": format!("bench-{n}"),
             "os_info": {"os_type": "linux", "os_version": "bench", "arch": "x86_64"}, "version": "0.0.0"}});
         ws.send(Message::text(auth.to_string())).await.unwrap();
@@ -103,23 +105,45 @@ async fn run(db: TestDb) {
     let mut health = Vec::new();
     for _ in 0..COMMANDS {
         let t = Instant::now();
-        let r = server.client.get(server.url("/api/health")).send().await.unwrap();
+        let r = server
+            .client
+            .get(server.url("/api/health"))
+            .send()
+            .await
+            .unwrap();
         assert!(r.status().is_success());
         health.push(t.elapsed());
     }
 
     // Command round trips, observed on the event stream as the dashboard would.
-    let events = server.client.get(server.url(&format!("/api/events?access_token={}", server.token))).send().await.unwrap();
+    let events = server
+        .client
+        .get(server.url(&format!("/api/events?access_token={}", server.token)))
+        .send()
+        .await
+        .unwrap();
     let mut stream = events.bytes_stream();
     let mut round_trips = Vec::new();
     let mut buffer = String::new();
     for i in 0..COMMANDS {
         let agent = &agent_ids[i % FLEET];
         let t = Instant::now();
-        let c = server.post(&format!("/api/agents/{agent}/command"), json!({"command_type": "shell", "command": "true"})).await;
-        let needle = format!("\"id\":\"{}\",\"agent_id\":\"{agent}\",\"status\":\"completed\"", c["id"].as_str().unwrap());
+        let c = server
+            .post(
+                &format!("/api/agents/{agent}/command"),
+                json!({"command_type": "shell", "command": "true"}),
+            )
+            .await;
+        let needle = format!(
+            "\"id\":\"{}\",\"agent_id\":\"{agent}\",\"status\":\"completed\"",
+            c["id"].as_str().unwrap()
+        );
         while !buffer.contains(&needle) {
-            let chunk = tokio::time::timeout(Duration::from_secs(10), stream.next()).await.expect("event").unwrap().unwrap();
+            let chunk = tokio::time::timeout(Duration::from_secs(10), stream.next())
+                .await
+                .expect("event")
+                .unwrap()
+                .unwrap();
             buffer.push_str(&String::from_utf8_lossy(&chunk));
         }
         round_trips.push(t.elapsed());
@@ -129,11 +153,30 @@ async fn run(db: TestDb) {
     round_trips.sort();
     let (h50, c50) = (percentile(&health, 0.5), percentile(&round_trips, 0.5));
     println!("== {db:?}: {FLEET} agents, {REPORTS} reports each, {COMMANDS} commands");
-    println!("enroll (sequential)       {:>10}  ({:.0} agents/s)", ms(enroll), FLEET as f64 / enroll.as_secs_f64());
-    println!("metrics ingest            {:>10}  ({:.0} reports/s)", ms(ingest), total as f64 / ingest.as_secs_f64());
-    println!("health GET (baseline)     p50 {:>10}  p95 {:>10}", ms(h50), ms(percentile(&health, 0.95)));
-    println!("command round trip        p50 {:>10}  p95 {:>10}", ms(c50), ms(percentile(&round_trips, 0.95)));
-    println!("round trip / baseline     p50 {:.1}x", c50.as_secs_f64() / h50.as_secs_f64());
+    println!(
+        "enroll (sequential)       {:>10}  ({:.0} agents/s)",
+        ms(enroll),
+        FLEET as f64 / enroll.as_secs_f64()
+    );
+    println!(
+        "metrics ingest            {:>10}  ({:.0} reports/s)",
+        ms(ingest),
+        total as f64 / ingest.as_secs_f64()
+    );
+    println!(
+        "health GET (baseline)     p50 {:>10}  p95 {:>10}",
+        ms(h50),
+        ms(percentile(&health, 0.95))
+    );
+    println!(
+        "command round trip        p50 {:>10}  p95 {:>10}",
+        ms(c50),
+        ms(percentile(&round_trips, 0.95))
+    );
+    println!(
+        "round trip / baseline     p50 {:.1}x",
+        c50.as_secs_f64() / h50.as_secs_f64()
+    );
     drop(senders);
 }
 

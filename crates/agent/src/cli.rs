@@ -1,0 +1,196 @@
+//! The command line: `run`, `install`, `uninstall` (and `service` for the Windows SCM).
+
+use std::path::{Path, PathBuf};
+
+use clap::{Parser, Subcommand};
+use tokio::sync::watch;
+
+use crate::config::{default_config_path, Config};
+
+#[derive(Debug, Parser)]
+#[command(name = "gururmm-agent", version, about = "GuruRMM agent")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Runs the agent in the foreground until Ctrl-C or SIGTERM.
+    Run {
+        #[arg(long, default_value_os_t = default_config_path())]
+        config: PathBuf,
+    },
+    /// Checks a config file and prints what is wrong with it.
+    CheckConfig {
+        #[arg(long, default_value_os_t = default_config_path())]
+        config: PathBuf,
+    },
+    /// Registers and starts the agent as a service (systemd unit on Linux, "GuruRMM" on Windows).
+    Install {
+        #[arg(long, default_value_os_t = default_config_path())]
+        config: PathBuf,
+    },
+    /// Stops and removes the service.
+    Uninstall,
+    /// The entry point the Windows service manager starts.
+    #[command(hide = true)]
+    Service {
+        #[arg(long, default_value_os_t = default_config_path())]
+        config: PathBuf,
+    },
+}
+
+fn load(path: &Path) -> Result<Config, i32> {
+    Config::load(path).map_err(|e| {
+        eprintln!("gururmm-agent: {}", crate::logging::ascii(&e.to_string()));
+        2
+    })
+}
+
+/// Loads the config, sets up logs and runs the agent until `shutdown`; returns the exit code.
+/// Shared by `run` and the Windows service.
+pub fn run_agent(config_path: &Path, shutdown: watch::Receiver<bool>) -> i32 {
+    let config = match load(config_path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let _guard = crate::logging::init(
+        &config.agent.log_level,
+        Some(&config.agent.log_dir),
+        config.agent.log_files_kept,
+    );
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("gururmm-agent: cannot start the runtime: {e}");
+            return 1;
+        }
+    };
+    let code = runtime.block_on(async move {
+        match crate::agent::run(config, shutdown).await {
+            Ok(()) => 0,
+            Err(e) => {
+                tracing::error!("{}", crate::logging::ascii(&format!("{e:#}")));
+                1
+            }
+        }
+    });
+    // Running commands are not waited for: they are killed with their tasks and reported as
+    // interrupted on the next start.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    code
+}
+
+/// Ctrl-C and SIGTERM into the shutdown channel.
+fn spawn_signal_listener(tx: watch::Sender<bool>) {
+    std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        rt.block_on(async move {
+            #[cfg(unix)]
+            {
+                use tokio::signal::unix::{signal, SignalKind};
+                let mut term = match signal(SignalKind::terminate()) {
+                    Ok(s) => s,
+                    Err(_) => {
+                        let _ = tokio::signal::ctrl_c().await;
+                        let _ = tx.send(true);
+                        return;
+                    }
+                };
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            #[cfg(not(unix))]
+            {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+            tracing::info!("shutdown requested");
+            let _ = tx.send(true);
+        });
+    });
+}
+
+pub fn main_with(cli: Cli) -> i32 {
+    match cli.command {
+        Cmd::Run { config } => {
+            let (tx, rx) = watch::channel(false);
+            spawn_signal_listener(tx);
+            run_agent(&config, rx)
+        }
+        Cmd::CheckConfig { config } => match load(&config) {
+            Ok(_) => {
+                println!("{}: ok", config.display());
+                0
+            }
+            Err(code) => code,
+        },
+        Cmd::Install { config } => {
+            if let Err(code) = load(&config) {
+                return code;
+            }
+            report(install(&config))
+        }
+        Cmd::Uninstall => report(uninstall()),
+        Cmd::Service { config } => {
+            #[cfg(windows)]
+            {
+                report(crate::service::windows::run_as_service(config))
+            }
+            #[cfg(not(windows))]
+            {
+                let _ = config;
+                eprintln!("gururmm-agent: 'service' is for the Windows service manager; use 'run'");
+                2
+            }
+        }
+    }
+}
+
+fn report(r: anyhow::Result<()>) -> i32 {
+    match r {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!(
+                "gururmm-agent: {}",
+                crate::logging::ascii(&format!("{e:#}"))
+            );
+            1
+        }
+    }
+}
+
+#[cfg(windows)]
+fn install(config: &Path) -> anyhow::Result<()> {
+    crate::service::windows::install(config)
+}
+#[cfg(windows)]
+fn uninstall() -> anyhow::Result<()> {
+    crate::service::windows::uninstall()
+}
+#[cfg(unix)]
+fn install(config: &Path) -> anyhow::Result<()> {
+    crate::service::systemd::install(config)
+}
+#[cfg(unix)]
+fn uninstall() -> anyhow::Result<()> {
+    crate::service::systemd::uninstall()
+}
+#[cfg(not(any(unix, windows)))]
+fn install(_: &Path) -> anyhow::Result<()> {
+    anyhow::bail!("install is not supported on this OS")
+}
+#[cfg(not(any(unix, windows)))]
+fn uninstall() -> anyhow::Result<()> {
+    anyhow::bail!("uninstall is not supported on this OS")
+}

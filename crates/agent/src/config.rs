@@ -1,0 +1,581 @@
+//! `agent.toml`: SPEC's file plus an `[agent]` section holding every interval and path.
+//!
+//! Every value has SPEC's default, so a file with only `[server]` is complete. A value out of
+//! range is refused with an error naming the key and the allowed range.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// How the agent talks to the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// One persistent WebSocket (the normal mode).
+    Websocket,
+    /// HTTP polling of `/api/agent/...` for machines that cannot keep a WebSocket.
+    Legacy,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerSection,
+    #[serde(default)]
+    pub agent: AgentSection,
+    #[serde(default)]
+    pub metrics: MetricsSection,
+    #[serde(default)]
+    pub watchdog: WatchdogSection,
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    /// `wss://host/ws` or `ws://host:port/ws`. Legacy mode uses the same host over http(s).
+    pub url: String,
+    /// A site code (enrollment only) or a `grmm_...` agent key.
+    pub api_key: String,
+    /// A PEM file with extra CA certificates, trusted in addition to the system's roots.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for ServerSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerSection")
+            .field("url", &self.url)
+            .field("api_key", &redact(&self.api_key))
+            .field("ca_file", &self.ca_file)
+            .finish()
+    }
+}
+
+/// Keeps a key out of logs: a site code is shown, a `grmm_` key only by its prefix.
+pub fn redact(key: &str) -> String {
+    if key.starts_with("grmm_") {
+        "grmm_***".to_owned()
+    } else {
+        key.to_owned()
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentSection {
+    pub mode: Mode,
+    pub heartbeat_interval_seconds: u64,
+    pub network_check_interval_seconds: u64,
+    pub idle_timeout_seconds: u64,
+    pub auth_timeout_seconds: u64,
+    /// First reconnect delay; doubles after each failure up to `reconnect_max_delay_seconds`,
+    /// with up to 25 % random jitter.
+    pub reconnect_delay_seconds: u64,
+    pub reconnect_max_delay_seconds: u64,
+    /// Used when a command arrives with `timeout_seconds` 0.
+    pub command_timeout_seconds: u64,
+    /// The longest timeout a command may ask for.
+    pub command_max_timeout_seconds: u64,
+    /// stdout and stderr are each cut at this many bytes, with a marker where cut.
+    pub output_cap_bytes: usize,
+    /// The interpreter of `script` commands when the command does not name one.
+    pub script_interpreter: String,
+    pub state_dir: PathBuf,
+    pub log_dir: PathBuf,
+    /// `error`, `warn`, `info`, `debug` or `trace` (a tracing filter).
+    pub log_level: String,
+    /// Rotated log files kept (one per day).
+    pub log_files_kept: usize,
+}
+
+impl Default for AgentSection {
+    fn default() -> Self {
+        AgentSection {
+            mode: Mode::Websocket,
+            heartbeat_interval_seconds: 30,
+            network_check_interval_seconds: 30,
+            idle_timeout_seconds: 90,
+            auth_timeout_seconds: 10,
+            reconnect_delay_seconds: 10,
+            reconnect_max_delay_seconds: 300,
+            command_timeout_seconds: 300,
+            command_max_timeout_seconds: 86_400,
+            output_cap_bytes: 1024 * 1024,
+            script_interpreter: default_script_interpreter().to_owned(),
+            state_dir: default_state_dir(),
+            log_dir: default_log_dir(),
+            log_level: "info".to_owned(),
+            log_files_kept: 7,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSection {
+    pub interval_seconds: u64,
+    pub collect_cpu: bool,
+    pub collect_memory: bool,
+    pub collect_disk: bool,
+    pub collect_network: bool,
+}
+
+impl Default for MetricsSection {
+    fn default() -> Self {
+        MetricsSection {
+            interval_seconds: 60,
+            collect_cpu: true,
+            collect_memory: true,
+            collect_disk: true,
+            collect_network: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WatchdogSection {
+    pub enabled: bool,
+    pub check_interval_seconds: u64,
+    pub services: Vec<WatchedService>,
+}
+
+impl Default for WatchdogSection {
+    fn default() -> Self {
+        WatchdogSection {
+            enabled: false,
+            check_interval_seconds: 30,
+            services: Vec::new(),
+        }
+    }
+}
+
+/// What the watchdog does when a service is found stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WatchdogAction {
+    /// Restart it (at most `max_restarts` times in `restart_window_seconds`).
+    Restart,
+    /// Only report it.
+    Alert,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WatchedService {
+    pub name: String,
+    #[serde(default = "default_action")]
+    pub action: WatchdogAction,
+    #[serde(default = "default_max_restarts")]
+    pub max_restarts: u32,
+    #[serde(default = "default_cooldown")]
+    pub restart_cooldown_seconds: u64,
+    #[serde(default = "default_window")]
+    pub restart_window_seconds: u64,
+    /// For a service the system's service manager does not know: a command whose exit status 0
+    /// means "running" (run with `/bin/sh -c`, Windows `cmd.exe /C`). Needs `restart_command`.
+    #[serde(default)]
+    pub check_command: Option<String>,
+    /// The command that starts the service again (with `check_command`).
+    #[serde(default)]
+    pub restart_command: Option<String>,
+}
+
+fn default_action() -> WatchdogAction {
+    WatchdogAction::Restart
+}
+fn default_max_restarts() -> u32 {
+    3
+}
+fn default_cooldown() -> u64 {
+    60
+}
+fn default_window() -> u64 {
+    3600
+}
+
+pub fn default_config_path() -> PathBuf {
+    if cfg!(windows) {
+        PathBuf::from(r"C:\ProgramData\GuruRMM\agent.toml")
+    } else {
+        PathBuf::from("/etc/gururmm/agent.toml")
+    }
+}
+
+pub fn default_state_dir() -> PathBuf {
+    if cfg!(windows) {
+        PathBuf::from(r"C:\ProgramData\GuruRMM")
+    } else {
+        PathBuf::from("/var/lib/gururmm")
+    }
+}
+
+pub fn default_log_dir() -> PathBuf {
+    if cfg!(windows) {
+        PathBuf::from(r"C:\ProgramData\GuruRMM\logs")
+    } else {
+        PathBuf::from("/var/log/gururmm")
+    }
+}
+
+pub fn default_script_interpreter() -> &'static str {
+    if cfg!(windows) {
+        "powershell"
+    } else {
+        "/bin/sh"
+    }
+}
+
+/// A configuration problem, naming the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config key {key} = {value} is out of range: allowed {min}..={max}")]
+    OutOfRange {
+        key: &'static str,
+        value: u64,
+        min: u64,
+        max: u64,
+    },
+    #[error("config key {key} is invalid: {message}")]
+    Invalid { key: String, message: String },
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::parse(&text).map_err(|e| match e {
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                path: path.to_owned(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses and validates config text.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: PathBuf::new(),
+            message: e.to_string(),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let a = &self.agent;
+        let ranges: [(&'static str, u64, u64, u64); 12] = [
+            (
+                "metrics.interval_seconds",
+                self.metrics.interval_seconds,
+                10,
+                3600,
+            ),
+            (
+                "agent.heartbeat_interval_seconds",
+                a.heartbeat_interval_seconds,
+                1,
+                3600,
+            ),
+            (
+                "agent.network_check_interval_seconds",
+                a.network_check_interval_seconds,
+                1,
+                86_400,
+            ),
+            (
+                "agent.idle_timeout_seconds",
+                a.idle_timeout_seconds,
+                2,
+                86_400,
+            ),
+            ("agent.auth_timeout_seconds", a.auth_timeout_seconds, 1, 600),
+            (
+                "agent.reconnect_delay_seconds",
+                a.reconnect_delay_seconds,
+                1,
+                3600,
+            ),
+            (
+                "agent.reconnect_max_delay_seconds",
+                a.reconnect_max_delay_seconds,
+                1,
+                86_400,
+            ),
+            (
+                "agent.command_timeout_seconds",
+                a.command_timeout_seconds,
+                1,
+                86_400,
+            ),
+            (
+                "agent.command_max_timeout_seconds",
+                a.command_max_timeout_seconds,
+                1,
+                604_800,
+            ),
+            (
+                "agent.output_cap_bytes",
+                a.output_cap_bytes as u64,
+                1024,
+                64 * 1024 * 1024,
+            ),
+            ("agent.log_files_kept", a.log_files_kept as u64, 1, 365),
+            (
+                "watchdog.check_interval_seconds",
+                self.watchdog.check_interval_seconds,
+                1,
+                86_400,
+            ),
+        ];
+        for (key, value, min, max) in ranges {
+            if value < min || value > max {
+                return Err(ConfigError::OutOfRange {
+                    key,
+                    value,
+                    min,
+                    max,
+                });
+            }
+        }
+        if a.reconnect_max_delay_seconds < a.reconnect_delay_seconds {
+            return Err(invalid(
+                "agent.reconnect_max_delay_seconds",
+                "must not be smaller than agent.reconnect_delay_seconds",
+            ));
+        }
+        if a.idle_timeout_seconds <= a.heartbeat_interval_seconds {
+            return Err(invalid(
+                "agent.idle_timeout_seconds",
+                "must be larger than agent.heartbeat_interval_seconds",
+            ));
+        }
+        let url = self.server.url.as_str();
+        let scheme_ok = match a.mode {
+            Mode::Websocket => url.starts_with("ws://") || url.starts_with("wss://"),
+            Mode::Legacy => ["ws://", "wss://", "http://", "https://"]
+                .iter()
+                .any(|s| url.starts_with(s)),
+        };
+        if !scheme_ok || url.split("://").nth(1).is_none_or(str::is_empty) {
+            return Err(invalid(
+                "server.url",
+                "must be a ws:// or wss:// URL (legacy mode also takes http:// or https://)",
+            ));
+        }
+        if self.server.api_key.trim().is_empty() {
+            return Err(invalid(
+                "server.api_key",
+                "must be a site code (WORD-WORD-NUMBER) or a grmm_ agent key",
+            ));
+        }
+        if a.script_interpreter.trim().is_empty() {
+            return Err(invalid("agent.script_interpreter", "must not be empty"));
+        }
+        if tracing_subscriber::EnvFilter::try_new(&a.log_level).is_err() {
+            return Err(invalid(
+                "agent.log_level",
+                "must be error, warn, info, debug or trace",
+            ));
+        }
+        for (i, s) in self.watchdog.services.iter().enumerate() {
+            let key = |field: &str| format!("watchdog.services[{i}].{field}");
+            if s.name.trim().is_empty() {
+                return Err(invalid(key("name"), "must not be empty"));
+            }
+            if s.max_restarts > 1000 {
+                return Err(invalid(
+                    key("max_restarts"),
+                    "out of range: allowed 0..=1000",
+                ));
+            }
+            if s.restart_cooldown_seconds > 86_400 {
+                return Err(invalid(
+                    key("restart_cooldown_seconds"),
+                    "out of range: allowed 0..=86400",
+                ));
+            }
+            if !(1..=604_800).contains(&s.restart_window_seconds) {
+                return Err(invalid(
+                    key("restart_window_seconds"),
+                    "out of range: allowed 1..=604800",
+                ));
+            }
+            if s.check_command.is_some() != s.restart_command.is_some() {
+                return Err(invalid(
+                    key("check_command"),
+                    "check_command and restart_command must be given together",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn heartbeat_interval(&self) -> Duration {
+        Duration::from_secs(self.agent.heartbeat_interval_seconds)
+    }
+    pub fn network_check_interval(&self) -> Duration {
+        Duration::from_secs(self.agent.network_check_interval_seconds)
+    }
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.agent.idle_timeout_seconds)
+    }
+    pub fn auth_timeout(&self) -> Duration {
+        Duration::from_secs(self.agent.auth_timeout_seconds)
+    }
+    pub fn metrics_interval(&self) -> Duration {
+        Duration::from_secs(self.metrics.interval_seconds)
+    }
+}
+
+fn invalid(key: impl Into<String>, message: &str) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        message: message.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str =
+        "[server]\nurl = \"wss://rmm.example.com/ws\"\napi_key = \"AMBER-RIVER-4821\"\n";
+
+    #[test]
+    fn minimal_file_gets_spec_defaults() {
+        let c = Config::parse(MINIMAL).unwrap();
+        assert_eq!(c.agent.heartbeat_interval_seconds, 30);
+        assert_eq!(c.agent.network_check_interval_seconds, 30);
+        assert_eq!(c.agent.idle_timeout_seconds, 90);
+        assert_eq!(c.agent.auth_timeout_seconds, 10);
+        assert_eq!(c.agent.reconnect_delay_seconds, 10);
+        assert_eq!(c.agent.command_timeout_seconds, 300);
+        assert_eq!(c.metrics.interval_seconds, 60);
+        assert_eq!(c.agent.mode, Mode::Websocket);
+        assert!(c.metrics.collect_cpu && c.metrics.collect_disk);
+    }
+
+    #[test]
+    fn shipped_example_lists_the_defaults() {
+        let c = Config::parse(include_str!("../dist/agent.toml")).unwrap();
+        let d = AgentSection::default();
+        if cfg!(unix) {
+            assert_eq!(c.agent.state_dir, d.state_dir);
+            assert_eq!(c.agent.script_interpreter, d.script_interpreter);
+        }
+        assert_eq!(
+            c.agent.heartbeat_interval_seconds,
+            d.heartbeat_interval_seconds
+        );
+        assert_eq!(
+            c.agent.reconnect_max_delay_seconds,
+            d.reconnect_max_delay_seconds
+        );
+        assert_eq!(c.agent.output_cap_bytes, d.output_cap_bytes);
+        assert_eq!(
+            c.agent.command_max_timeout_seconds,
+            d.command_max_timeout_seconds
+        );
+        assert!(!c.watchdog.enabled);
+    }
+
+    #[test]
+    fn spec_example_file_parses() {
+        let text = r#"
+[server]
+url = "wss://rmm.example.com/ws"
+api_key = "AMBER-RIVER-4821"
+
+[metrics]
+interval_seconds = 60
+collect_cpu = true
+collect_memory = true
+collect_disk = true
+collect_network = true
+
+[watchdog]
+enabled = true
+check_interval_seconds = 30
+
+[[watchdog.services]]
+name = "ServiceName"
+action = "restart"
+max_restarts = 3
+restart_cooldown_seconds = 60
+"#;
+        let c = Config::parse(text).unwrap();
+        assert!(c.watchdog.enabled);
+        assert_eq!(c.watchdog.services[0].name, "ServiceName");
+        assert_eq!(c.watchdog.services[0].action, WatchdogAction::Restart);
+    }
+
+    #[test]
+    fn out_of_range_metrics_interval_names_key_and_range() {
+        let text = format!("{MINIMAL}[metrics]\ninterval_seconds = 5\n");
+        let err = Config::parse(&text).unwrap_err().to_string();
+        assert!(err.contains("metrics.interval_seconds"), "{err}");
+        assert!(err.contains("10..=3600"), "{err}");
+        let text = format!("{MINIMAL}[metrics]\ninterval_seconds = 3601\n");
+        assert!(Config::parse(&text).is_err());
+    }
+
+    #[test]
+    fn out_of_range_interval_names_key() {
+        let text = format!("{MINIMAL}[agent]\nheartbeat_interval_seconds = 0\n");
+        let err = Config::parse(&text).unwrap_err().to_string();
+        assert!(err.contains("agent.heartbeat_interval_seconds"), "{err}");
+        assert!(err.contains("1..=3600"), "{err}");
+    }
+
+    #[test]
+    fn unknown_key_and_bad_mode_are_refused_with_the_name() {
+        let err = Config::parse(&format!("{MINIMAL}[agent]\nheartbeat = 3\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("heartbeat"), "{err}");
+        let err = Config::parse(&format!("{MINIMAL}[agent]\nmode = \"carrier-pigeon\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("carrier-pigeon"), "{err}");
+    }
+
+    #[test]
+    fn bad_url_is_refused() {
+        let err = Config::parse("[server]\nurl = \"ftp://x\"\napi_key = \"A-B-1\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("server.url"), "{err}");
+    }
+
+    #[test]
+    fn watchdog_check_command_needs_restart_command() {
+        let text = format!(
+            "{MINIMAL}[watchdog]\nenabled = true\n[[watchdog.services]]\nname = \"x\"\ncheck_command = \"true\"\n"
+        );
+        let err = Config::parse(&text).unwrap_err().to_string();
+        assert!(err.contains("watchdog.services[0].check_command"), "{err}");
+    }
+
+    #[test]
+    fn debug_output_redacts_agent_key() {
+        let c = Config::parse(
+            "[server]\nurl = \"ws://127.0.0.1:1/ws\"\napi_key = \"grmm_secretsecret\"\n",
+        )
+        .unwrap();
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("secretsecret"), "{shown}");
+    }
+}
