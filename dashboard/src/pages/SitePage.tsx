@@ -4,7 +4,7 @@ import { useApi } from '../session';
 import { useAsync } from '../hooks';
 import { useLiveEvents } from '../live';
 import { applyAgentStatus, sortAgents, type AgentSortKey, type SortDir } from '../lib/agents';
-import { linuxInstall, windowsInstall } from '../lib/install';
+import { LINUX_BINARY, WINDOWS_BINARY, linuxInstall, windowsInstall } from '../lib/install';
 import { href, navigate } from '../lib/router';
 import { AgentTable } from '../components/AgentTable';
 import { ConfirmButton, CopyButton, Empty, ErrorMessage, Loading, PageHeader } from '../components/ui';
@@ -124,7 +124,10 @@ export function SitePage({ id }: { id: string }) {
 
       <section aria-labelledby="install-title">
         <h2 id="install-title">Install an agent for this site</h2>
-        <p className="muted">The agent connects back to this server ({loc.host}) and enrolls with the site code above.</p>
+        <p className="muted">
+          The agent connects back to this server ({loc.host}) and enrolls with the site code above. The server hands out the agent builds from its
+          downloads folder (<code>downloads_dir</code>), where these commands expect <code>{LINUX_BINARY}</code> and <code>{WINDOWS_BINARY}</code>.
+        </p>
         <div className="install-grid">
           <InstallBlock id="install-linux" title="Linux (as root)" text={linuxInstall(s.site_code, loc)} />
           <InstallBlock id="install-windows" title="Windows (PowerShell as Administrator)" text={windowsInstall(s.site_code, loc)} />
