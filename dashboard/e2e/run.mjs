@@ -174,6 +174,7 @@ async function startBackend() {
 
 async function main() {
   fs.mkdirSync(SHOTS, { recursive: true });
+  for (const f of fs.readdirSync(SHOTS)) if (f.endsWith('.png')) fs.rmSync(path.join(SHOTS, f));
   fs.mkdirSync(LOGS, { recursive: true });
   if (!fs.existsSync(path.join(DASHBOARD, 'dist', 'index.html'))) {
     log('dashboard/dist is missing: building it');
@@ -487,6 +488,9 @@ async function main() {
     await goto('Fleet');
     await page.locator('tr[data-agent-id]').first().waitFor();
     await shot('14-fleet-narrow');
+    await goto('Console');
+    await page.getByRole('heading', { name: 'Command console' }).waitFor();
+    await shot('14-console-narrow');
     await page.setViewportSize({ width: 1280, height: 860 });
   });
 

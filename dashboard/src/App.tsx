@@ -1,7 +1,7 @@
 import type { ReactNode } from 'react';
 import { useSession } from './session';
 import { LiveProvider, useLiveState } from './live';
-import { href, matchPath, useLocation, type Location } from './lib/router';
+import { href, matchPath, navigate, useLocation, type Location } from './lib/router';
 import { LoginPage } from './pages/LoginPage';
 import { OverviewPage } from './pages/OverviewPage';
 import { ClientsPage } from './pages/ClientsPage';
@@ -93,7 +93,16 @@ function Shell({ loc }: { loc: Location }) {
             {user.email}
           </span>
           <span className="role">({user.role})</span>
-          <button type="button" className="secondary small" onClick={() => logout('You have signed out.')}>
+          <button
+            type="button"
+            className="secondary small"
+            onClick={() => {
+              // A deliberate sign-out starts the next session on the fleet page; an expired one
+              // keeps the address so signing in again returns to the same page.
+              navigate('/', undefined, { replace: true });
+              logout('You have signed out.');
+            }}
+          >
             Sign out
           </button>
         </div>
