@@ -357,7 +357,11 @@ async fn agent_killed_mid_command_reports_it_interrupted_and_never_reruns_it() {
 async fn legacy_mode_round_trip_over_http() {
     let server = TestServer::start(TestDb::Sqlite).await;
     let (_, site_id, code) = server.create_site().await;
-    let agent = Agent::start_new(&server.base_url, &code, "[agent]\nmode = \"legacy\"\n");
+    // A service whose check always fails, so the watchdog has events to report over HTTP.
+    let extra = "[agent]\nmode = \"legacy\"\n\n[watchdog]\nenabled = true\ncheck_interval_seconds = 1\n\n\
+[[watchdog.services]]\nname = \"legacy-svc\"\naction = \"restart\"\nmax_restarts = 1\nrestart_cooldown_seconds = 1\n\
+check_command = \"false\"\nrestart_command = \"true\"\n";
+    let agent = Agent::start_new(&server.base_url, &code, extra);
     let listed = online_agent(&server).await;
     assert_eq!(listed["site_id"], json!(site_id));
     let id = listed["id"].as_str().unwrap().to_owned();
@@ -371,9 +375,37 @@ async fn legacy_mode_round_trip_over_http() {
         .wait_for(
             &format!("/api/agents/{id}/state"),
             Duration::from_secs(15),
-            |s| !s["metrics"].is_null(),
+            |s| !s["metrics"].is_null() && !s["network"]["interfaces"].is_null(),
         )
         .await;
+    // Watchdog events travel with the heartbeats, none lost.
+    let events = server
+        .wait_for(
+            &format!("/api/agents/{id}/watchdog-events"),
+            Duration::from_secs(20),
+            |e| {
+                e.as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|e| e["event"] == json!("gave_up"))
+            },
+        )
+        .await;
+    let kinds: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["event"].as_str())
+        .collect();
+    assert!(
+        kinds.contains(&"stopped") && kinds.contains(&"restarted"),
+        "{events}"
+    );
+    assert!(events
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| e["service"] == json!("legacy-svc")));
 }
 
 #[tokio::test]

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Command, MetricsReport, OsInfo};
+use crate::{Command, MetricsReport, NetworkState, OsInfo, WatchdogEvent};
 
 /// `POST /api/agent/register-legacy`: enroll with a site code.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -32,6 +32,12 @@ pub struct HeartbeatRequest {
     pub version: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics: Option<MetricsReport>,
+    /// Sent after registering and whenever its hash changes, as on the WebSocket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_state: Option<NetworkState>,
+    /// Watchdog events since the last heartbeat the server accepted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub watchdog_events: Vec<WatchdogEvent>,
 }
 
 /// The answer to a heartbeat: the commands that were pending, now marked running.

@@ -3,7 +3,8 @@
 //! `POST /api/agent/register-legacy` once (with the site code) to get a `grmm_` key, then
 //! `POST /api/agent/heartbeat` every heartbeat interval (with metrics when they are due); the
 //! answer carries the commands to run. Results go to `POST /api/agent/command-result`.
-//! This endpoint set has no place for network state or watchdog events: those are logged.
+//! Network state (when its hash changed) and watchdog events ride along on the next heartbeat;
+//! events stay queued until a heartbeat carrying them is accepted.
 
 use std::time::Duration;
 
@@ -18,7 +19,7 @@ use tokio::time::Instant;
 use super::backoff::Backoff;
 use crate::agent::{Ctx, Inbox};
 use crate::logging::ascii;
-use crate::metrics::now_unix;
+use crate::metrics::{network_state, now_unix};
 
 /// `ws://host:port/ws` -> `http://host:port` (and wss -> https); http(s) URLs keep their origin.
 pub fn base_url(server_url: &str) -> Result<String, String> {
@@ -150,6 +151,9 @@ pub async fn run(
         k.starts_with("grmm_").then(|| k.clone())
     });
     let mut next_metrics = Instant::now();
+    // The hash the server last accepted, and watchdog events not yet delivered.
+    let mut sent_network_hash: Option<String> = None;
+    let mut pending_events: Vec<gururmm_protocol::WatchdogEvent> = Vec::new();
     loop {
         let round: Result<(), Failure> = async {
             let k = match &key {
@@ -167,13 +171,23 @@ pub async fn run(
             } else {
                 None
             };
+            let network = tokio::task::spawn_blocking(network_state::read)
+                .await
+                .ok()
+                .filter(|n| sent_network_hash.as_deref() != Some(n.hash.as_str()));
             let body = HeartbeatRequest {
                 timestamp: Some(now_unix()),
                 version: Some(ctx.version.to_owned()),
                 metrics,
+                network_state: network,
+                watchdog_events: pending_events.clone(),
             };
             let resp: HeartbeatResponse =
                 client.post("/api/agent/heartbeat", Some(&k), &body).await?;
+            if let Some(n) = body.network_state {
+                sent_network_hash = Some(n.hash);
+            }
+            pending_events.drain(..body.watchdog_events.len());
             for cmd in resp.commands {
                 ctx.executor.submit(cmd);
             }
@@ -218,9 +232,14 @@ pub async fn run(
                 }
                 Some(e) = inbox.events.recv() => {
                     tracing::info!(
-                        "watchdog event {} for {} (legacy mode has no endpoint for watchdog events)",
+                        "watchdog event {} for {}; sent with the next heartbeat",
                         ascii(&e.event), ascii(&e.service)
                     );
+                    // Bounded: a machine offline for long keeps the newest events.
+                    if pending_events.len() >= 1000 {
+                        pending_events.remove(0);
+                    }
+                    pending_events.push(e);
                 }
             }
         }

@@ -45,7 +45,8 @@ pub async fn register(
     }
 }
 
-/// Marks the agent seen, stores metrics it brought, and hands over its pending commands,
+/// Marks the agent seen, stores the metrics, network state and watchdog events it brought,
+/// and hands over its pending commands,
 /// which become `running`.
 pub async fn heartbeat(
     State(state): State<AppState>,
@@ -61,6 +62,16 @@ pub async fn heartbeat(
             .map_err(|e| ApiError::BadRequest(format!("heartbeat body: {e}")))?;
         if let Some(metrics) = &req.metrics {
             crate::hub::store_metrics(&state, &id, metrics).await?;
+        }
+        if let Some(network) = &req.network_state {
+            let json = serde_json::to_string(network).map_err(|e| ApiError::Internal(e.into()))?;
+            state
+                .store
+                .store_network_state(&id, &network.hash, &json)
+                .await?;
+        }
+        for event in &req.watchdog_events {
+            state.store.insert_watchdog_event(&id, event).await?;
         }
     }
     let mut commands = Vec::new();

@@ -1,0 +1,568 @@
+// End-to-end test of the dashboard in Chromium against the REAL server with a REAL agent.
+//
+//   cargo build -p gururmm-server -p gururmm-agent     (from the repository root)
+//   npm --prefix dashboard run build                    (dashboard/dist, served by the server)
+//   node dashboard/e2e/run.mjs
+//
+// It starts target/debug/gururmm-server on a free loopback port with a fresh data folder,
+// creates an administrator with `gururmm-server user add`, drives /usr/bin/chromium through
+// playwright-core: log in, create a client and a site, read the site code from the page, start
+// target/debug/gururmm-agent with it, see the agent come online without a reload, run
+// `echo hello-from-e2e` and read its output, find it in the commands list, stop the agent and
+// see it go offline without a reload, look at every other page (also dark and narrow), log out,
+// and check that an invalid session returns to the login page.
+// A screenshot of each page goes to artifacts/screenshots/; logs to artifacts/e2e/.
+//
+// Environment: GURURMM_SERVER_BIN, GURURMM_AGENT_BIN (default target/debug/...),
+// CHROMIUM (default /usr/bin/chromium), E2E_KEEP=1 keeps the temporary folder.
+// `--mock` runs the same scenario against e2e/mock-server.mjs (no Rust binaries; for checking
+// this script and the pages only: it proves nothing about the server).
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const DASHBOARD = path.resolve(HERE, '..');
+const ROOT = path.resolve(DASHBOARD, '..');
+const TARGET = process.env.CARGO_TARGET_DIR ? path.resolve(ROOT, process.env.CARGO_TARGET_DIR) : path.join(ROOT, 'target');
+const SERVER_BIN = process.env.GURURMM_SERVER_BIN ?? path.join(TARGET, 'debug', 'gururmm-server');
+const AGENT_BIN = process.env.GURURMM_AGENT_BIN ?? path.join(TARGET, 'debug', 'gururmm-agent');
+const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+const SHOTS = path.join(ROOT, 'artifacts', 'screenshots');
+const LOGS = path.join(ROOT, 'artifacts', 'e2e');
+const MOCK = process.argv.includes('--mock');
+const HEADED = process.argv.includes('--headed');
+
+const ADMIN_EMAIL = 'admin@example.test';
+const ADMIN_PASSWORD = 'e2e-Password-1234';
+const MARKER = 'hello-from-e2e';
+const STEP_TIMEOUT = 20_000;
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'gururmm-e2e-'));
+const children = [];
+let passed = 0;
+let failed = 0;
+
+function log(msg) {
+  console.log(`[e2e] ${msg}`);
+}
+
+async function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function startProcess(name, cmd, args, env) {
+  const out = fs.openSync(path.join(LOGS, `${name}.log`), 'w');
+  const child = spawn(cmd, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', out, out] });
+  child.on('exit', (code, signal) => log(`${name} exited (${signal ?? code})`));
+  children.push(child);
+  return child;
+}
+
+async function stopProcess(child) {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const done = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+  await done;
+  clearTimeout(timer);
+}
+
+async function waitFor(what, fn, ms = STEP_TIMEOUT) {
+  const end = Date.now() + ms;
+  let last;
+  while (Date.now() < end) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (e) {
+      last = e;
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${last.message}` : ''}`);
+}
+
+/** Starts the server (real or mock) and returns its base URL and an "agent starter". */
+async function startBackend() {
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  if (MOCK) {
+    const { createMockServer } = await import('./mock-server.mjs');
+    const srv = createMockServer({ email: ADMIN_EMAIL, password: ADMIN_PASSWORD });
+    await new Promise((r) => srv.listen(port, '127.0.0.1', r));
+    return {
+      base,
+      stop: () => new Promise((r) => { srv.closeAllConnections?.(); srv.close(() => r()); }),
+      startAgent: async (siteCode) => {
+        const res = await fetch(`${base}/__mock/enroll`, { method: 'POST', body: JSON.stringify({ site_code: siteCode, hostname: 'mock-e2e-host' }) });
+        if (!res.ok) throw new Error(`mock enroll failed: ${res.status}`);
+        const hostname = 'mock-e2e-host';
+        return {
+          hostname,
+          stop: async () => {
+            await fetch(`${base}/__mock/disconnect`, { method: 'POST', body: JSON.stringify({ hostname }) });
+          },
+        };
+      },
+    };
+  }
+
+  for (const bin of [SERVER_BIN, AGENT_BIN]) {
+    if (!fs.existsSync(bin)) throw new Error(`${bin} is missing: run \`cargo build -p gururmm-server -p gururmm-agent\` first`);
+  }
+  const dataDir = path.join(tmp, 'server-data');
+  fs.mkdirSync(dataDir);
+  const env = {
+    GURURMM_LISTEN: `127.0.0.1:${port}`,
+    GURURMM_DATA_DIR: dataDir,
+    GURURMM_DASHBOARD_DIR: path.join(DASHBOARD, 'dist'),
+    RUST_LOG: process.env.RUST_LOG ?? 'info',
+  };
+  const add = spawnSync(SERVER_BIN, ['user', 'add', '--email', ADMIN_EMAIL, '--password', ADMIN_PASSWORD, '--role', 'admin'], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    encoding: 'utf8',
+  });
+  fs.writeFileSync(path.join(LOGS, 'user-add.log'), `${add.stdout ?? ''}${add.stderr ?? ''}`);
+  if (add.status !== 0) throw new Error(`gururmm-server user add failed (${add.status}): ${add.stderr || add.stdout}`);
+
+  const server = startProcess('server', SERVER_BIN, [], env);
+  await waitFor('the server to answer', async () => {
+    if (server.exitCode !== null) throw new Error('the server exited; see artifacts/e2e/server.log');
+    const res = await fetch(`${base}/api/auth/me`);
+    return res.status === 401;
+  });
+  return {
+    base,
+    stop: () => stopProcess(server),
+    startAgent: async (siteCode) => {
+      const config = path.join(tmp, 'agent.toml');
+      fs.writeFileSync(
+        config,
+        [
+          '[server]',
+          `url = "ws://127.0.0.1:${port}/ws"`,
+          `api_key = "${siteCode}"`,
+          '',
+          '[agent]',
+          `state_dir = "${path.join(tmp, 'agent-state')}"`,
+          `log_dir = "${path.join(tmp, 'agent-logs')}"`,
+          'reconnect_delay_seconds = 1',
+          '',
+          '[metrics]',
+          'interval_seconds = 10',
+          '',
+        ].join('\n'),
+      );
+      const agent = startProcess('agent', AGENT_BIN, ['run', '--config', config], {});
+      return { hostname: os.hostname(), stop: () => stopProcess(agent), process: agent };
+    },
+  };
+}
+
+async function main() {
+  fs.mkdirSync(SHOTS, { recursive: true });
+  for (const f of fs.readdirSync(SHOTS)) if (f.endsWith('.png')) fs.rmSync(path.join(SHOTS, f));
+  fs.mkdirSync(LOGS, { recursive: true });
+  if (!fs.existsSync(path.join(DASHBOARD, 'dist', 'index.html'))) {
+    log('dashboard/dist is missing: building it');
+    const b = spawnSync('npx', ['vite', 'build'], { cwd: DASHBOARD, stdio: 'inherit' });
+    if (b.status !== 0) throw new Error('vite build failed');
+  }
+
+  const backend = await startBackend();
+  log(`server at ${backend.base}${MOCK ? ' (MOCK)' : ''}`);
+  let agent = null;
+  const context = await chromium.launchPersistentContext(path.join(tmp, 'chromium-profile'), {
+    executablePath: CHROMIUM,
+    headless: !HEADED,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'].filter((a) => !HEADED || a !== '--headless'),
+    viewport: { width: 1280, height: 860 },
+    colorScheme: 'light',
+  });
+  const page = context.pages()[0] ?? (await context.newPage());
+  page.setDefaultTimeout(STEP_TIMEOUT);
+  const consoleErrors = [];
+  page.on('console', (m) => {
+    if (m.type() === 'error') consoleErrors.push(m.text());
+  });
+  page.on('pageerror', (e) => consoleErrors.push(`page error: ${e.message}`));
+
+  const shot = async (name, opts = {}) => {
+    await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true, ...opts });
+  };
+  const goto = async (label) => {
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: label, exact: true }).click();
+  };
+
+  const steps = [];
+  const step = (name, fn) => steps.push({ name, fn });
+  const state = {};
+
+  step('the login page shows, and a wrong password is refused in words', async () => {
+    await page.goto(`${backend.base}/`);
+    await page.getByLabel('Email').fill(ADMIN_EMAIL);
+    await page.getByLabel('Password').fill('not-the-password');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    const alert = page.getByRole('alert');
+    await alert.waitFor();
+    const text = (await alert.textContent())?.trim();
+    if (!text) throw new Error('the error message is empty');
+    log(`wrong password says: "${text}"`);
+    await shot('01-login-error');
+  });
+
+  step('log in as the administrator with the keyboard only', async () => {
+    await page.reload();
+    await page.getByLabel('Email').waitFor();
+    // The email field has focus on load; Tab moves to the password, Enter submits.
+    await page.keyboard.type(ADMIN_EMAIL);
+    await page.keyboard.press('Tab');
+    await page.keyboard.type(ADMIN_PASSWORD);
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { name: 'Fleet overview' }).waitFor();
+    await page.locator('.live-open').waitFor();
+    await shot('02-fleet-empty');
+  });
+
+  step('create a client', async () => {
+    await goto('Clients & sites');
+    await page.getByRole('heading', { name: 'Clients & sites' }).waitFor();
+    await page.locator('#new-client-name').fill('E2E Client');
+    await page.locator('#new-client-notes').fill('made by the browser test');
+    await page.getByRole('button', { name: 'Create client' }).click();
+    await page.getByRole('cell', { name: 'E2E Client', exact: true }).waitFor();
+  });
+
+  step('edit and delete a client through their dialogs', async () => {
+    await page.locator('#new-client-name').fill('Temporary client');
+    await page.getByRole('button', { name: 'Create client' }).click();
+    const row = page.getByRole('row').filter({ hasText: 'Temporary client' });
+    await row.getByRole('button', { name: 'Edit' }).click();
+    const edit = page.getByRole('dialog', { name: 'Edit client Temporary client' });
+    await edit.getByLabel('Name').fill('Renamed client');
+    await edit.getByRole('button', { name: 'Save' }).click();
+    await page.getByRole('cell', { name: 'Renamed client', exact: true }).waitFor();
+    const renamed = page.getByRole('row').filter({ hasText: 'Renamed client' });
+    await renamed.getByRole('button', { name: 'Delete' }).click();
+    const confirm = page.getByRole('dialog', { name: 'Delete client Renamed client?' });
+    await confirm.getByRole('button', { name: 'Cancel' }).click();
+    await renamed.getByRole('button', { name: 'Delete' }).click();
+    await confirm.getByRole('button', { name: 'Delete client' }).click();
+    await renamed.waitFor({ state: 'detached' });
+  });
+
+  step('the server refusing a blank client name is shown in words', async () => {
+    // An empty name passes the browser's own check only as spaces: the server must refuse it.
+    await page.locator('#new-client-name').fill('   ');
+    await page.getByRole('button', { name: 'Create client' }).click();
+    const alert = page.locator('form.inline-form').first().getByRole('alert');
+    await alert.waitFor();
+    const text = (await alert.textContent()).trim();
+    if (!text) throw new Error('the error is empty');
+    log(`an empty client name says: "${text}"`);
+    await page.locator('#new-client-name').fill('');
+  });
+
+  step('create a site and read its code from the page', async () => {
+    await page.getByLabel('Client', { exact: true }).selectOption({ label: 'E2E Client' });
+    await page.locator('#new-site-name').fill('E2E Site');
+    await page.getByRole('button', { name: 'Create site' }).click();
+    await page.getByRole('heading', { name: 'Site E2E Site' }).waitFor();
+    const code = (await page.getByTestId('site-code').textContent())?.trim();
+    if (!code || !/^[A-Z]+-[A-Z]+-\d+$/.test(code)) throw new Error(`unexpected site code "${code}"`);
+    // Regenerating asks first; cancelling keeps the code, confirming replaces it.
+    await page.getByRole('button', { name: 'Regenerate code' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Regenerate the site code?' });
+    await dialog.getByRole('button', { name: 'Cancel' }).click();
+    if ((await page.getByTestId('site-code').textContent()).trim() !== code) throw new Error('cancel changed the code');
+    await page.getByRole('button', { name: 'Regenerate code' }).click();
+    await dialog.getByRole('button', { name: 'Regenerate' }).click();
+    await waitFor('a new site code', async () => (await page.getByTestId('site-code').textContent()).trim() !== code);
+    state.siteCode = (await page.getByTestId('site-code').textContent()).trim();
+    log(`site code ${code} regenerated as ${state.siteCode}`);
+    const linux = await page.locator('#install-linux').locator('xpath=../..').locator('pre').textContent();
+    const wsUrl = backend.base.replace('http://', 'ws://') + '/ws';
+    if (!linux.includes(state.siteCode) || !linux.includes(wsUrl) || !linux.includes('/etc/gururmm/agent.toml')) {
+      throw new Error(`the Linux install commands lack the code or ${wsUrl}:\n${linux}`);
+    }
+    await page.getByRole('button', { name: 'Copy site code' }).click();
+    await page.getByText('Copied', { exact: true }).waitFor();
+    await shot('03-site');
+    await goto('Clients & sites');
+    await page.getByRole('link', { name: 'E2E Site' }).waitFor();
+    await shot('04-clients-and-sites');
+  });
+
+  step('start the agent with the site code and see it come online without a reload', async () => {
+    await goto('Fleet');
+    await page.getByRole('heading', { name: 'Fleet overview' }).waitFor();
+    await page.evaluate(() => {
+      window.__e2eNoReload = true;
+    });
+    agent = await backend.startAgent(state.siteCode);
+    state.hostname = agent.hostname;
+    const row = page.locator('tr[data-agent-id]').filter({ has: page.locator('.badge-online') });
+    await waitFor('the agent to show online', async () => {
+      if (agent.process && agent.process.exitCode !== null) throw new Error('the agent exited; see artifacts/e2e/agent.log');
+      return (await row.count()) > 0;
+    }, 45_000);
+    if (!(await page.evaluate(() => window.__e2eNoReload === true))) throw new Error('the page was reloaded');
+    state.agentId = await row.first().getAttribute('data-agent-id');
+    state.hostname = (await row.first().locator('td a').first().textContent()).trim();
+    const online = await page.locator('.stat.tone-online .stat-value').textContent();
+    if (online.trim() !== '1') throw new Error(`the online count shows ${online}`);
+    log(`agent ${state.hostname} (${state.agentId}) online`);
+    await shot('05-fleet-agent-online');
+  });
+
+  step('the fleet filters and search narrow the table', async () => {
+    await page.getByLabel('Search').fill('no-such-host-xyz');
+    await page.getByText('Showing 0 of 1 agents').waitFor();
+    await page.getByLabel('Search').fill('');
+    await page.getByLabel('Status').selectOption('offline');
+    await page.getByText('Showing 0 of 1 agents').waitFor();
+    await page.getByLabel('Status').selectOption('online');
+    await page.getByText('Showing 1 of 1 agents').waitFor();
+    await page.getByRole('button', { name: 'Clear filters' }).click();
+    // Sorting works from the keyboard: focus a column's header button, press Enter.
+    const hostHeader = page.getByRole('columnheader', { name: /Hostname/ });
+    if ((await hostHeader.getAttribute('aria-sort')) !== 'ascending') throw new Error('the table is not sorted by hostname at first');
+    await hostHeader.getByRole('button').focus();
+    await page.keyboard.press('Enter');
+    await page.locator('th[aria-sort="descending"]').filter({ hasText: 'Hostname' }).waitFor();
+    await page.keyboard.press('Enter');
+    await page.locator('th[aria-sort="ascending"]').filter({ hasText: 'Hostname' }).waitFor();
+  });
+
+  step('an agent registered without a site is moved to one from the unassigned page', async () => {
+    await goto('Unassigned');
+    await page.getByRole('heading', { name: 'Unassigned agents' }).waitFor();
+    // Register it by hand with no site; its grmm_ key is shown once.
+    await page.getByLabel('Hostname').fill('e2e-unassigned-host');
+    await page.getByRole('button', { name: 'Register agent' }).click();
+    const key = (await page.getByTestId('issued-key').textContent()).trim();
+    if (!key.startsWith('grmm_')) throw new Error(`the issued key is "${key}"`);
+    const row = page.getByRole('row').filter({ hasText: 'e2e-unassigned-host' });
+    await row.waitFor();
+    await shot('10-unassigned');
+    await row.getByLabel('Site for e2e-unassigned-host').selectOption({ label: 'E2E Client / E2E Site' });
+    await row.getByRole('button', { name: 'Move' }).click();
+    await page.getByText('Every agent belongs to a site.').waitFor();
+    await goto('Fleet');
+    await page.getByRole('row').filter({ hasText: 'e2e-unassigned-host' }).filter({ hasText: 'E2E Site' }).waitFor();
+  });
+
+  step('open the agent page', async () => {
+    await page.getByRole('link', { name: state.hostname, exact: true }).first().click();
+    await page.getByRole('heading', { name: state.hostname, level: 1 }).waitFor();
+    await page.getByRole('heading', { name: 'Metrics' }).waitFor();
+    await page.getByRole('radio', { name: '24h' }).check();
+    await page.getByRole('radio', { name: '1h' }).check();
+    await shot('06-agent');
+  });
+
+  step(`run "echo ${MARKER}" on two agents from the console: read the output, cancel the queued one`, async () => {
+    await page.getByRole('link', { name: 'Run a command' }).click();
+    await page.getByRole('heading', { name: 'Command console' }).waitFor();
+    await page.getByRole('button', { name: 'Run on 1 agent' }).waitFor();
+    await page.getByLabel('Type').selectOption('shell');
+    await page.getByLabel('Command', { exact: true }).fill(`echo ${MARKER}`);
+    // Run on two agents: the connected one completes; the other (registered by hand, never
+    // connected) stays pending and is cancelled from the console.
+    await page.locator('.picker-list label').filter({ hasText: 'e2e-unassigned-host' }).locator('input').check();
+    await page.getByRole('button', { name: 'Run on 2 agents' }).click();
+    const run = page.locator('li.run').filter({ has: page.getByRole('link', { name: state.hostname, exact: true }) }).first();
+    const pending = page.locator('li.run').filter({ hasText: 'e2e-unassigned-host' }).first();
+    await run.locator('.badge').waitFor();
+    await pending.locator('.badge-pending').waitFor();
+    await pending.getByRole('button', { name: 'Cancel' }).click();
+    await pending.locator('.badge-cancelled').waitFor();
+    await page.locator('.picker-list label').filter({ hasText: 'e2e-unassigned-host' }).locator('input').uncheck();
+    await waitFor('the command to complete', async () => (await run.locator('.badge-completed').count()) > 0, 45_000);
+    const out = await run.locator('pre.stdout').textContent();
+    if (!out.includes(MARKER)) throw new Error(`stdout is "${out}"`);
+
+    // A failing command shows as failed, with its exit code and standard error.
+    await page.getByLabel('Command', { exact: true }).fill('echo oops-from-e2e 1>&2; exit 3');
+    await page.getByRole('button', { name: 'Run on 1 agent' }).click();
+    const failedRun = page.locator('li.run').first();
+    await failedRun.locator('code.run-cmd').filter({ hasText: 'oops-from-e2e' }).waitFor();
+    await waitFor('the command to fail', async () => (await failedRun.locator('.badge-failed').count()) > 0, 45_000);
+    const err = await failedRun.locator('pre.stderr').textContent();
+    if (!err.includes('oops-from-e2e')) throw new Error(`stderr is "${err}"`);
+    await shot('07-console');
+  });
+
+  step('the command is in the commands list', async () => {
+    await goto('Commands');
+    await page.getByRole('heading', { name: 'Commands' }).waitFor();
+    const row = page
+      .locator('tr[data-command-id]')
+      .filter({ hasText: `echo ${MARKER}` })
+      .filter({ has: page.getByRole('link', { name: state.hostname, exact: true }) });
+    await row.first().waitFor();
+    if ((await row.first().locator('.badge-completed').count()) !== 1) throw new Error('the command is not shown completed');
+    await page.getByLabel('Status').selectOption('failed');
+    await page.locator('tr[data-command-id]').filter({ hasText: 'oops-from-e2e' }).first().waitFor();
+    await row.first().waitFor({ state: 'detached' });
+    await page.getByLabel('Status').selectOption('timed_out');
+    await page.getByText('No commands match these filters.').waitFor();
+    await page.getByLabel('Status').selectOption('completed');
+    await row.first().waitFor();
+    await row.first().locator('summary').click();
+    await row.first().locator('pre.stdout').filter({ hasText: MARKER }).waitFor();
+    await shot('08-commands');
+  });
+
+  step('stop the agent and see it go offline without a reload', async () => {
+    await goto('Fleet');
+    const row = page.locator(`tr[data-agent-id="${state.agentId}"]`);
+    await row.locator('.badge-online').waitFor();
+    await page.evaluate(() => {
+      window.__e2eNoReload = true;
+    });
+    const offlineStat = page.locator('.stat.tone-offline .stat-value');
+    const offlineBefore = Number(
+      await waitFor('the offline count', async () => {
+        const t = (await offlineStat.textContent()).trim();
+        return /^\d+$/.test(t) ? t : null;
+      }),
+    );
+    await agent.stop();
+    await row.locator('.badge-offline').waitFor({ timeout: 30_000 });
+    if (!(await page.evaluate(() => window.__e2eNoReload === true))) throw new Error('the page was reloaded');
+    await offlineStat.filter({ hasText: String(offlineBefore + 1) }).waitFor();
+    await shot('09-fleet-agent-offline');
+  });
+
+  step('the users page creates a user and refuses a duplicate', async () => {
+    await goto('Users');
+    await page.getByRole('heading', { name: 'Users' }).waitFor();
+    await page.getByLabel('Email').fill('tech@example.test');
+    await page.getByLabel('Password').fill('tech-Password-1234');
+    await page.getByLabel('Role').selectOption('technician');
+    await page.getByRole('button', { name: 'Create user' }).click();
+    await page.getByRole('cell', { name: 'tech@example.test' }).waitFor();
+    // The same email again is refused by the server, and the page says so.
+    await page.getByLabel('Email').fill('tech@example.test');
+    await page.getByLabel('Password').fill('tech-Password-1234');
+    await page.getByRole('button', { name: 'Create user' }).click();
+    const alert = page.getByRole('alert');
+    await alert.waitFor();
+    log(`a duplicate user says: "${(await alert.textContent()).trim()}"`);
+    await shot('11-users');
+  });
+
+  step("an unknown agent's page says what went wrong", async () => {
+    await page.goto(`${backend.base}/#/agents/00000000-0000-4000-8000-000000000000`);
+    const alert = page.getByRole('alert');
+    await alert.waitFor();
+    const text = (await alert.textContent()).trim();
+    if (!text.startsWith('The agent could not be loaded:')) throw new Error(`the page says "${text}"`);
+    log(`an unknown agent says: "${text}"`);
+  });
+
+  step('dark mode and a narrow window stay readable', async () => {
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await goto('Fleet');
+    await page.locator('tr[data-agent-id]').first().waitFor();
+    await shot('12-fleet-dark');
+    await page.getByRole('link', { name: state.hostname, exact: true }).first().click();
+    await page.getByRole('heading', { name: 'Metrics' }).waitFor();
+    await shot('13-agent-dark');
+    await page.emulateMedia({ colorScheme: 'light' });
+    await page.setViewportSize({ width: 900, height: 900 });
+    await goto('Fleet');
+    await page.locator('tr[data-agent-id]').first().waitFor();
+    await shot('14-fleet-narrow');
+    await goto('Console');
+    await page.getByRole('heading', { name: 'Command console' }).waitFor();
+    await shot('14-console-narrow');
+    await page.setViewportSize({ width: 1280, height: 860 });
+  });
+
+  step('log out', async () => {
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByRole('button', { name: 'Sign in' }).waitFor();
+    await page.getByText('You have signed out.').waitFor();
+    await shot('15-logged-out');
+  });
+
+  step('a technician signs in and sees no Users page', async () => {
+    await page.getByLabel('Email').fill('tech@example.test');
+    await page.getByLabel('Password').fill('tech-Password-1234');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('heading', { name: 'Fleet overview' }).waitFor();
+    const nav = page.getByRole('navigation', { name: 'Main' });
+    await nav.getByRole('link', { name: 'Commands' }).waitFor();
+    if ((await nav.getByRole('link', { name: 'Users' }).count()) !== 0) throw new Error('a technician sees the Users link');
+    await page.goto(`${backend.base}/#/users`);
+    await page.getByText('Only administrators can manage users.').waitFor();
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByRole('button', { name: 'Sign in' }).waitFor();
+  });
+
+  step('an expired session returns to the login page with a message', async () => {
+    await page.evaluate(() =>
+      localStorage.setItem(
+        'gururmm.session',
+        JSON.stringify({ token: 'not-a-valid-token', expires_at: new Date(Date.now() + 3600_000).toISOString(), user: { id: 'x', email: 'x@example.test', role: 'admin', created_at: '' } }),
+      ),
+    );
+    await page.reload();
+    await page.getByText('Your session has expired. Please sign in again.').waitFor();
+    await shot('16-session-expired');
+  });
+
+  try {
+    for (const s of steps) {
+      const t0 = Date.now();
+      try {
+        await s.fn();
+        passed += 1;
+        log(`ok   ${s.name} (${Date.now() - t0} ms)`);
+      } catch (e) {
+        failed += 1;
+        log(`FAIL ${s.name}: ${e.message}`);
+        await shot(`FAILED-${String(passed + failed).padStart(2, '0')}`).catch(() => {});
+        break; // the steps build on each other
+      }
+    }
+  } finally {
+    const skipped = steps.length - passed - failed;
+    if (consoleErrors.length) {
+      fs.writeFileSync(path.join(LOGS, 'browser-console.log'), consoleErrors.join('\n'));
+      log(`browser console errors (${consoleErrors.length}) in artifacts/e2e/browser-console.log`);
+    }
+    await context.close().catch(() => {});
+    if (agent) await agent.stop();
+    await backend.stop();
+    if (!process.env.E2E_KEEP) fs.rmSync(tmp, { recursive: true, force: true });
+    else log(`kept ${tmp}`);
+    console.log(`e2e${MOCK ? ' (mock server)' : ''}: ${passed} passed, ${failed + skipped} failed`);
+  }
+  return failed === 0 && passed === steps.length;
+}
+
+main().then(
+  (ok) => process.exit(ok ? 0 : 1),
+  async (e) => {
+    console.error(`[e2e] ${e.stack ?? e}`);
+    for (const c of children) if (typeof c.kill === 'function') c.kill('SIGKILL');
+    console.log(`e2e: ${passed} passed, ${failed + 1} failed`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,117 @@
+import { describe, expect, it, vi } from 'vitest';
+import { ApiError, createApi, describeStatus, errorMessageFromBody, queryString } from './api';
+
+function fakeFetch(status: number, body: string | object, headers: Record<string, string> = {}) {
+  const text = typeof body === 'string' ? body : JSON.stringify(body);
+  return vi.fn(async (_url: string | URL | Request, _init?: RequestInit) => new Response(status === 204 ? null : text, { status, headers }));
+}
+
+function apiWith(fetchImpl: ReturnType<typeof fakeFetch> | typeof fetch, token: string | null = 'tok', onUnauthorized = vi.fn()) {
+  return { api: createApi({ fetchImpl: fetchImpl as typeof fetch, getToken: () => token, onUnauthorized }), onUnauthorized };
+}
+
+describe('errorMessageFromBody', () => {
+  it("uses the server's error text", () => {
+    expect(errorMessageFromBody(400, '{"error":"name must not be empty"}')).toBe('name must not be empty');
+  });
+  it('describes the status when the body is empty or unreadable', () => {
+    expect(errorMessageFromBody(404, '')).toBe('Not found');
+    expect(errorMessageFromBody(502, '<html><body>Bad Gateway</body></html>')).toBe(describeStatus(502));
+    expect(errorMessageFromBody(418, '{}')).toBe('The server answered with status 418');
+  });
+  it('keeps short plain-text bodies after the description', () => {
+    expect(errorMessageFromBody(500, 'database is locked')).toBe('The server failed to handle the request: database is locked');
+  });
+  it('adds advice to a terse rate-limit message', () => {
+    expect(errorMessageFromBody(429, '{"error":"rate limited"}')).toMatch(/^rate limited \(too many requests: wait a moment/);
+    expect(errorMessageFromBody(429, '{"error":"slow down, try again in 5 s"}')).toBe('slow down, try again in 5 s');
+  });
+});
+
+describe('createApi', () => {
+  it('sends the bearer token and JSON body, and parses the answer', async () => {
+    const f = fakeFetch(200, { id: 'c1', name: 'Acme' });
+    const { api } = apiWith(f);
+    const c = await api.createClient({ name: 'Acme' });
+    expect(c).toEqual({ id: 'c1', name: 'Acme' });
+    const [url, init] = f.mock.calls[0];
+    expect(url).toBe('/api/clients');
+    expect(init?.method).toBe('POST');
+    expect((init?.headers as Record<string, string>).Authorization).toBe('Bearer tok');
+    expect(JSON.parse(init?.body as string)).toEqual({ name: 'Acme' });
+  });
+
+  it('does not send a token to login, and a 401 there is not a session expiry', async () => {
+    const f = fakeFetch(401, { error: 'invalid email or password' });
+    const { api, onUnauthorized } = apiWith(f);
+    await expect(api.login('a@example.com', 'x')).rejects.toMatchObject({ status: 401, message: 'invalid email or password' });
+    expect((f.mock.calls[0][1]?.headers as Record<string, string>).Authorization).toBeUndefined();
+    expect(onUnauthorized).not.toHaveBeenCalled();
+  });
+
+  it('reports a 401 on an authenticated call as the end of the session', async () => {
+    const { api, onUnauthorized } = apiWith(fakeFetch(401, { error: 'token expired' }));
+    const err = await api.listAgents().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ApiError);
+    expect((err as ApiError).status).toBe(401);
+    expect(onUnauthorized).toHaveBeenCalledTimes(1);
+  });
+
+  it('turns a network failure into a readable error with status 0', async () => {
+    const f = vi.fn(async () => {
+      throw new TypeError('Failed to fetch');
+    });
+    const { api } = apiWith(f as unknown as typeof fetch);
+    await expect(api.agentStats()).rejects.toMatchObject({ status: 0, message: expect.stringMatching(/^Cannot reach the server.*Failed to fetch/) });
+  });
+
+  it('says so when a success answer is not JSON', async () => {
+    const { api } = apiWith(fakeFetch(200, '<html>index</html>'));
+    await expect(api.listClients()).rejects.toMatchObject({ message: expect.stringMatching(/could not be read/) });
+  });
+
+  it('accepts empty answers (204) for deletes', async () => {
+    const f = fakeFetch(204, '');
+    const { api } = apiWith(f);
+    await expect(api.deleteSite('s 1')).resolves.toBeUndefined();
+    expect(f.mock.calls[0][0]).toBe('/api/sites/s%201');
+    expect(f.mock.calls[0][1]?.method).toBe('DELETE');
+  });
+
+  it('passes filters as query parameters and leaves out empty ones', async () => {
+    const f = fakeFetch(200, []);
+    const { api } = apiWith(f);
+    await api.listAgents({ client_id: 'c1', search: '', status: 'online' });
+    expect(f.mock.calls[0][0]).toBe('/api/agents?client_id=c1&status=online');
+    await api.listCommands({ agent_id: 'a1', limit: 50 });
+    expect(f.mock.calls[1][0]).toBe('/api/commands?agent_id=a1&limit=50');
+    await api.agentMetrics('a1', new Date('2026-01-01T00:00:00Z'), new Date('2026-01-01T01:00:00Z'));
+    expect(f.mock.calls[2][0]).toBe('/api/agents/a1/metrics?from=2026-01-01T00%3A00%3A00.000Z&to=2026-01-01T01%3A00%3A00.000Z');
+  });
+
+  it('sends commands with the snake_case fields of the contract', async () => {
+    const f = fakeFetch(200, { id: 'cmd1', status: 'pending' });
+    const { api } = apiWith(f);
+    await api.sendCommand('a1', { command_type: 'shell', command: 'echo hi', timeout_seconds: 30, elevated: false });
+    expect(f.mock.calls[0][0]).toBe('/api/agents/a1/command');
+    expect(JSON.parse(f.mock.calls[0][1]?.body as string)).toEqual({ command_type: 'shell', command: 'echo hi', timeout_seconds: 30, elevated: false });
+  });
+
+  it('builds the event stream URL with the token in the query', () => {
+    const { api } = apiWith(fakeFetch(200, {}), 'a.b.c');
+    expect(api.eventsUrl()).toBe('/api/events?access_token=a.b.c');
+  });
+
+  it('shows a 403 and a 429 in words', async () => {
+    const { api: a1 } = apiWith(fakeFetch(403, ''));
+    await expect(a1.listUsers()).rejects.toMatchObject({ status: 403, message: 'You do not have permission to do this' });
+    const { api: a2 } = apiWith(fakeFetch(429, ''));
+    await expect(a2.sendCommand('a', { command_type: 'shell', command: 'x' })).rejects.toMatchObject({ status: 429, message: expect.stringMatching(/Too many requests/) });
+  });
+});
+
+describe('queryString', () => {
+  it('is empty with nothing set', () => {
+    expect(queryString({ a: undefined, b: '', c: null })).toBe('');
+  });
+});

@@ -1,0 +1,112 @@
+// The signed-in session: the token (kept in localStorage so a reload stays signed in), the user,
+// and the API client bound to it. Any 401 or the token's expiry ends the session and sends the
+// user back to the login page with a message saying why.
+import { createContext, useCallback, useContext, useEffect, useMemo, useRef, useState, type ReactNode } from 'react';
+import { createApi, type ApiClient, type User } from './api';
+
+export interface Session {
+  token: string;
+  expires_at: string;
+  user: User;
+}
+
+const STORAGE_KEY = 'gururmm.session';
+export const EXPIRED_MESSAGE = 'Your session has expired. Please sign in again.';
+
+/** The stored session when it is well-formed and not expired; `expired` when one was there but is over. */
+export function readStoredSession(storage: Pick<Storage, 'getItem'>, now = Date.now()): { session: Session | null; expired: boolean } {
+  try {
+    const raw = storage.getItem(STORAGE_KEY);
+    if (!raw) return { session: null, expired: false };
+    const s = JSON.parse(raw) as Session;
+    if (!s || typeof s.token !== 'string' || !s.user) return { session: null, expired: false };
+    const exp = Date.parse(s.expires_at);
+    if (Number.isFinite(exp) && exp <= now) return { session: null, expired: true };
+    return { session: s, expired: false };
+  } catch {
+    return { session: null, expired: false };
+  }
+}
+
+interface SessionContextValue {
+  session: Session | null;
+  api: ApiClient;
+  /** Why the last session ended, shown on the login page. */
+  notice: string | null;
+  login(email: string, password: string): Promise<void>;
+  logout(notice?: string): void;
+}
+
+const SessionContext = createContext<SessionContextValue | null>(null);
+
+export function SessionProvider({ children }: { children: ReactNode }) {
+  const [initial] = useState(() => readStoredSession(window.localStorage));
+  const [session, setSession] = useState<Session | null>(initial.session);
+  const [notice, setNotice] = useState<string | null>(initial.expired ? EXPIRED_MESSAGE : null);
+  const tokenRef = useRef<string | null>(session?.token ?? null);
+  tokenRef.current = session?.token ?? null;
+
+  const logout = useCallback((why?: string) => {
+    window.localStorage.removeItem(STORAGE_KEY);
+    tokenRef.current = null;
+    setSession(null);
+    setNotice(why ?? null);
+  }, []);
+
+  const api = useMemo(
+    () =>
+      createApi({
+        getToken: () => tokenRef.current,
+        onUnauthorized: () => {
+          if (tokenRef.current) logout(EXPIRED_MESSAGE);
+        },
+      }),
+    [logout],
+  );
+
+  const login = useCallback(
+    async (email: string, password: string) => {
+      const res = await api.login(email, password);
+      const s: Session = { token: res.token, expires_at: res.expires_at, user: res.user };
+      window.localStorage.setItem(STORAGE_KEY, JSON.stringify(s));
+      tokenRef.current = s.token;
+      setNotice(null);
+      setSession(s);
+    },
+    [api],
+  );
+
+  // End the session when the token's own expiry passes, even with no request in flight.
+  useEffect(() => {
+    if (!session) return;
+    const ms = Date.parse(session.expires_at) - Date.now();
+    if (!Number.isFinite(ms)) return;
+    const timer = window.setTimeout(() => logout(EXPIRED_MESSAGE), Math.max(0, Math.min(ms, 2 ** 31 - 1)));
+    return () => window.clearTimeout(timer);
+  }, [session, logout]);
+
+  // Another tab signing out (or in) is followed here.
+  useEffect(() => {
+    const onStorage = (e: StorageEvent) => {
+      if (e.key === STORAGE_KEY) setSession(readStoredSession(window.localStorage).session);
+    };
+    window.addEventListener('storage', onStorage);
+    return () => window.removeEventListener('storage', onStorage);
+  }, []);
+
+  const value = useMemo(() => ({ session, api, notice, login, logout }), [session, api, notice, login, logout]);
+  return <SessionContext.Provider value={value}>{children}</SessionContext.Provider>;
+}
+
+export function useSession(): SessionContextValue {
+  const ctx = useContext(SessionContext);
+  if (!ctx) throw new Error('useSession outside SessionProvider');
+  return ctx;
+}
+
+/** The API client and the signed-in user, for pages that are only shown when signed in. */
+export function useApi(): { api: ApiClient; user: User } {
+  const { api, session } = useSession();
+  if (!session) throw new Error('useApi without a session');
+  return { api, user: session.user };
+}
