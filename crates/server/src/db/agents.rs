@@ -224,11 +224,7 @@ impl Store {
     }
 
     pub async fn delete_agent(&self, id: &str) -> DbResult<bool> {
-        let done = sqlx::query("DELETE FROM agents WHERE id = $1")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
+        self.delete_by_id("agents", id).await
     }
 
     /// Counts per OS and version; online figures are added by the caller from the hub.

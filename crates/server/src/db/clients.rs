@@ -98,24 +98,12 @@ impl Store {
     }
 
     pub async fn update_client(&self, id: &str, name: &str, notes: Option<&str>) -> DbResult<bool> {
-        let done =
-            sqlx::query("UPDATE clients SET name = $1, notes = $2, updated_at = $3 WHERE id = $4")
-                .bind(name)
-                .bind(notes)
-                .bind(now_ms())
-                .bind(id)
-                .execute(&self.pool)
-                .await?;
-        Ok(done.rows_affected() > 0)
+        self.set_name_and_notes("clients", id, name, notes).await
     }
 
     /// Deletes a client with its sites; its agents stay, unassigned.
     pub async fn delete_client(&self, id: &str) -> DbResult<bool> {
-        let done = sqlx::query("DELETE FROM clients WHERE id = $1")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
+        self.delete_by_id("clients", id).await
     }
 
     pub async fn create_site(
@@ -177,15 +165,7 @@ impl Store {
     }
 
     pub async fn update_site(&self, id: &str, name: &str, notes: Option<&str>) -> DbResult<bool> {
-        let done =
-            sqlx::query("UPDATE sites SET name = $1, notes = $2, updated_at = $3 WHERE id = $4")
-                .bind(name)
-                .bind(notes)
-                .bind(now_ms())
-                .bind(id)
-                .execute(&self.pool)
-                .await?;
-        Ok(done.rows_affected() > 0)
+        self.set_name_and_notes("sites", id, name, notes).await
     }
 
     pub async fn set_site_code(&self, id: &str, code: &str) -> DbResult<bool> {
@@ -199,10 +179,6 @@ impl Store {
     }
 
     pub async fn delete_site(&self, id: &str) -> DbResult<bool> {
-        let done = sqlx::query("DELETE FROM sites WHERE id = $1")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
+        self.delete_by_id("sites", id).await
     }
 }

@@ -121,6 +121,36 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+
+    /// Deletes the row with this id; returns whether there was one. `table` is one of ours,
+    /// never user input.
+    async fn delete_by_id(&self, table: &'static str, id: &str) -> DbResult<bool> {
+        let done = sqlx::query(&format!("DELETE FROM {table} WHERE id = $1"))
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Sets name and notes of a client or site; returns whether the row exists.
+    async fn set_name_and_notes(
+        &self,
+        table: &'static str,
+        id: &str,
+        name: &str,
+        notes: Option<&str>,
+    ) -> DbResult<bool> {
+        let done = sqlx::query(&format!(
+            "UPDATE {table} SET name = $1, notes = $2, updated_at = $3 WHERE id = $4"
+        ))
+        .bind(name)
+        .bind(notes)
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
 }
 
 fn prepare_sqlite_url(url: &str) -> anyhow::Result<String> {

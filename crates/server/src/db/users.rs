@@ -85,11 +85,7 @@ impl Store {
     }
 
     pub async fn delete_user(&self, id: &str) -> DbResult<bool> {
-        let done = sqlx::query("DELETE FROM users WHERE id = $1")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
+        self.delete_by_id("users", id).await
     }
 
     pub async fn count_admins(&self) -> DbResult<i64> {
