@@ -2,12 +2,12 @@
 //! polling endpoints, and the dashboard host.
 //!
 //! Layout: `config` (settings), `db` (storage, both backends), `auth` (passwords, JWT, agent
-//! keys), `hub` (agent sockets and command delivery), `commands` (results, shared by every
-//! path), `http` (routes and handlers), `upkeep` (timeouts and retention), `testing` (a real
-//! server on port 0 for tests).
+//! keys), `session` (one agent session: enrollment, reports, command hand-out and results,
+//! whatever the transport), `hub` (the WebSocket transport: live sockets and who is online),
+//! `http` (routes and handlers; `http::legacy` is the polling transport), `upkeep` (timeouts
+//! and retention), `testing` (a real server on port 0 for tests).
 
 pub mod auth;
-pub mod commands;
 pub mod config;
 pub mod db;
 pub mod events;
@@ -15,6 +15,7 @@ pub mod http;
 pub mod hub;
 pub mod logging;
 pub mod rate_limit;
+pub mod session;
 pub mod site_code;
 pub mod state;
 pub mod testing;

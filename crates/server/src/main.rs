@@ -2,7 +2,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use gururmm_server::{auth, config::Config, db::Store, logging};
+use gururmm_server::db::{Actor, Store};
+use gururmm_server::{auth, config::Config, logging};
 
 #[derive(Parser)]
 #[command(
@@ -94,11 +95,15 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let hash = auth::hash_password(&password)?;
             match store.user_by_email(&email).await? {
                 Some(existing) => {
-                    store.set_user_password(&existing.id, &hash, &role).await?;
+                    store
+                        .set_user_password(&existing.id, &hash, &role, Actor::SYSTEM)
+                        .await?;
                     println!("updated user {email} ({role})");
                 }
                 None => {
-                    store.create_user(&email, &hash, &role).await?;
+                    store
+                        .create_user(&email, &hash, &role, Actor::SYSTEM)
+                        .await?;
                     println!("created user {email} ({role})");
                 }
             }

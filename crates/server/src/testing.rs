@@ -94,7 +94,7 @@ impl TestServer {
         store.migrate().await.expect("migrate");
         let hash = crate::auth::hash_password(ADMIN_PASSWORD).unwrap();
         store
-            .create_user(ADMIN_EMAIL, &hash, "admin")
+            .create_user(ADMIN_EMAIL, &hash, "admin", crate::db::Actor::SYSTEM)
             .await
             .expect("admin");
         store.close().await;

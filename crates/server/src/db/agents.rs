@@ -1,7 +1,7 @@
 use serde::Serialize;
-use sqlx::Row;
+use sqlx::{AnyConnection, Row};
 
-use super::{new_id, now_ms, DbResult, Store};
+use super::{audit, new_id, now_ms, Actor, DbResult, Store};
 
 /// An agent as the API shows it. `online` is not stored: it is filled from the live socket
 /// registry, so it is true exactly while the agent's connection is.
@@ -86,6 +86,46 @@ fn from_row(row: &sqlx::any::AnyRow) -> DbResult<AgentRecord> {
     })
 }
 
+async fn insert_agent(conn: &mut AnyConnection, a: &NewAgent<'_>) -> DbResult<String> {
+    let id = new_id();
+    sqlx::query(
+        "INSERT INTO agents (id, site_id, device_id, hostname, os_type, os_version, arch, version, api_key_hash, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(&id)
+    .bind(a.site_id)
+    .bind(a.device_id)
+    .bind(a.hostname)
+    .bind(a.os_type)
+    .bind(a.os_version)
+    .bind(a.arch)
+    .bind(a.version)
+    .bind(a.api_key_hash)
+    .bind(now_ms())
+    .execute(conn)
+    .await?;
+    Ok(id)
+}
+
+/// What the agent says about itself (device, hostname, OS, version), and that it was seen.
+async fn update_identity(conn: &mut AnyConnection, id: &str, a: &NewAgent<'_>) -> DbResult<()> {
+    sqlx::query(
+        "UPDATE agents SET device_id = $1, hostname = $2, os_type = $3, os_version = $4, arch = $5, version = $6, last_seen = $7 \
+         WHERE id = $8",
+    )
+    .bind(a.device_id)
+    .bind(a.hostname)
+    .bind(a.os_type)
+    .bind(a.os_version)
+    .bind(a.arch)
+    .bind(a.version)
+    .bind(now_ms())
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Which agents a list returns.
 #[derive(Debug, Default, Clone)]
 pub struct AgentFilter<'a> {
@@ -97,24 +137,63 @@ pub struct AgentFilter<'a> {
 }
 
 impl Store {
+    /// Inserts an agent with no audit row (tests, and the paths below that audit themselves).
     pub async fn insert_agent(&self, a: NewAgent<'_>) -> DbResult<String> {
-        let id = new_id();
-        sqlx::query(
-            "INSERT INTO agents (id, site_id, device_id, hostname, os_type, os_version, arch, version, api_key_hash, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        let mut conn = self.pool.acquire().await?;
+        insert_agent(&mut conn, &a).await
+    }
+
+    /// A technician registers an agent by hand (`agent.register`).
+    pub async fn register_agent(&self, a: NewAgent<'_>, by: Actor<'_>) -> DbResult<String> {
+        let mut tx = self.pool.begin().await?;
+        let id = insert_agent(&mut tx, &a).await?;
+        audit::record(
+            &mut tx,
+            by,
+            "agent.register",
+            "agent",
+            Some(&id),
+            Some(a.hostname),
         )
-        .bind(&id)
-        .bind(a.site_id)
-        .bind(a.device_id)
-        .bind(a.hostname)
-        .bind(a.os_type)
-        .bind(a.os_version)
-        .bind(a.arch)
-        .bind(a.version)
-        .bind(a.api_key_hash)
-        .bind(now_ms())
-        .execute(&self.pool)
         .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Enrollment with a site code, in one transaction: the same device enrolling again is the
+    /// same agent (a reinstall) and gets the new key, which invalidates the one it lost, and
+    /// joins the site whose code it used; a new device is a new agent. `a.device_id` and
+    /// `a.site_id` are set. Returns the agent id.
+    pub async fn enroll_agent(&self, a: NewAgent<'_>) -> DbResult<String> {
+        let mut tx = self.pool.begin().await?;
+        let existing: Option<String> =
+            sqlx::query_scalar("SELECT id FROM agents WHERE device_id = $1")
+                .bind(a.device_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let id = match existing {
+            Some(id) => {
+                sqlx::query("UPDATE agents SET api_key_hash = $1, site_id = $2 WHERE id = $3")
+                    .bind(a.api_key_hash)
+                    .bind(a.site_id)
+                    .bind(&id)
+                    .execute(&mut *tx)
+                    .await?;
+                update_identity(&mut tx, &id, &a).await?;
+                id
+            }
+            None => insert_agent(&mut tx, &a).await?,
+        };
+        audit::record(
+            &mut tx,
+            Actor::SYSTEM,
+            "agent.enroll",
+            "agent",
+            Some(&id),
+            a.site_id,
+        )
+        .await?;
+        tx.commit().await?;
         Ok(id)
     }
 
@@ -154,55 +233,18 @@ impl Store {
     }
 
     pub async fn agent_id_by_key_hash(&self, hash: &str) -> DbResult<Option<String>> {
-        sqlx::query_scalar("SELECT id FROM agents WHERE api_key_hash = $1")
-            .bind(hash)
-            .fetch_optional(&self.pool)
-            .await
-    }
-
-    pub async fn agent_id_by_device(&self, device_id: &str) -> DbResult<Option<String>> {
-        sqlx::query_scalar("SELECT id FROM agents WHERE device_id = $1")
-            .bind(device_id)
-            .fetch_optional(&self.pool)
-            .await
-    }
-
-    /// Records what an agent said about itself when it authenticated.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn update_agent_identity(
-        &self,
-        id: &str,
-        device_id: &str,
-        hostname: &str,
-        os_type: &str,
-        os_version: &str,
-        arch: &str,
-        version: &str,
-    ) -> DbResult<()> {
-        sqlx::query(
-            "UPDATE agents SET device_id = $1, hostname = $2, os_type = $3, os_version = $4, arch = $5, version = $6, last_seen = $7 \
-             WHERE id = $8",
+        Ok(
+            sqlx::query_scalar("SELECT id FROM agents WHERE api_key_hash = $1")
+                .bind(hash)
+                .fetch_optional(&self.pool)
+                .await?,
         )
-        .bind(device_id)
-        .bind(hostname)
-        .bind(os_type)
-        .bind(os_version)
-        .bind(arch)
-        .bind(version)
-        .bind(now_ms())
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
     }
 
-    pub async fn set_agent_key_hash(&self, id: &str, hash: &str) -> DbResult<()> {
-        sqlx::query("UPDATE agents SET api_key_hash = $1 WHERE id = $2")
-            .bind(hash)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+    /// Records what an agent said about itself when it authenticated with its key.
+    pub async fn update_agent_identity(&self, id: &str, a: &NewAgent<'_>) -> DbResult<()> {
+        let mut conn = self.pool.acquire().await?;
+        update_identity(&mut conn, id, a).await
     }
 
     pub async fn touch_agent(&self, id: &str) -> DbResult<()> {
@@ -214,17 +256,25 @@ impl Store {
         Ok(())
     }
 
-    pub async fn move_agent(&self, id: &str, site_id: Option<&str>) -> DbResult<bool> {
+    /// Moves an agent to a site (None: unassigned) with its audit row; NotFound when there is
+    /// no such agent.
+    pub async fn move_agent(&self, id: &str, site_id: Option<&str>, by: Actor<'_>) -> DbResult<()> {
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query("UPDATE agents SET site_id = $1 WHERE id = $2")
             .bind(site_id)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-        Ok(done.rows_affected() > 0)
+        if done.rows_affected() == 0 {
+            return Err(super::StoreError::NotFound("agent"));
+        }
+        audit::record(&mut tx, by, "agent.move", "agent", Some(id), site_id).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
-    pub async fn delete_agent(&self, id: &str) -> DbResult<bool> {
-        self.delete_by_id("agents", id).await
+    pub async fn delete_agent(&self, id: &str, by: Actor<'_>) -> DbResult<()> {
+        self.audited_delete("agent", id, by).await
     }
 
     /// Counts per OS and version; online figures are added by the caller from the hub.
@@ -285,19 +335,6 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(true)
-    }
-
-    pub async fn store_metrics_snapshot(&self, agent_id: &str, json: &str) -> DbResult<()> {
-        sqlx::query(
-            "INSERT INTO agent_state (agent_id, metrics_json, metrics_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (agent_id) DO UPDATE SET metrics_json = $2, metrics_at = $3",
-        )
-        .bind(agent_id)
-        .bind(json)
-        .bind(now_ms())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
     }
 
     pub async fn agent_state(&self, agent_id: &str) -> DbResult<AgentState> {

@@ -1,7 +1,7 @@
 use serde::Serialize;
 use sqlx::Row;
 
-use super::{new_id, now_ms, DbResult, Store};
+use super::{audit, new_id, now_ms, Actor, DbResult, Store, StoreError};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ClientRecord {
@@ -62,16 +62,32 @@ fn site_from_row(row: &sqlx::any::AnyRow) -> DbResult<SiteRecord> {
 }
 
 impl Store {
-    pub async fn create_client(&self, name: &str, notes: Option<&str>) -> DbResult<ClientRecord> {
+    pub async fn create_client(
+        &self,
+        name: &str,
+        notes: Option<&str>,
+        by: Actor<'_>,
+    ) -> DbResult<ClientRecord> {
         let id = new_id();
         let now = now_ms();
+        let mut tx = self.pool.begin().await?;
         sqlx::query("INSERT INTO clients (id, name, notes, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)")
             .bind(&id)
             .bind(name)
             .bind(notes)
             .bind(now)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        audit::record(
+            &mut tx,
+            by,
+            "client.create",
+            "client",
+            Some(&id),
+            Some(name),
+        )
+        .await?;
+        tx.commit().await?;
         Ok(ClientRecord {
             id,
             name: name.to_owned(),
@@ -97,13 +113,19 @@ impl Store {
         row.as_ref().map(client_from_row).transpose()
     }
 
-    pub async fn update_client(&self, id: &str, name: &str, notes: Option<&str>) -> DbResult<bool> {
-        self.set_name_and_notes("clients", id, name, notes).await
+    pub async fn update_client(
+        &self,
+        id: &str,
+        name: &str,
+        notes: Option<&str>,
+        by: Actor<'_>,
+    ) -> DbResult<()> {
+        self.audited_rename("client", id, name, notes, by).await
     }
 
     /// Deletes a client with its sites; its agents stay, unassigned.
-    pub async fn delete_client(&self, id: &str) -> DbResult<bool> {
-        self.delete_by_id("clients", id).await
+    pub async fn delete_client(&self, id: &str, by: Actor<'_>) -> DbResult<()> {
+        self.audited_delete("client", id, by).await
     }
 
     pub async fn create_site(
@@ -112,9 +134,11 @@ impl Store {
         name: &str,
         site_code: &str,
         notes: Option<&str>,
+        by: Actor<'_>,
     ) -> DbResult<String> {
         let id = new_id();
         let now = now_ms();
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO sites (id, client_id, name, site_code, notes, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)",
         )
@@ -124,8 +148,10 @@ impl Store {
         .bind(site_code)
         .bind(notes)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        audit::record(&mut tx, by, "site.create", "site", Some(&id), Some(name)).await?;
+        tx.commit().await?;
         Ok(id)
     }
 
@@ -164,21 +190,34 @@ impl Store {
         row.as_ref().map(site_from_row).transpose()
     }
 
-    pub async fn update_site(&self, id: &str, name: &str, notes: Option<&str>) -> DbResult<bool> {
-        self.set_name_and_notes("sites", id, name, notes).await
+    pub async fn update_site(
+        &self,
+        id: &str,
+        name: &str,
+        notes: Option<&str>,
+        by: Actor<'_>,
+    ) -> DbResult<()> {
+        self.audited_rename("site", id, name, notes, by).await
     }
 
-    pub async fn set_site_code(&self, id: &str, code: &str) -> DbResult<bool> {
+    /// A new enrollment code for the site; the old one stops working at once.
+    pub async fn set_site_code(&self, id: &str, code: &str, by: Actor<'_>) -> DbResult<()> {
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query("UPDATE sites SET site_code = $1, updated_at = $2 WHERE id = $3")
             .bind(code)
             .bind(now_ms())
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-        Ok(done.rows_affected() > 0)
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound("site"));
+        }
+        audit::record(&mut tx, by, "site.regenerate_code", "site", Some(id), None).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
-    pub async fn delete_site(&self, id: &str) -> DbResult<bool> {
-        self.delete_by_id("sites", id).await
+    pub async fn delete_site(&self, id: &str, by: Actor<'_>) -> DbResult<()> {
+        self.audited_delete("site", id, by).await
     }
 }

@@ -2,7 +2,7 @@ use gururmm_protocol::command_status::{CANCELLED, PENDING, RUNNING, TIMED_OUT};
 use serde::Serialize;
 use sqlx::Row;
 
-use super::{new_id, now_ms, DbResult, Store};
+use super::{audit, new_id, now_ms, Actor, DbResult, Store};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct CommandRecord {
@@ -99,8 +99,15 @@ pub struct TimedOut {
 }
 
 impl Store {
-    pub async fn insert_command(&self, c: NewCommand<'_>) -> DbResult<CommandRecord> {
+    /// Queues a command (`pending`) with its audit row `command.create`, which names the
+    /// command and what it runs.
+    pub async fn insert_command(
+        &self,
+        c: NewCommand<'_>,
+        by: Actor<'_>,
+    ) -> DbResult<CommandRecord> {
         let id = new_id();
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO commands (id, agent_id, command_type, command, interpreter, timeout_seconds, elevated, status, created_by, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -115,9 +122,22 @@ impl Store {
         .bind(PENDING)
         .bind(c.created_by)
         .bind(now_ms())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(self.command(&id).await?.expect("row just inserted"))
+        let details = format!("{id} {}: {}", c.command_type, c.command);
+        audit::record(
+            &mut tx,
+            by,
+            "command.create",
+            "agent",
+            Some(c.agent_id),
+            Some(&details),
+        )
+        .await?;
+        tx.commit().await?;
+        self.command(&id)
+            .await?
+            .ok_or(super::StoreError::NotFound("command"))
     }
 
     pub async fn command(&self, id: &str) -> DbResult<Option<CommandRecord>> {
@@ -225,11 +245,13 @@ impl Store {
         .bind(agent_id)
         .execute(&self.pool)
         .await?;
-        sqlx::query_scalar("SELECT status FROM commands WHERE id = $1 AND agent_id = $2")
-            .bind(id)
-            .bind(agent_id)
-            .fetch_optional(&self.pool)
-            .await
+        Ok(
+            sqlx::query_scalar("SELECT status FROM commands WHERE id = $1 AND agent_id = $2")
+                .bind(id)
+                .bind(agent_id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
     /// Marks running commands whose timeout plus `grace_ms` has passed as timed out.
@@ -256,8 +278,10 @@ impl Store {
             .collect()
     }
 
-    /// pending or running -> cancelled. Returns false if the command had already finished.
-    pub async fn cancel_command(&self, id: &str) -> DbResult<bool> {
+    /// pending or running -> cancelled, with its audit row. Returns false (and changes nothing)
+    /// if the command had already finished.
+    pub async fn cancel_command(&self, id: &str, by: Actor<'_>) -> DbResult<bool> {
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE commands SET status = $1, completed_at = $2 WHERE id = $3 AND status IN ($4, $5)",
         )
@@ -266,8 +290,13 @@ impl Store {
         .bind(id)
         .bind(PENDING)
         .bind(RUNNING)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(done.rows_affected() > 0)
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        audit::record(&mut tx, by, "command.cancel", "command", Some(id), None).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 }

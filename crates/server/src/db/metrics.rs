@@ -47,6 +47,8 @@ fn clamp_u64(v: u64) -> i64 {
 }
 
 impl Store {
+    /// Stores a metrics report: a row of the series and the agent's latest snapshot, in one
+    /// transaction.
     pub async fn insert_metrics(&self, agent_id: &str, m: &MetricsReport) -> DbResult<()> {
         let disk_total: Option<i64> =
             (!m.disks.is_empty()).then(|| m.disks.iter().map(|d| clamp_u64(d.total_bytes)).sum());
@@ -55,6 +57,7 @@ impl Store {
         let disks_json = serde_json::to_string(&m.disks).unwrap_or_default();
         // The agent's clock may be off; a timestamp far in the future would hide newer points.
         let ts = (m.timestamp.saturating_mul(1000)).min(now_ms() + 60_000);
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO metrics (agent_id, ts, cpu_percent, memory_used_bytes, memory_total_bytes, disk_used_bytes, disk_total_bytes, \
              network_rx_bytes, network_tx_bytes, disks_json) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -69,8 +72,18 @@ impl Store {
         .bind(m.network.as_ref().map(|n| clamp_u64(n.rx_bytes)))
         .bind(m.network.as_ref().map(|n| clamp_u64(n.tx_bytes)))
         .bind(disks_json)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        sqlx::query(
+            "INSERT INTO agent_state (agent_id, metrics_json, metrics_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (agent_id) DO UPDATE SET metrics_json = $2, metrics_at = $3",
+        )
+        .bind(agent_id)
+        .bind(serde_json::to_string(m).unwrap_or_default())
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
         Ok(())
     }
 

@@ -22,7 +22,81 @@ use std::str::FromStr;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions};
 
-pub type DbResult<T> = Result<T, sqlx::Error>;
+pub type DbResult<T> = Result<T, StoreError>;
+
+/// What can go wrong at the database boundary, in the terms a caller acts on. The HTTP layer
+/// maps it to a status in one place (`http::error`).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// A unique value is taken; `field` names the column (e.g. `email`, `site_code`).
+    #[error("{field} is already taken")]
+    Conflict { field: String },
+    /// The database cannot be reached or has no free connection.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(sqlx::Error),
+    #[error(transparent)]
+    Other(sqlx::Error),
+}
+
+impl StoreError {
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, StoreError::Conflict { .. })
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> StoreError {
+        match &e {
+            sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict {
+                field: conflicting_field(db.as_ref()),
+            },
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                StoreError::Unavailable(e)
+            }
+            _ => StoreError::Other(e),
+        }
+    }
+}
+
+/// The column a unique violation is about. SQLite says "UNIQUE constraint failed: users.email";
+/// PostgreSQL names the constraint (`users_email_key`, or an index of ours).
+fn conflicting_field(db: &dyn sqlx::error::DatabaseError) -> String {
+    if let Some(cols) = db.message().strip_prefix("UNIQUE constraint failed: ") {
+        let first = cols.split(',').next().unwrap_or(cols).trim();
+        return first.rsplit('.').next().unwrap_or(first).to_owned();
+    }
+    match db.constraint() {
+        Some("idx_agents_device") => "device_id".to_owned(),
+        Some(name) => {
+            let column = name.strip_suffix("_key").unwrap_or(name);
+            match db.table() {
+                Some(table) => column
+                    .strip_prefix(&format!("{table}_"))
+                    .unwrap_or(column)
+                    .to_owned(),
+                None => column.to_owned(),
+            }
+        }
+        None => "value".to_owned(),
+    }
+}
+
+/// Who made a change: the audit row that commits with it names them.
+#[derive(Debug, Clone, Copy)]
+pub struct Actor<'a> {
+    /// The signed-in user; None for the server itself or an agent enrolling.
+    pub user_id: Option<&'a str>,
+}
+
+impl<'a> Actor<'a> {
+    pub fn user(id: &'a str) -> Actor<'a> {
+        Actor { user_id: Some(id) }
+    }
+
+    pub const SYSTEM: Actor<'static> = Actor { user_id: None };
+}
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -122,34 +196,57 @@ impl Store {
         self.pool.close().await;
     }
 
-    /// Deletes the row with this id; returns whether there was one. `table` is one of ours,
-    /// never user input.
-    async fn delete_by_id(&self, table: &'static str, id: &str) -> DbResult<bool> {
-        let done = sqlx::query(&format!("DELETE FROM {table} WHERE id = $1"))
+    /// Deletes the row with this id together with its audit row (`<kind>.delete`); NotFound
+    /// when there is no such row. `kind` names one of our tables (`kind` + "s"), never user
+    /// input.
+    async fn audited_delete(&self, kind: &'static str, id: &str, by: Actor<'_>) -> DbResult<()> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(&format!("DELETE FROM {kind}s WHERE id = $1"))
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-        Ok(done.rows_affected() > 0)
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(kind));
+        }
+        audit::record(&mut tx, by, &format!("{kind}.delete"), kind, Some(id), None).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
-    /// Sets name and notes of a client or site; returns whether the row exists.
-    async fn set_name_and_notes(
+    /// Sets name and notes of a client or site with its audit row (`<kind>.update`); NotFound
+    /// when the row does not exist.
+    async fn audited_rename(
         &self,
-        table: &'static str,
+        kind: &'static str,
         id: &str,
         name: &str,
         notes: Option<&str>,
-    ) -> DbResult<bool> {
+        by: Actor<'_>,
+    ) -> DbResult<()> {
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query(&format!(
-            "UPDATE {table} SET name = $1, notes = $2, updated_at = $3 WHERE id = $4"
+            "UPDATE {kind}s SET name = $1, notes = $2, updated_at = $3 WHERE id = $4"
         ))
         .bind(name)
         .bind(notes)
         .bind(now_ms())
         .bind(id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(done.rows_affected() > 0)
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(kind));
+        }
+        audit::record(
+            &mut tx,
+            by,
+            &format!("{kind}.update"),
+            kind,
+            Some(id),
+            Some(name),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
     }
 }
 
@@ -179,11 +276,6 @@ pub fn now_ms() -> i64 {
 
 pub fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
-}
-
-/// Whether an error is a unique-constraint violation (to answer 409, not 500).
-pub fn is_unique_violation(err: &sqlx::Error) -> bool {
-    matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
 /// Serializers that present stored millisecond times as RFC 3339 strings in the API.

@@ -1,7 +1,7 @@
 use serde::Serialize;
 use sqlx::Row;
 
-use super::{new_id, now_ms, DbResult, Store};
+use super::{audit, new_id, now_ms, Actor, DbResult, Store};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct UserRecord {
@@ -27,37 +27,50 @@ fn from_row(row: &sqlx::any::AnyRow) -> DbResult<UserRecord> {
 const COLUMNS: &str = "id, email, password_hash, role, created_at";
 
 impl Store {
+    /// Creates a user with the audit row `user.create`. With no user as actor (the operator's
+    /// command, a self-registration) the row names the new user.
     pub async fn create_user(
         &self,
         email: &str,
         password_hash: &str,
         role: &str,
+        by: Actor<'_>,
     ) -> DbResult<UserRecord> {
+        let id = new_id();
+        let mut tx = self.pool.begin().await?;
         let row = sqlx::query(&format!(
             "INSERT INTO users (id, email, password_hash, role, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING {COLUMNS}"
         ))
-        .bind(new_id())
+        .bind(&id)
         .bind(email)
         .bind(password_hash)
         .bind(role)
         .bind(now_ms())
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await?;
+        let by = by.user_id.map_or(Actor::user(&id), |_| by);
+        audit::record(&mut tx, by, "user.create", "user", Some(&id), Some(email)).await?;
+        tx.commit().await?;
         from_row(&row)
     }
 
+    /// Resets a user's password and role (the operator's `user add` on an existing email).
     pub async fn set_user_password(
         &self,
         id: &str,
         password_hash: &str,
         role: &str,
+        by: Actor<'_>,
     ) -> DbResult<()> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query("UPDATE users SET password_hash = $1, role = $2 WHERE id = $3")
             .bind(password_hash)
             .bind(role)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        audit::record(&mut tx, by, "user.reset", "user", Some(id), Some(role)).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -84,13 +97,15 @@ impl Store {
         rows.iter().map(from_row).collect()
     }
 
-    pub async fn delete_user(&self, id: &str) -> DbResult<bool> {
-        self.delete_by_id("users", id).await
+    pub async fn delete_user(&self, id: &str, by: Actor<'_>) -> DbResult<()> {
+        self.audited_delete("user", id, by).await
     }
 
     pub async fn count_admins(&self) -> DbResult<i64> {
-        sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE role = 'admin'")
-            .fetch_one(&self.pool)
-            .await
+        Ok(
+            sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE role = 'admin'")
+                .fetch_one(&self.pool)
+                .await?,
+        )
     }
 }

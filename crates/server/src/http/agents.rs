@@ -12,7 +12,8 @@ use super::error::{ApiError, ApiResult};
 use super::extract::{AuthUser, Json, Query};
 use crate::auth::{key_hash, new_agent_key};
 use crate::db::{
-    AgentRecord, AgentStats, CommandRecord, MetricsPoint, NewAgent, NewCommand, WatchdogEventRecord,
+    Actor, AgentRecord, AgentStats, CommandRecord, MetricsPoint, NewAgent, NewCommand,
+    WatchdogEventRecord,
 };
 use crate::state::AppState;
 
@@ -133,25 +134,18 @@ pub async fn register(
     let key = new_agent_key();
     let id = state
         .store
-        .insert_agent(NewAgent {
-            site_id: body.site_id.as_deref(),
-            hostname,
-            device_id: None,
-            os_type: None,
-            os_version: None,
-            arch: None,
-            version: None,
-            api_key_hash: &key_hash(&key),
-        })
-        .await?;
-    state
-        .store
-        .audit(
-            Some(&user.id),
-            "agent.register",
-            "agent",
-            Some(&id),
-            Some(hostname),
+        .register_agent(
+            NewAgent {
+                site_id: body.site_id.as_deref(),
+                hostname,
+                device_id: None,
+                os_type: None,
+                os_version: None,
+                arch: None,
+                version: None,
+                api_key_hash: &key_hash(&key),
+            },
+            Actor::user(&user.id),
         )
         .await?;
     let agent = load_agent(&state, &id).await?;
@@ -175,13 +169,7 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     user.require_write()?;
-    if !state.store.delete_agent(&id).await? {
-        return Err(ApiError::not_found("agent"));
-    }
-    state
-        .store
-        .audit(Some(&user.id), "agent.delete", "agent", Some(&id), None)
-        .await?;
+    state.store.delete_agent(&id, Actor::user(&user.id)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -205,18 +193,9 @@ pub async fn move_to_site(
             )));
         }
     }
-    if !state.store.move_agent(&id, body.site_id.as_deref()).await? {
-        return Err(ApiError::not_found("agent"));
-    }
     state
         .store
-        .audit(
-            Some(&user.id),
-            "agent.move",
-            "agent",
-            Some(&id),
-            body.site_id.as_deref(),
-        )
+        .move_agent(&id, body.site_id.as_deref(), Actor::user(&user.id))
         .await?;
     Ok(axum::Json(load_agent(&state, &id).await?))
 }
@@ -299,24 +278,17 @@ pub async fn send_command(
 
     let command = state
         .store
-        .insert_command(NewCommand {
-            agent_id: &id,
-            command_type: kind.as_str(),
-            command: &body.command,
-            interpreter: body.interpreter.as_deref().filter(|i| !i.trim().is_empty()),
-            timeout_seconds: timeout as i64,
-            elevated: body.elevated,
-            created_by: Some(&user.email),
-        })
-        .await?;
-    state
-        .store
-        .audit(
-            Some(&user.id),
-            "command.create",
-            "agent",
-            Some(&id),
-            Some(&format!("{} {}: {}", command.id, kind, body.command)),
+        .insert_command(
+            NewCommand {
+                agent_id: &id,
+                command_type: kind.as_str(),
+                command: &body.command,
+                interpreter: body.interpreter.as_deref().filter(|i| !i.trim().is_empty()),
+                timeout_seconds: timeout as i64,
+                elevated: body.elevated,
+                created_by: Some(&user.email),
+            },
+            Actor::user(&user.id),
         )
         .await?;
     state.events.publish(crate::events::Event::CommandUpdated {

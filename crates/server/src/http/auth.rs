@@ -11,7 +11,7 @@ use super::extract::{AuthUser, Json};
 use crate::auth::{
     dummy_hash, hash_password, validate_email, validate_password, verify_password, ROLES,
 };
-use crate::db::UserRecord;
+use crate::db::{Actor, StoreError, UserRecord};
 use crate::state::AppState;
 
 const LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
@@ -81,6 +81,7 @@ async fn create_user(
     state: &AppState,
     req: NewUserRequest,
     default_role: &str,
+    by: Actor<'_>,
 ) -> ApiResult<UserRecord> {
     let email = validate_email(&req.email).map_err(ApiError::BadRequest)?;
     validate_password(&req.password).map_err(ApiError::BadRequest)?;
@@ -97,13 +98,13 @@ async fn create_user(
         .map_err(|e| ApiError::Internal(e.into()))??;
     state
         .store
-        .create_user(&email, &hash, &role)
+        .create_user(&email, &hash, &role, by)
         .await
-        .map_err(|e| match ApiError::from(e) {
-            ApiError::Conflict(_) => {
+        .map_err(|e| match e {
+            StoreError::Conflict { .. } => {
                 ApiError::Conflict(format!("a user with email {email} already exists"))
             }
-            other => other,
+            other => other.into(),
         })
 }
 
@@ -118,7 +119,7 @@ pub async fn register(
         ));
     }
     let req = NewUserRequest { role: None, ..req };
-    let user = create_user(&state, req, "technician").await?;
+    let user = create_user(&state, req, "technician", Actor::SYSTEM).await?;
     Ok((StatusCode::CREATED, axum::Json(user)))
 }
 
@@ -148,17 +149,7 @@ pub async fn add_user(
     Json(req): Json<NewUserRequest>,
 ) -> ApiResult<(StatusCode, axum::Json<UserRecord>)> {
     user.require_admin()?;
-    let created = create_user(&state, req, "technician").await?;
-    state
-        .store
-        .audit(
-            Some(&user.id),
-            "user.create",
-            "user",
-            Some(&created.id),
-            Some(&created.email),
-        )
-        .await?;
+    let created = create_user(&state, req, "technician", Actor::user(&user.id)).await?;
     Ok((StatusCode::CREATED, axum::Json(created)))
 }
 
@@ -173,12 +164,6 @@ pub async fn delete_user(
             "you cannot delete your own account".into(),
         ));
     }
-    if !state.store.delete_user(&id).await? {
-        return Err(ApiError::not_found("user"));
-    }
-    state
-        .store
-        .audit(Some(&user.id), "user.delete", "user", Some(&id), None)
-        .await?;
+    state.store.delete_user(&id, Actor::user(&user.id)).await?;
     Ok(StatusCode::NO_CONTENT)
 }

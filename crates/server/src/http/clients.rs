@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{AuthUser, Json};
-use crate::db::{ClientRecord, SiteRecord};
+use crate::db::{Actor, ClientRecord, SiteRecord, StoreError};
 use crate::site_code;
 use crate::state::AppState;
 
@@ -53,16 +53,10 @@ pub async fn create_client(
     let name = clean_name(&body.name, "client")?;
     let client = state
         .store
-        .create_client(&name, clean_notes(body.notes)?.as_deref())
-        .await?;
-    state
-        .store
-        .audit(
-            Some(&user.id),
-            "client.create",
-            "client",
-            Some(&client.id),
-            Some(&name),
+        .create_client(
+            &name,
+            clean_notes(body.notes)?.as_deref(),
+            Actor::user(&user.id),
         )
         .await?;
     Ok((StatusCode::CREATED, axum::Json(client)))
@@ -89,21 +83,13 @@ pub async fn update_client(
 ) -> ApiResult<axum::Json<ClientRecord>> {
     user.require_write()?;
     let name = clean_name(&body.name, "client")?;
-    if !state
-        .store
-        .update_client(&id, &name, clean_notes(body.notes)?.as_deref())
-        .await?
-    {
-        return Err(ApiError::not_found("client"));
-    }
     state
         .store
-        .audit(
-            Some(&user.id),
-            "client.update",
-            "client",
-            Some(&id),
-            Some(&name),
+        .update_client(
+            &id,
+            &name,
+            clean_notes(body.notes)?.as_deref(),
+            Actor::user(&user.id),
         )
         .await?;
     get_client(State(state), user, Path(id)).await
@@ -115,12 +101,9 @@ pub async fn delete_client(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     user.require_write()?;
-    if !state.store.delete_client(&id).await? {
-        return Err(ApiError::not_found("client"));
-    }
     state
         .store
-        .audit(Some(&user.id), "client.delete", "client", Some(&id), None)
+        .delete_client(&id, Actor::user(&user.id))
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -155,11 +138,11 @@ pub struct SiteBody {
 async fn with_unique_code<F, Fut, T>(mut attempt: F) -> ApiResult<T>
 where
     F: FnMut(String) -> Fut,
-    Fut: std::future::Future<Output = Result<T, sqlx::Error>>,
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
 {
     for _ in 0..20 {
         match attempt(site_code::generate()).await {
-            Err(e) if crate::db::is_unique_violation(&e) => continue,
+            Err(e) if e.is_conflict() => continue,
             other => return other.map_err(Into::into),
         }
     }
@@ -190,25 +173,16 @@ pub async fn create_site(
         )));
     }
     let store = &state.store;
+    let by = Actor::user(&user.id);
     let id = with_unique_code(|code| {
         let (name, notes, client_id) = (&name, &notes, &body.client_id);
         async move {
             store
-                .create_site(client_id, name, &code, notes.as_deref())
+                .create_site(client_id, name, &code, notes.as_deref(), by)
                 .await
         }
     })
     .await?;
-    state
-        .store
-        .audit(
-            Some(&user.id),
-            "site.create",
-            "site",
-            Some(&id),
-            Some(&name),
-        )
-        .await?;
     let site = state
         .store
         .site(&id)
@@ -238,21 +212,13 @@ pub async fn update_site(
 ) -> ApiResult<axum::Json<SiteRecord>> {
     user.require_write()?;
     let name = clean_name(&body.name, "site")?;
-    if !state
-        .store
-        .update_site(&id, &name, clean_notes(body.notes)?.as_deref())
-        .await?
-    {
-        return Err(ApiError::not_found("site"));
-    }
     state
         .store
-        .audit(
-            Some(&user.id),
-            "site.update",
-            "site",
-            Some(&id),
-            Some(&name),
+        .update_site(
+            &id,
+            &name,
+            clean_notes(body.notes)?.as_deref(),
+            Actor::user(&user.id),
         )
         .await?;
     get_site(State(state), user, Path(id)).await
@@ -264,13 +230,7 @@ pub async fn delete_site(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     user.require_write()?;
-    if !state.store.delete_site(&id).await? {
-        return Err(ApiError::not_found("site"));
-    }
-    state
-        .store
-        .audit(Some(&user.id), "site.delete", "site", Some(&id), None)
-        .await?;
+    state.store.delete_site(&id, Actor::user(&user.id)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -282,23 +242,11 @@ pub async fn regenerate_code(
 ) -> ApiResult<axum::Json<SiteRecord>> {
     user.require_write()?;
     let store = &state.store;
-    let found = with_unique_code(|code| {
+    let by = Actor::user(&user.id);
+    with_unique_code(|code| {
         let id = &id;
-        async move { store.set_site_code(id, &code).await }
+        async move { store.set_site_code(id, &code, by).await }
     })
     .await?;
-    if !found {
-        return Err(ApiError::not_found("site"));
-    }
-    state
-        .store
-        .audit(
-            Some(&user.id),
-            "site.regenerate_code",
-            "site",
-            Some(&id),
-            None,
-        )
-        .await?;
     get_site(State(state), user, Path(id)).await
 }

@@ -5,7 +5,7 @@ use serde::Deserialize;
 use super::agents::parse_time;
 use super::error::{ApiError, ApiResult};
 use super::extract::{AuthUser, Query};
-use crate::db::{CommandFilter, CommandRecord};
+use crate::db::{Actor, CommandFilter, CommandRecord};
 use crate::state::AppState;
 
 #[derive(Deserialize)]
@@ -78,16 +78,16 @@ pub async fn cancel(
         .command(&id)
         .await?
         .ok_or_else(|| ApiError::not_found("command"))?;
-    if !state.store.cancel_command(&id).await? {
+    if !state
+        .store
+        .cancel_command(&id, Actor::user(&user.id))
+        .await?
+    {
         return Err(ApiError::Conflict(format!(
             "command is already {}",
             command.status
         )));
     }
-    state
-        .store
-        .audit(Some(&user.id), "command.cancel", "command", Some(&id), None)
-        .await?;
     state.events.publish(crate::events::Event::CommandUpdated {
         id: id.clone(),
         agent_id: command.agent_id.clone(),

@@ -6,6 +6,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
+use crate::db::StoreError;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{0}")]
@@ -53,15 +55,26 @@ impl ApiError {
     }
 }
 
+/// The one place storage errors become HTTP answers.
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        match e {
+            StoreError::NotFound(what) => ApiError::not_found(what),
+            StoreError::Conflict { field } => {
+                ApiError::Conflict(format!("that {field} is already taken"))
+            }
+            StoreError::Unavailable(e) => {
+                tracing::warn!(error = %e, "database unavailable");
+                ApiError::Unavailable("the database is unavailable; try again".into())
+            }
+            StoreError::Other(e) => ApiError::Internal(e.into()),
+        }
+    }
+}
+
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> ApiError {
-        if crate::db::is_unique_violation(&e) {
-            ApiError::Conflict("that value is already taken".into())
-        } else if matches!(e, sqlx::Error::PoolTimedOut) {
-            ApiError::Unavailable("the database is busy; try again".into())
-        } else {
-            ApiError::Internal(e.into())
-        }
+        StoreError::from(e).into()
     }
 }
 

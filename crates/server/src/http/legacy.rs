@@ -1,15 +1,17 @@
-//! HTTP polling for agents that cannot keep a WebSocket. The original system's heartbeat
-//! returned no commands and its results were never stored; here both work like the socket.
+//! HTTP polling for agents that cannot keep a WebSocket: a thin adapter over `session`, like
+//! the WebSocket hub. The original system's heartbeat returned no commands and its results
+//! were never stored; here both work like the socket, through the same session code.
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use gururmm_protocol::legacy::{
     CommandResultAck, HeartbeatRequest, HeartbeatResponse, RegisterRequest, RegisterResponse,
 };
-use gururmm_protocol::{Auth, CommandResult};
+use gururmm_protocol::{AgentMessage, Auth, CommandResult, Heartbeat};
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{AgentKey, Json};
+use crate::session::{self, AgentSession, Authenticated};
 use crate::state::AppState;
 
 /// Enrolls with a site code (same rules as the socket: a known device id is the same agent).
@@ -30,8 +32,8 @@ pub async fn register(
             "site_code must look like WORD-WORD-1234".into(),
         ));
     }
-    match crate::hub::authenticate(&state, &auth).await? {
-        Some(crate::hub::Authenticated {
+    match session::authenticate(&state, &auth).await? {
+        Some(Authenticated {
             agent_id,
             issued_key: Some(api_key),
         }) => {
@@ -45,9 +47,8 @@ pub async fn register(
     }
 }
 
-/// Marks the agent seen, stores the metrics, network state and watchdog events it brought,
-/// and hands over its pending commands,
-/// which become `running`.
+/// A poll: the agent is seen, what it brought (metrics, network state, watchdog events) is
+/// ingested, and its pending commands go out in the answer, now `running`.
 pub async fn heartbeat(
     State(state): State<AppState>,
     agent: AgentKey,
@@ -55,36 +56,29 @@ pub async fn heartbeat(
 ) -> ApiResult<axum::Json<HeartbeatResponse>> {
     let id = agent.agent_id;
     state.hub.note_legacy_poll(&id);
-    state.store.touch_agent(&id).await?;
+    let session = AgentSession::new(&state, &id);
     // The body is optional: an empty one is a bare heartbeat.
-    if !body.iter().all(u8::is_ascii_whitespace) {
-        let req: HeartbeatRequest = serde_json::from_slice(&body)
-            .map_err(|e| ApiError::BadRequest(format!("heartbeat body: {e}")))?;
-        if let Some(metrics) = &req.metrics {
-            crate::hub::store_metrics(&state, &id, metrics).await?;
-        }
-        if let Some(network) = &req.network_state {
-            let json = serde_json::to_string(network).map_err(|e| ApiError::Internal(e.into()))?;
-            state
-                .store
-                .store_network_state(&id, &network.hash, &json)
-                .await?;
-        }
-        for event in &req.watchdog_events {
-            state.store.insert_watchdog_event(&id, event).await?;
-        }
+    let req = if body.iter().all(u8::is_ascii_whitespace) {
+        HeartbeatRequest::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::BadRequest(format!("heartbeat body: {e}")))?
+    };
+    let mut reports = vec![AgentMessage::Heartbeat(Heartbeat {
+        timestamp: req.timestamp,
+    })];
+    reports.extend(req.metrics.map(AgentMessage::MetricsReport));
+    reports.extend(req.network_state.map(AgentMessage::NetworkState));
+    reports.extend(
+        req.watchdog_events
+            .into_iter()
+            .map(AgentMessage::WatchdogEvent),
+    );
+    for report in reports {
+        session.ingest(report).await?;
     }
     let mut commands = Vec::new();
-    for command in state.store.pending_commands(&id).await? {
-        if state.store.mark_running(&command.id).await? {
-            state.events.publish(crate::events::Event::CommandUpdated {
-                id: command.id.clone(),
-                agent_id: id.clone(),
-                status: gururmm_protocol::command_status::RUNNING.into(),
-            });
-            commands.push(command.to_wire());
-        }
-    }
+    session.hand_out(&mut commands).await;
     Ok(axum::Json(HeartbeatResponse { commands }))
 }
 
@@ -94,11 +88,10 @@ pub async fn command_result(
     Json(result): Json<CommandResult>,
 ) -> ApiResult<axum::Json<CommandResultAck>> {
     state.hub.note_legacy_poll(&agent.agent_id);
-    match crate::commands::record_result(&state, &agent.agent_id, &result).await? {
-        Some(status) => Ok(axum::Json(CommandResultAck {
-            id: result.id,
-            status,
-        })),
+    let session = AgentSession::new(&state, &agent.agent_id);
+    let id = result.id.clone();
+    match session.record_result(result).await? {
+        Some(status) => Ok(axum::Json(CommandResultAck { id, status })),
         None => Err(ApiError::not_found("command")),
     }
 }

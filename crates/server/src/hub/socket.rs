@@ -1,17 +1,16 @@
-//! One agent's WebSocket: authentication, then the message loop.
+//! One agent's WebSocket: the transport adapter over `session`. Authentication, then a loop
+//! that feeds frames to the session and writes what the hub asks for.
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::response::Response;
-use gururmm_protocol::{AgentMessage, Auth, AuthResponse, ServerMessage};
+use gururmm_protocol::{AgentMessage, AuthResponse, ServerMessage};
 use tokio::sync::mpsc;
 use tokio::time::{timeout, Instant};
 
 use super::Outbound;
-use crate::auth::{key_hash, new_agent_key, AGENT_KEY_PREFIX};
-use crate::db::NewAgent;
 use crate::events::Event;
-use crate::site_code;
+use crate::session::{self, sanitize, AgentSession, CommandSink};
 use crate::state::AppState;
 
 pub async fn ws_handler(State(state): State<AppState>, upgrade: WebSocketUpgrade) -> Response {
@@ -50,12 +49,6 @@ async fn refuse(socket: &mut WebSocket, message: &str) {
     close(socket, 4001, "authentication failed").await;
 }
 
-/// The agent authenticated: its id, and a newly issued key when it enrolled by site code.
-pub(crate) struct Authenticated {
-    pub agent_id: String,
-    pub issued_key: Option<String>,
-}
-
 async fn run(state: AppState, mut socket: WebSocket) {
     // The first frame must be `auth`, within the auth timeout.
     let first = match timeout(state.config.auth_timeout(), socket.recv()).await {
@@ -79,7 +72,7 @@ async fn run(state: AppState, mut socket: WebSocket) {
                 return;
             }
             Err(e) => {
-                tracing::info!(error = %e, "agent socket refused: unreadable auth message");
+                tracing::info!(error = %sanitize::for_log(&e.to_string()), "agent socket refused: unreadable auth message");
                 refuse(&mut socket, &format!("unreadable auth message: {e}")).await;
                 return;
             }
@@ -89,10 +82,10 @@ async fn run(state: AppState, mut socket: WebSocket) {
             return;
         }
     };
-    let authed = match authenticate(&state, &auth).await {
+    let authed = match session::authenticate(&state, &auth).await {
         Ok(Some(a)) => a,
         Ok(None) => {
-            tracing::info!(hostname = %auth.hostname, "agent socket refused: unknown key or site code");
+            tracing::info!(hostname = %sanitize::for_log(&auth.hostname), "agent socket refused: unknown key or site code");
             refuse(&mut socket, "unknown agent key or site code").await;
             return;
         }
@@ -115,7 +108,7 @@ async fn run(state: AppState, mut socket: WebSocket) {
 
     let (tx, rx) = mpsc::channel(64);
     let conn_id = state.hub.register(&agent_id, tx.clone());
-    tracing::info!(agent_id, hostname = %auth.hostname, version = %auth.version, "agent connected");
+    tracing::info!(agent_id, hostname = %sanitize::for_log(&auth.hostname), version = %sanitize::for_log(&auth.version), "agent connected");
     state.events.publish(Event::AgentStatus {
         agent_id: agent_id.clone(),
         online: true,
@@ -135,88 +128,9 @@ async fn run(state: AppState, mut socket: WebSocket) {
             hostname: auth.hostname.clone(),
         });
     }
-    if let Err(e) = state.store.touch_agent(&agent_id).await {
+    if let Err(e) = AgentSession::new(&state, &agent_id).seen().await {
         tracing::warn!(agent_id, error = %e, "could not record last_seen");
     }
-}
-
-pub(crate) async fn authenticate(
-    state: &AppState,
-    auth: &Auth,
-) -> anyhow::Result<Option<Authenticated>> {
-    let store = &state.store;
-    let os = &auth.os_info;
-    let limit = |s: &str, n: usize| s.chars().take(n).collect::<String>();
-    let (hostname, device_id) = (limit(&auth.hostname, 255), limit(&auth.device_id, 255));
-    if hostname.is_empty() || device_id.is_empty() {
-        return Ok(None);
-    }
-    let update_identity = |id: String| {
-        let (device_id, hostname) = (&device_id, &hostname);
-        async move {
-            store
-                .update_agent_identity(
-                    &id,
-                    device_id,
-                    hostname,
-                    &limit(&os.os_type, 64),
-                    &limit(&os.os_version, 128),
-                    &limit(&os.arch, 32),
-                    &limit(&auth.version, 64),
-                )
-                .await
-                .map(|_| id)
-        }
-    };
-
-    if auth.api_key.starts_with(AGENT_KEY_PREFIX) {
-        let Some(id) = store.agent_id_by_key_hash(&key_hash(&auth.api_key)).await? else {
-            return Ok(None);
-        };
-        let agent_id = update_identity(id).await?;
-        return Ok(Some(Authenticated {
-            agent_id,
-            issued_key: None,
-        }));
-    }
-
-    let code = site_code::normalize(&auth.api_key);
-    if !site_code::is_site_code(&code) {
-        return Ok(None);
-    }
-    let Some(site) = store.site_by_code(&code).await? else {
-        return Ok(None);
-    };
-    // Enrollment: the same device enrolling again is the same agent (a reinstall); it gets a
-    // fresh key, which invalidates the one it lost, and joins the site whose code it used.
-    let key = new_agent_key();
-    let agent_id = match store.agent_id_by_device(&auth.device_id).await? {
-        Some(id) => {
-            store.set_agent_key_hash(&id, &key_hash(&key)).await?;
-            store.move_agent(&id, Some(&site.id)).await?;
-            id
-        }
-        None => {
-            store
-                .insert_agent(NewAgent {
-                    site_id: Some(&site.id),
-                    hostname: &hostname,
-                    device_id: Some(&device_id),
-                    os_type: Some(&os.os_type),
-                    os_version: Some(&os.os_version),
-                    arch: Some(&os.arch),
-                    version: Some(&auth.version),
-                    api_key_hash: &key_hash(&key),
-                })
-                .await?
-        }
-    };
-    let agent_id = update_identity(agent_id).await?;
-    tracing::info!(agent_id, site_id = %site.id, "agent enrolled with a site code");
-    Ok(Some(Authenticated {
-        agent_id,
-        issued_key: Some(key),
-    }))
 }
 
 async fn message_loop(
@@ -225,6 +139,7 @@ async fn message_loop(
     socket: &mut WebSocket,
     mut rx: mpsc::Receiver<Outbound>,
 ) -> &'static str {
+    let session = AgentSession::new(state, agent_id);
     let mut shutdown = state.shutdown.clone();
     let mut ping = tokio::time::interval_at(
         Instant::now() + state.config.ping_interval(),
@@ -245,7 +160,7 @@ async fn message_loop(
                 };
                 last_heard = Instant::now();
                 match msg {
-                    Message::Text(text) => handle_text(state, agent_id, &text).await,
+                    Message::Text(text) => handle_text(&session, &text).await,
                     Message::Binary(_) => tracing::warn!(agent_id, "binary frame ignored: the protocol is JSON text frames"),
                     Message::Close(_) => return "closed by agent",
                     Message::Ping(_) | Message::Pong(_) => {}
@@ -253,7 +168,7 @@ async fn message_loop(
             }
             out = rx.recv() => match out {
                 Some(Outbound::Flush(ack)) => {
-                    let sent = super::deliver_pending(state, agent_id, socket).await;
+                    let sent = session.hand_out(socket).await;
                     if let Some(ack) = ack {
                         let _ = ack.send(());
                     }
@@ -284,7 +199,7 @@ async fn message_loop(
     }
 }
 
-impl super::CommandSink for WebSocket {
+impl CommandSink for WebSocket {
     async fn send_command(&mut self, command: gururmm_protocol::Command) -> Result<(), String> {
         send(self, &ServerMessage::Command(command))
             .await
@@ -292,76 +207,12 @@ impl super::CommandSink for WebSocket {
     }
 }
 
-async fn handle_text(state: &AppState, agent_id: &str, text: &str) {
-    let msg = match AgentMessage::from_json(text) {
-        Ok(msg) => msg,
-        Err(e) => {
-            tracing::warn!(agent_id, error = %e, "malformed frame from agent");
-            // A result we cannot read still ends its command: failed, with the reason.
-            if let (Some("command_result"), Some(id)) =
-                (e.message_type.as_deref(), e.command_id.as_deref())
-            {
-                let failed = gururmm_protocol::CommandResult {
-                    id: id.to_owned(),
-                    exit_code: -1,
-                    stdout: String::new(),
-                    stderr: format!(
-                        "the server could not read this command's result: {}",
-                        e.reason
-                    ),
-                    duration_ms: 0,
-                    timed_out: false,
-                };
-                if let Err(e) = crate::commands::record_result(state, agent_id, &failed).await {
-                    tracing::error!(agent_id, error = %e, "cannot store failed result");
-                }
-            }
-            return;
-        }
+async fn handle_text(session: &AgentSession<'_>, text: &str) {
+    let stored = match AgentMessage::from_json(text) {
+        Ok(msg) => session.ingest(msg).await,
+        Err(e) => session.unreadable(&e).await,
     };
-    let outcome = match msg {
-        AgentMessage::Heartbeat(_) => state.store.touch_agent(agent_id).await.map_err(Into::into),
-        AgentMessage::MetricsReport(m) => store_metrics(state, agent_id, &m).await,
-        AgentMessage::NetworkState(n) => {
-            let json = serde_json::to_string(&n).unwrap_or_default();
-            state
-                .store
-                .store_network_state(agent_id, &n.hash, &json)
-                .await
-                .map(|_| ())
-                .map_err(Into::into)
-        }
-        AgentMessage::CommandResult(r) => crate::commands::record_result(state, agent_id, &r)
-            .await
-            .map(|_| ()),
-        AgentMessage::WatchdogEvent(e) => state
-            .store
-            .insert_watchdog_event(agent_id, &e)
-            .await
-            .map_err(Into::into),
-        AgentMessage::Auth(_) => {
-            tracing::warn!(agent_id, "auth message on an authenticated socket ignored");
-            Ok(())
-        }
-        AgentMessage::Unsupported(u) => {
-            tracing::warn!(agent_id, message_type = %u.message_type, "unsupported message type from agent ignored");
-            Ok(())
-        }
-    };
-    if let Err(e) = outcome {
-        tracing::error!(agent_id, error = %e, "storing an agent message failed");
+    if let Err(e) = stored {
+        tracing::error!(agent_id = session.agent_id(), error = %e, "storing an agent message failed");
     }
-}
-
-pub(crate) async fn store_metrics(
-    state: &AppState,
-    agent_id: &str,
-    m: &gururmm_protocol::MetricsReport,
-) -> anyhow::Result<()> {
-    state.store.insert_metrics(agent_id, m).await?;
-    state
-        .store
-        .store_metrics_snapshot(agent_id, &serde_json::to_string(m)?)
-        .await?;
-    Ok(())
 }

@@ -9,6 +9,7 @@ mod commands;
 mod enrollment;
 mod legacy;
 mod resources;
+mod session;
 mod storage;
 
 /// Declares `name::sqlite` and `name::postgres`, each running `body(TestDb)`.

@@ -1,7 +1,7 @@
 //! Storage behaviour checked directly on both backends, each test on a fresh database.
 
 use gururmm_protocol::{DiskUsage, MetricsReport, NetworkCounters};
-use gururmm_server::db::{NewAgent, NewCommand, Store};
+use gururmm_server::db::{Actor, NewAgent, NewCommand, Store, StoreError};
 use gururmm_server::testing::{fresh_postgres_database, TestDb};
 
 use crate::on_both_databases;
@@ -112,7 +112,7 @@ async fn command_state_transitions(db: TestDb) {
         elevated: true,
         created_by: None,
     };
-    let c = f.store.insert_command(new(0)).await.unwrap();
+    let c = f.store.insert_command(new(0), Actor::SYSTEM).await.unwrap();
     assert_eq!(c.status, "pending");
     assert!(c.elevated);
     assert!(f.store.mark_running(&c.id).await.unwrap());
@@ -137,13 +137,21 @@ async fn command_state_transitions(db: TestDb) {
         "timed_out"
     );
 
-    let long = f.store.insert_command(new(3600)).await.unwrap();
+    let long = f
+        .store
+        .insert_command(new(3600), Actor::SYSTEM)
+        .await
+        .unwrap();
     f.store.mark_running(&long.id).await.unwrap();
     assert!(
         f.store.time_out_overdue(0).await.unwrap().is_empty(),
         "within its timeout"
     );
-    assert!(f.store.cancel_command(&long.id).await.unwrap());
+    assert!(f
+        .store
+        .cancel_command(&long.id, Actor::SYSTEM)
+        .await
+        .unwrap());
     assert_eq!(
         f.store
             .store_result(&id, &long.id, "completed", 0, "out", "", 5)
@@ -162,22 +170,33 @@ async fn command_state_transitions(db: TestDb) {
             .as_deref(),
         Some("out")
     );
-    assert!(!f.store.cancel_command(&long.id).await.unwrap());
+    assert!(!f
+        .store
+        .cancel_command(&long.id, Actor::SYSTEM)
+        .await
+        .unwrap());
 }
 
 async fn site_codes_are_unique(db: TestDb) {
     let f = fresh(db).await;
-    let client = f.store.create_client("c", None).await.unwrap();
+    let client = f
+        .store
+        .create_client("c", None, Actor::SYSTEM)
+        .await
+        .unwrap();
     f.store
-        .create_site(&client.id, "a", "AMBER-RIVER-1234", None)
+        .create_site(&client.id, "a", "AMBER-RIVER-1234", None, Actor::SYSTEM)
         .await
         .unwrap();
     let err = f
         .store
-        .create_site(&client.id, "b", "AMBER-RIVER-1234", None)
+        .create_site(&client.id, "b", "AMBER-RIVER-1234", None, Actor::SYSTEM)
         .await
         .unwrap_err();
-    assert!(gururmm_server::db::is_unique_violation(&err), "{err}");
+    assert!(
+        matches!(&err, StoreError::Conflict { field } if field == "site_code"),
+        "a conflict naming the field: {err:?}"
+    );
     assert!(f
         .store
         .site_by_code("AMBER-RIVER-1234")
@@ -186,7 +205,97 @@ async fn site_codes_are_unique(db: TestDb) {
         .is_some());
 }
 
+/// A change and its audit row commit together or not at all: with the audit table gone, every
+/// audited change fails and leaves nothing behind.
+async fn a_failed_audit_write_undoes_the_change(db: TestDb) {
+    let f = fresh(db).await;
+    let store = &f.store;
+    let admin = "00000000-0000-0000-0000-000000000001";
+    let by = Actor::user(admin);
+    let client = store.create_client("kept", None, by).await.unwrap();
+    let site = store
+        .create_site(&client.id, "office", "AMBER-RIVER-1111", None, by)
+        .await
+        .unwrap();
+    let agent_id = agent(store).await;
+    let queued = store
+        .insert_command(
+            NewCommand {
+                agent_id: &agent_id,
+                command_type: "shell",
+                command: "true",
+                interpreter: None,
+                timeout_seconds: 60,
+                elevated: false,
+                created_by: None,
+            },
+            by,
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.audit_count("client.create").await.unwrap(), 1);
+
+    sqlx::query("DROP TABLE audit_log")
+        .execute(store.pool())
+        .await
+        .unwrap();
+
+    assert!(store.create_client("lost", None, by).await.is_err());
+    assert!(store
+        .update_client(&client.id, "renamed", None, by)
+        .await
+        .is_err());
+    assert!(store
+        .create_site(&client.id, "lost", "AMBER-RIVER-2222", None, by)
+        .await
+        .is_err());
+    assert!(store
+        .set_site_code(&site, "AMBER-RIVER-3333", by)
+        .await
+        .is_err());
+    assert!(store.move_agent(&agent_id, Some(&site), by).await.is_err());
+    assert!(store
+        .insert_command(
+            NewCommand {
+                agent_id: &agent_id,
+                command_type: "shell",
+                command: "lost",
+                interpreter: None,
+                timeout_seconds: 60,
+                elevated: false,
+                created_by: None,
+            },
+            by,
+        )
+        .await
+        .is_err());
+    assert!(store.cancel_command(&queued.id, by).await.is_err());
+    assert!(store.delete_agent(&agent_id, by).await.is_err());
+    assert!(store.delete_client(&client.id, by).await.is_err());
+
+    // None of it happened.
+    let clients = store.list_clients().await.unwrap();
+    assert_eq!(clients.len(), 1);
+    assert_eq!(clients[0].name, "kept");
+    let sites = store.list_sites(None).await.unwrap();
+    assert_eq!(sites.len(), 1);
+    assert_eq!(sites[0].site_code, "AMBER-RIVER-1111");
+    let agent = store.agent(&agent_id).await.unwrap().expect("not deleted");
+    assert_eq!(agent.site_id, None, "not moved");
+    let commands = store
+        .list_commands(&gururmm_server::db::CommandFilter {
+            agent_id: Some(agent_id.clone()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(commands.len(), 1, "no second command");
+    assert_eq!(commands[0].status, "pending", "not cancelled");
+}
+
 on_both_databases!(
+    a_failed_audit_write_undoes_the_change,
     network_state_only_on_hash_change,
     metrics_retention_prunes_old_rows,
     command_state_transitions,

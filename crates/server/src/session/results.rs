@@ -1,9 +1,9 @@
-//! The life of a command, shared by the REST API, the WebSocket hub and the legacy endpoints:
-//! results are capped and stored the same way whichever path they arrive by.
+//! Command results, whichever transport brought them: capped and stored the same way.
 
 use gururmm_protocol::command_status::{COMPLETED, FAILED, TIMED_OUT};
 use gururmm_protocol::CommandResult;
 
+use crate::db::DbResult;
 use crate::events::Event;
 use crate::state::AppState;
 
@@ -35,13 +35,14 @@ pub fn cap_output(text: &str, max: usize) -> String {
     )
 }
 
-/// Stores a result reported by `agent_id` and tells the dashboard. Returns the command's new
-/// status, or None when the agent has no such command (logged, nothing stored).
-pub async fn record_result(
+/// Stores a result reported by `agent_id` (already cleaned of NUL bytes) and tells the
+/// dashboard. Returns the command's new status, or None when the agent has no such command
+/// (logged, nothing stored).
+pub(crate) async fn record(
     state: &AppState,
     agent_id: &str,
     result: &CommandResult,
-) -> anyhow::Result<Option<String>> {
+) -> DbResult<Option<String>> {
     let max = state.config.max_output_bytes;
     let status = state
         .store
@@ -62,7 +63,7 @@ pub async fn record_result(
             status: status.clone(),
         }),
         None => {
-            tracing::warn!(agent_id, command_id = %result.id, "result for a command this agent does not have")
+            tracing::warn!(agent_id, command_id = %super::sanitize::for_log(&result.id), "result for a command this agent does not have")
         }
     }
     Ok(status)
