@@ -47,8 +47,8 @@ pub async fn serve(config: &Config, req: Request) -> Response {
             .into_response();
     }
     match &config.dashboard_dir {
-        Some(dir) => serve_dir(dir, req).await,
-        None => serve_embedded(req.uri().path(), req.headers()),
+        Some(dir) if !dir.as_os_str().is_empty() => serve_dir(dir, req).await,
+        _ => serve_embedded(req.uri().path(), req.headers()),
     }
 }
 
