@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds what the server needs (the dashboard, the server in release mode) and starts it on
-# the embedded SQLite database in ./data, serving the dashboard at http://localhost:3001/.
+# Builds the dashboard, then the server in release mode (which embeds the dashboard: the
+# binary target/release/gururmm-server alone is the whole server), and starts it on the
+# embedded SQLite database in ./data, serving the dashboard at http://localhost:3001/.
 # Extra arguments go to gururmm-server; settings come from GURURMM_* variables (README.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."

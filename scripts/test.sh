@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Runs every test: the Rust workspace (each storage and server test on SQLite and on
-# PostgreSQL), then the dashboard's unit tests and its browser end-to-end tests.
+# Runs every test: builds the dashboard (the server embeds it, and a Rust test starts the
+# server binary alone and loads the dashboard from it), then the Rust workspace (each storage
+# and server test on SQLite and on PostgreSQL), then the dashboard's unit tests and its
+# browser end-to-end tests.
 # Needs PostgreSQL on 127.0.0.1:5432 (or GURURMM_TEST_POSTGRES_URL); see README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,16 +14,20 @@ if command -v psql >/dev/null; then
     while read -r db; do psql "$pg_url" -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true; done
 fi
 
+if [ -f dashboard/package.json ]; then
+  echo "== Dashboard build (embedded into gururmm-server)"
+  (cd dashboard && npm ci --no-audit --no-fund && npm run build)
+fi
+
 echo "== Rust tests (SQLite and PostgreSQL)"
 cargo nextest run --workspace --no-fail-fast
 
 if [ -f dashboard/package.json ]; then
   echo "== Dashboard unit tests"
-  (cd dashboard && npm ci --no-audit --no-fund && npm test)
+  (cd dashboard && npm test)
   if [ -f dashboard/e2e/run.mjs ]; then
     echo "== Dashboard end-to-end tests (Chromium, real server, real agent)"
     cargo build -p gururmm-server -p gururmm-agent
-    (cd dashboard && npm run build)
     node dashboard/e2e/run.mjs
   fi
 fi

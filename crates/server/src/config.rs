@@ -1,32 +1,45 @@
-//! Server settings: built-in defaults, then a TOML file (`--config`), then `GURURMM_*`
-//! environment variables (and `DATABASE_URL`).
+//! Server settings: built-in defaults, then a TOML file (`--config`), then the environment.
+//! The environment rule is derived from the struct: every field `name` is read from
+//! `GURURMM_NAME` (and `database_url` also from `DATABASE_URL`), so a new setting is settable
+//! from the environment without further code. docs/OPERATIONS.md lists them all; a test keeps
+//! that table and this struct in step.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use figment::providers::{Format, Toml};
+use figment::value::{Dict, Map, Value};
+use figment::{Figment, Metadata, Profile, Provider};
+use serde::{Deserialize, Deserializer};
 
 #[derive(Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Address and port to serve on.
     pub listen: SocketAddr,
-    /// Folder for the embedded database, the generated JWT secret and logs.
+    /// Folder for the embedded database, the generated JWT secret, downloads and logs.
     pub data_dir: PathBuf,
     /// `sqlite://...` or `postgres://...`; empty means `sqlite://<data_dir>/gururmm.db`.
     pub database_url: String,
     /// Secret for signing JWTs. Empty: generated on first start and kept in the data folder.
     pub jwt_secret: String,
-    /// Origins allowed by CORS. Empty (the default): same-origin only.
+    /// Origins allowed by CORS. Empty (the default): same-origin only. From the environment:
+    /// a comma-separated list.
+    #[serde(deserialize_with = "list_or_comma_separated")]
     pub cors_origins: Vec<String>,
     /// Whether `POST /api/auth/register` may create users (as technicians).
     pub allow_registration: bool,
-    /// Folder holding the dashboard build (`index.html`); served at `/` when present.
-    pub dashboard_dir: PathBuf,
-    /// Folder of agent builds served at `/downloads/`.
-    pub downloads_dir: PathBuf,
-    /// Log to a daily-rotated file in this folder as well as stderr.
+    /// Serve the dashboard from this folder instead of the copy built into the binary
+    /// (for dashboard development).
+    pub dashboard_dir: Option<PathBuf>,
+    /// Folder of agent builds served at `/downloads/`; default `<data_dir>/downloads`.
+    /// Read it through [`Config::downloads_dir`].
+    pub downloads_dir: Option<PathBuf>,
+    /// Log to a daily-rotated file as well as stderr, in `log_dir`.
+    pub log_to_file: bool,
+    /// Folder of the log files; default `<data_dir>/logs`. Setting it also turns file
+    /// logging on. Read it through [`Config::log_dir`].
     pub log_dir: Option<PathBuf>,
     /// Log lines as JSON.
     pub log_json: bool,
@@ -56,6 +69,24 @@ pub struct Config {
     pub login_attempts_per_account: u32,
 }
 
+fn list_or_comma_separated<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum ListOrText {
+        List(Vec<String>),
+        Text(String),
+    }
+    Ok(match ListOrText::deserialize(d)? {
+        ListOrText::List(list) => list,
+        ListOrText::Text(text) => text
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    })
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -65,8 +96,9 @@ impl Default for Config {
             jwt_secret: String::new(),
             cors_origins: Vec::new(),
             allow_registration: false,
-            dashboard_dir: PathBuf::from("dashboard/dist"),
-            downloads_dir: PathBuf::from("data/downloads"),
+            dashboard_dir: None,
+            downloads_dir: None,
+            log_to_file: false,
             log_dir: None,
             log_json: false,
             auth_timeout_seconds: 10,
@@ -104,6 +136,8 @@ impl std::fmt::Debug for Config {
             .field("cors_origins", &self.cors_origins)
             .field("allow_registration", &self.allow_registration)
             .field("dashboard_dir", &self.dashboard_dir)
+            .field("downloads_dir", &self.downloads_dir())
+            .field("log_dir", &self.log_dir())
             .finish_non_exhaustive()
     }
 }
@@ -146,78 +180,126 @@ pub enum ConfigError {
     },
 }
 
+/// The environment variable that sets `field`.
+pub fn env_var_name(field: &str) -> String {
+    format!("GURURMM_{}", field.to_uppercase())
+}
+
+/// Older name for `database_url`, still honoured (and preferred, as before).
+pub const DATABASE_URL_ALIAS: &str = "DATABASE_URL";
+
+/// One environment variable as a figment source, so an error names the variable.
+struct EnvVar {
+    name: String,
+    field: &'static str,
+    value: String,
+}
+
+impl Provider for EnvVar {
+    fn metadata(&self) -> Metadata {
+        Metadata::named(self.name.clone())
+    }
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        let mut dict = Dict::new();
+        // Always a string: `extract_lossy` turns it into a number or bool where the field
+        // wants one, and a numeric secret stays a string.
+        dict.insert(self.field.to_owned(), Value::from(self.value.clone()));
+        Ok(Profile::Default.collect(dict))
+    }
+}
+
 impl Config {
-    /// Defaults, then the file (if any), then the environment.
+    /// The setting names, in declaration order, as serde sees them (so also the TOML keys).
+    pub fn field_names() -> &'static [&'static str] {
+        struct Grab<'a>(&'a mut &'static [&'static str]);
+        impl<'de> Deserializer<'de> for Grab<'_> {
+            type Error = serde::de::value::Error;
+            fn deserialize_any<V: serde::de::Visitor<'de>>(
+                self,
+                _: V,
+            ) -> Result<V::Value, Self::Error> {
+                Err(serde::de::Error::custom("field names only"))
+            }
+            fn deserialize_struct<V: serde::de::Visitor<'de>>(
+                self,
+                _: &'static str,
+                fields: &'static [&'static str],
+                _: V,
+            ) -> Result<V::Value, Self::Error> {
+                *self.0 = fields;
+                Err(serde::de::Error::custom("field names only"))
+            }
+            serde::forward_to_deserialize_any! {
+                bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+                byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map enum
+                identifier ignored_any
+            }
+        }
+        let mut fields: &'static [&'static str] = &[];
+        let _ = Config::deserialize(Grab(&mut fields));
+        fields
+    }
+
+    /// Defaults, then the file (if any), then the environment; then validated.
     pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
-        let mut config = match file {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = match file {
+            Some(path) => Some((
+                path,
+                std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
                     path: path.to_owned(),
                     source,
-                })?;
-                toml::from_str(&text).map_err(|e| ConfigError::Parse {
-                    path: path.to_owned(),
-                    message: e.to_string(),
-                })?
-            }
-            None => Config::default(),
+                })?,
+            )),
+            None => None,
         };
-        config.apply_env(|key| std::env::var(key).ok())?;
+        let config = Config::from_sources(
+            text.as_ref().map(|(path, text)| (*path, text.as_str())),
+            |key| std::env::var(key).ok(),
+        )?;
         config.validate()?;
         Ok(config)
     }
 
-    /// Applies `GURURMM_*` overrides read through `get` (a seam so tests need not touch the
-    /// process environment).
-    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
-        fn parse<T: std::str::FromStr>(key: &str, raw: &str) -> Result<T, ConfigError>
-        where
-            T::Err: std::fmt::Display,
-        {
-            raw.trim().parse().map_err(|e: T::Err| ConfigError::Env {
-                key: key.to_owned(),
-                message: e.to_string(),
-            })
+    /// Defaults, then `file` (its path and text), then the variables read through `get` (a
+    /// seam so tests need not touch the process environment). Not yet validated.
+    pub fn from_sources(
+        file: Option<(&Path, &str)>,
+        get: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let mut figment = Figment::new();
+        if let Some((_, text)) = file {
+            figment = figment.merge(Toml::string(text));
         }
-        if let Some(v) = get("GURURMM_LISTEN") {
-            self.listen = parse("GURURMM_LISTEN", &v)?;
+        for &field in Config::field_names() {
+            let mut names = vec![env_var_name(field)];
+            if field == "database_url" {
+                names.push(DATABASE_URL_ALIAS.to_owned());
+            }
+            for name in names {
+                if let Some(value) = get(&name) {
+                    figment = figment.merge(EnvVar { name, field, value });
+                }
+            }
         }
-        if let Some(v) = get("GURURMM_DATA_DIR") {
-            self.data_dir = PathBuf::from(v);
-        }
-        if let Some(v) = get("DATABASE_URL").or_else(|| get("GURURMM_DATABASE_URL")) {
-            self.database_url = v;
-        }
-        if let Some(v) = get("GURURMM_JWT_SECRET") {
-            self.jwt_secret = v;
-        }
-        if let Some(v) = get("GURURMM_CORS_ORIGINS") {
-            self.cors_origins = v
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect();
-        }
-        if let Some(v) = get("GURURMM_ALLOW_REGISTRATION") {
-            self.allow_registration = parse("GURURMM_ALLOW_REGISTRATION", &v)?;
-        }
-        if let Some(v) = get("GURURMM_DASHBOARD_DIR") {
-            self.dashboard_dir = PathBuf::from(v);
-        }
-        if let Some(v) = get("GURURMM_DOWNLOADS_DIR") {
-            self.downloads_dir = PathBuf::from(v);
-        }
-        if let Some(v) = get("GURURMM_LOG_DIR") {
-            self.log_dir = Some(PathBuf::from(v));
-        }
-        if let Some(v) = get("GURURMM_LOG_JSON") {
-            self.log_json = parse("GURURMM_LOG_JSON", &v)?;
-        }
-        if let Some(v) = get("GURURMM_METRICS_RETENTION_DAYS") {
-            self.metrics_retention_days = parse("GURURMM_METRICS_RETENTION_DAYS", &v)?;
-        }
-        Ok(())
+        figment.extract_lossy().map_err(|e| {
+            let source = e.metadata.as_ref().map(|m| m.name.to_string());
+            let key = e.path.join(".");
+            let message = e.kind.to_string();
+            match (source, file) {
+                (Some(name), _) if name.starts_with("GURURMM_") || name == DATABASE_URL_ALIAS => {
+                    ConfigError::Env { key: name, message }
+                }
+                (_, Some((path, _))) => ConfigError::Parse {
+                    path: path.to_owned(),
+                    message: if key.is_empty() {
+                        message
+                    } else {
+                        format!("{key}: {message}")
+                    },
+                },
+                (_, None) => ConfigError::Env { key, message },
+            }
+        })
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -334,6 +416,24 @@ impl Config {
         }
     }
 
+    /// Where agent builds are served from: `downloads_dir`, or `<data_dir>/downloads`.
+    pub fn downloads_dir(&self) -> PathBuf {
+        match &self.downloads_dir {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.clone(),
+            _ => self.data_dir.join("downloads"),
+        }
+    }
+
+    /// The log folder when logging to a file is on (`log_to_file`, or `log_dir` given):
+    /// `log_dir`, or `<data_dir>/logs`.
+    pub fn log_dir(&self) -> Option<PathBuf> {
+        match &self.log_dir {
+            Some(dir) if !dir.as_os_str().is_empty() => Some(dir.clone()),
+            _ if self.log_to_file => Some(self.data_dir.join("logs")),
+            _ => None,
+        }
+    }
+
     pub fn auth_timeout(&self) -> Duration {
         Duration::from_secs(self.auth_timeout_seconds)
     }
@@ -349,29 +449,164 @@ impl Config {
 mod tests {
     use super::*;
 
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |key| pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+    }
+
     #[test]
     fn env_overrides_file_values() {
-        let mut c = Config::default();
-        c.apply_env(|k| match k {
-            "GURURMM_LISTEN" => Some("127.0.0.1:9000".into()),
-            "GURURMM_CORS_ORIGINS" => Some("https://a.example, https://b.example".into()),
-            _ => None,
-        })
+        let file = "listen = \"127.0.0.1:8000\"\nmetrics_retention_days = 7\ncors_origins = [\"https://file.example\"]\n";
+        let c = Config::from_sources(
+            Some((Path::new("server.toml"), file)),
+            env(&[
+                ("GURURMM_LISTEN", "127.0.0.1:9000"),
+                (
+                    "GURURMM_CORS_ORIGINS",
+                    "https://a.example, https://b.example",
+                ),
+            ]),
+        )
         .unwrap();
         assert_eq!(c.listen.port(), 9000);
         assert_eq!(
             c.cors_origins,
             vec!["https://a.example", "https://b.example"]
         );
+        assert_eq!(c.metrics_retention_days, 7, "file value kept");
     }
 
     #[test]
     fn bad_env_value_names_the_key() {
-        let mut c = Config::default();
-        let err = c
-            .apply_env(|k| (k == "GURURMM_LISTEN").then(|| "nowhere".into()))
-            .unwrap_err();
+        let err = Config::from_sources(None, env(&[("GURURMM_LISTEN", "nowhere")])).unwrap_err();
         assert!(err.to_string().contains("GURURMM_LISTEN"), "{err}");
+        let err =
+            Config::from_sources(None, env(&[("GURURMM_MAX_BODY_BYTES", "lots")])).unwrap_err();
+        assert!(err.to_string().contains("GURURMM_MAX_BODY_BYTES"), "{err}");
+    }
+
+    #[test]
+    fn every_kind_of_setting_comes_from_the_environment() {
+        let c = Config::from_sources(
+            None,
+            env(&[
+                ("GURURMM_SWEEP_INTERVAL_SECONDS", "7"),
+                ("GURURMM_LOGIN_ATTEMPTS_PER_ACCOUNT", "3"),
+                ("GURURMM_ALLOW_REGISTRATION", "true"),
+                ("GURURMM_DOWNLOADS_DIR", "/srv/agents"),
+                ("GURURMM_DASHBOARD_DIR", "/src/dashboard/dist"),
+                // Digits only: still a string, not a number.
+                ("GURURMM_JWT_SECRET", "123456789012345678901234567890123"),
+                ("GURURMM_DATABASE_URL", "postgres://gururmm@db/a"),
+                ("DATABASE_URL", "postgres://gururmm@db/b"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.sweep_interval_seconds, 7);
+        assert_eq!(c.login_attempts_per_account, 3);
+        assert!(c.allow_registration);
+        assert_eq!(c.downloads_dir(), PathBuf::from("/srv/agents"));
+        assert_eq!(c.dashboard_dir, Some(PathBuf::from("/src/dashboard/dist")));
+        assert_eq!(c.jwt_secret, "123456789012345678901234567890123");
+        assert_eq!(
+            c.database_url, "postgres://gururmm@db/b",
+            "DATABASE_URL wins"
+        );
+    }
+
+    #[test]
+    fn unrelated_gururmm_variables_are_not_settings() {
+        // GURURMM_LOG, GURURMM_CONFIG and the tests' variables share the prefix.
+        let c = Config::from_sources(
+            None,
+            env(&[("GURURMM_LOG", "debug"), ("GURURMM_CONFIG", "x.toml")]),
+        )
+        .unwrap();
+        assert_eq!(c.listen, Config::default().listen);
+    }
+
+    #[test]
+    fn paths_default_under_the_data_folder() {
+        let c =
+            Config::from_sources(None, env(&[("GURURMM_DATA_DIR", "/var/lib/gururmm")])).unwrap();
+        assert_eq!(
+            c.downloads_dir(),
+            PathBuf::from("/var/lib/gururmm/downloads")
+        );
+        assert_eq!(
+            c.effective_database_url(),
+            "sqlite:///var/lib/gururmm/gururmm.db"
+        );
+        assert_eq!(c.log_dir(), None, "file logging is off by default");
+        let c = Config::from_sources(
+            None,
+            env(&[
+                ("GURURMM_DATA_DIR", "/var/lib/gururmm"),
+                ("GURURMM_LOG_TO_FILE", "true"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.log_dir(), Some(PathBuf::from("/var/lib/gururmm/logs")));
+        let c =
+            Config::from_sources(None, env(&[("GURURMM_LOG_DIR", "/var/log/gururmm")])).unwrap();
+        assert_eq!(c.log_dir(), Some(PathBuf::from("/var/log/gururmm")));
+    }
+
+    #[test]
+    fn file_errors_name_the_file_and_key() {
+        let path = Path::new("server.toml");
+        let err = Config::from_sources(Some((path, "listen_port = 5")), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("listen_port") && err.contains("server.toml"),
+            "{err}"
+        );
+        let err = Config::from_sources(Some((path, "max_body_bytes = \"big\"")), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("max_body_bytes"), "{err}");
+    }
+
+    /// docs/OPERATIONS.md has one table of every setting; it must match the struct.
+    #[test]
+    fn settings_table_matches_the_struct() {
+        let doc = include_str!("../../../docs/OPERATIONS.md");
+        let header = "| key (TOML) | environment |";
+        let start = doc
+            .find(header)
+            .expect("settings table in docs/OPERATIONS.md");
+        let rows: Vec<&str> = doc[start..]
+            .lines()
+            .skip(2)
+            .take_while(|l| l.starts_with('|'))
+            .collect();
+        let mut keys = Vec::new();
+        for row in &rows {
+            let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+            let key = cells[1].trim_matches('`');
+            let expected_env = format!("`{}`", env_var_name(key));
+            assert!(
+                cells[2].contains(&expected_env),
+                "row {key}: environment column must name {expected_env}: {row}"
+            );
+            assert!(!cells[3].is_empty(), "row {key}: no default");
+            keys.push(key.to_owned());
+        }
+        let fields: Vec<String> = Config::field_names()
+            .iter()
+            .map(|f| f.to_string())
+            .collect();
+        for field in &fields {
+            let n = keys.iter().filter(|k| *k == field).count();
+            assert_eq!(n, 1, "setting {field} appears {n} times in the table");
+        }
+        for key in &keys {
+            assert!(fields.contains(key), "table row {key} is not a setting");
+        }
     }
 
     #[test]

@@ -26,14 +26,14 @@ pub fn init(config: &Config) -> LogGuard {
             .with_filter(filter())
             .boxed()
     };
-    let (file, guard) = match &config.log_dir {
+    let (file, guard) = match config.log_dir() {
         Some(dir) => {
             let appender = tracing_appender::rolling::Builder::new()
                 .rotation(tracing_appender::rolling::Rotation::DAILY)
                 .filename_prefix("gururmm-server")
                 .filename_suffix("log")
                 .max_log_files(14)
-                .build(dir);
+                .build(&dir);
             match appender {
                 Ok(appender) => {
                     let (writer, guard) = tracing_appender::non_blocking(appender);

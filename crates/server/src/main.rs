@@ -69,6 +69,17 @@ fn main() -> ExitCode {
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
         Command::Serve => {
+            if config.dashboard_dir.is_none() && !gururmm_server::http::dashboard::embedded() {
+                tracing::warn!("this binary was built without the dashboard; `/` says so");
+            }
+            // Made up front so an operator sees where agent builds go.
+            let downloads = config.downloads_dir();
+            if let Err(e) = std::fs::create_dir_all(&downloads) {
+                tracing::warn!(
+                    "cannot create downloads folder {}: {e}",
+                    downloads.display()
+                );
+            }
             let listener = tokio::net::TcpListener::bind(config.listen)
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;

@@ -6,6 +6,7 @@ mod agents;
 mod auth;
 mod clients;
 mod commands;
+pub mod dashboard;
 pub mod error;
 mod events;
 pub mod extract;
@@ -17,9 +18,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put, MethodRouter};
 use axum::Router;
 use serde_json::{json, Map, Value};
-use tower::ServiceExt;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::services::{ServeDir, ServeFile};
+use tower_http::services::ServeDir;
 use tower_http::trace::TraceLayer;
 
 use error::ApiError;
@@ -420,7 +420,7 @@ pub fn router(state: AppState) -> Router {
         api = api.route(path, handler);
     }
     let cors = cors_layer(&state.config.cors_origins);
-    let downloads = ServeDir::new(&state.config.downloads_dir);
+    let downloads = ServeDir::new(state.config.downloads_dir());
     Router::new()
         .merge(api)
         .route("/ws", get(crate::hub::ws_handler))
@@ -449,27 +449,11 @@ fn cors_layer(origins: &[String]) -> CorsLayer {
         .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
 }
 
-/// Unknown `/api` paths get a JSON 404; everything else is the dashboard (a single-page app:
-/// unknown paths serve index.html so client-side routes survive a reload).
+/// Unknown `/api` paths get a JSON 404; everything else is the dashboard.
 async fn fallback(State(state): State<AppState>, req: Request) -> Response {
     let path = req.uri().path();
     if path.starts_with("/api/") || path == "/api" {
         return ApiError::NotFound(format!("no API endpoint {path}")).into_response();
     }
-    let dir = &state.config.dashboard_dir;
-    let index = dir.join("index.html");
-    if !index.exists() {
-        return (
-            StatusCode::NOT_FOUND,
-            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-            "GuruRMM server is running, but the dashboard is not built. Run ./scripts/serve.sh (see README.md), \
-             or set dashboard_dir / GURURMM_DASHBOARD_DIR to a built dashboard.\n",
-        )
-            .into_response();
-    }
-    let service = ServeDir::new(dir).fallback(ServeFile::new(index));
-    match service.oneshot(req).await {
-        Ok(resp) => resp.into_response(),
-        Err(e) => ApiError::Internal(anyhow::anyhow!("serving dashboard: {e}")).into_response(),
-    }
+    dashboard::serve(&state.config, req).await
 }
