@@ -421,6 +421,50 @@ async fn legacy_mode_on_postgres() {
     assert_eq!(r["stdout"], json!("pg\n"), "{r}");
 }
 
+/// PostgreSQL text refuses NUL: the agent replaces it (with U+FFFD) in what it sends, so a
+/// command whose output holds one finishes, and a watchdog event naming a service with one
+/// arrives.
+async fn nul_from_the_machine_is_replaced(db: TestDb, legacy: bool) {
+    let mode = if legacy { "mode = \"legacy\"\n" } else { "" };
+    let extra = format!(
+        "[agent]\n{mode}\n[watchdog]\nenabled = true\ncheck_interval_seconds = 1\n\n\
+[[watchdog.services]]\nname = \"nul\\u0000svc\"\naction = \"alert\"\n\
+check_command = \"false\"\nrestart_command = \"true\"\n"
+    );
+    let (server, _agent, id) = enrolled(db, &extra).await;
+    let c = shell(&server, &id, r"printf 'a\000b'; printf 'c\000' >&2", 20).await;
+    let r = finished(&server, &c, 20).await;
+    assert_eq!(r["status"], json!("completed"), "{r}");
+    assert_eq!(r["stdout"], json!("a\u{FFFD}b"), "{r}");
+    assert_eq!(r["stderr"], json!("c\u{FFFD}"), "{r}");
+    server
+        .wait_for(
+            &format!("/api/agents/{id}/watchdog-events"),
+            Duration::from_secs(15),
+            |e| {
+                e.as_array().unwrap().iter().any(|e| {
+                    e["service"] == json!("nul\u{FFFD}svc") && e["event"] == json!("stopped")
+                })
+            },
+        )
+        .await;
+}
+
+#[tokio::test]
+async fn nul_in_output_is_replaced_sqlite() {
+    nul_from_the_machine_is_replaced(TestDb::Sqlite, false).await;
+}
+
+#[tokio::test]
+async fn nul_in_output_is_replaced_postgres() {
+    nul_from_the_machine_is_replaced(TestDb::Postgres, false).await;
+}
+
+#[tokio::test]
+async fn nul_in_output_is_replaced_legacy_postgres() {
+    nul_from_the_machine_is_replaced(TestDb::Postgres, true).await;
+}
+
 /// CI has no systemd, so a real process stands in for the service: the watchdog's
 /// `check_command` asks whether the process in a pid file is alive (and not a zombie) and its
 /// `restart_command` starts a new one.
