@@ -22,7 +22,7 @@ pub struct Ctx {
     pub hostname: String,
     pub os_info: OsInfo,
     pub version: &'static str,
-    metrics: Arc<Mutex<Metrics>>,
+    pub(crate) metrics: Arc<Mutex<Metrics>>,
 }
 
 impl Ctx {

@@ -373,3 +373,174 @@ mod tests {
         assert_eq!(scrub(hb.clone()), hb);
     }
 }
+
+/// The session core through a fake transport: what goes out after connecting, the inbox's
+/// one run per command id, and a result whose send failed going out again on the next connect.
+#[cfg(all(test, unix))]
+mod session_tests {
+    use std::sync::{Arc, Mutex};
+
+    use gururmm_protocol::{fixture, CommandResult};
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::commands::{Executor, RunSettings};
+    use crate::config::{Config, MetricsSection};
+    use crate::metrics::{CollectorKind, Metrics};
+    use crate::state::StateDir;
+
+    /// Hands every sent message to the test; fails the sends the test asks to fail.
+    struct Fake {
+        sent: mpsc::UnboundedSender<AgentMessage>,
+        incoming: mpsc::UnboundedReceiver<String>,
+        fail_results: Arc<Mutex<usize>>,
+    }
+
+    impl Transport for Fake {
+        async fn connect(&mut self) -> Result<(), Lost> {
+            Ok(())
+        }
+        async fn send(&mut self, msg: AgentMessage) -> Result<(), Lost> {
+            if matches!(msg, AgentMessage::CommandResult(_)) {
+                let mut fail = self.fail_results.lock().unwrap();
+                if *fail > 0 {
+                    *fail -= 1;
+                    return Err(Lost::from("send failed"));
+                }
+            }
+            let _ = self.sent.send(msg);
+            Ok(())
+        }
+        async fn heartbeat(&mut self) -> Result<Vec<Command>, Lost> {
+            Ok(Vec::new())
+        }
+        async fn recv(&mut self) -> Result<String, Lost> {
+            match self.incoming.recv().await {
+                Some(t) => Ok(t),
+                None => std::future::pending().await,
+            }
+        }
+        async fn close(&mut self) {}
+        fn polls(&self) -> bool {
+            false
+        }
+    }
+
+    fn command(id: &str, text: &str) -> String {
+        let mut v: serde_json::Value = serde_json::from_str(&fixture("command_shell")).unwrap();
+        v["payload"]["id"] = id.into();
+        v["payload"]["command"] = text.into();
+        v.to_string()
+    }
+
+    async fn next(rx: &mut mpsc::UnboundedReceiver<AgentMessage>) -> AgentMessage {
+        tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .expect("a message within 10 s")
+            .expect("session running")
+    }
+
+    async fn next_result(rx: &mut mpsc::UnboundedReceiver<AgentMessage>) -> CommandResult {
+        loop {
+            if let AgentMessage::CommandResult(r) = next(rx).await {
+                return r;
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn one_session_core() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config::parse(&format!(
+            "[server]\nurl = \"ws://127.0.0.1:9/ws\"\napi_key = \"grmm_x\"\n\n[agent]\n\
+             reconnect_delay_seconds = 1\nreconnect_max_delay_seconds = 1\nstate_dir = \"{}\"\n",
+            dir.path().display()
+        ))
+        .unwrap();
+        let state = Arc::new(StateDir::open(dir.path()).unwrap());
+        let kept = CommandResult {
+            id: "kept-1".into(),
+            exit_code: 0,
+            stdout: "from before\0".into(),
+            stderr: String::new(),
+            duration_ms: 1,
+            timed_out: false,
+        };
+        state.put_outbox(&kept).unwrap();
+        let settings = RunSettings {
+            default_timeout: Duration::from_secs(30),
+            max_timeout: Duration::from_secs(60),
+            output_cap: 4096,
+            script_interpreter: "/bin/sh".into(),
+            temp_dir: dir.path().join("tmp"),
+        };
+        let (executor, finished) = Executor::new(state.clone(), settings);
+        let metrics = Metrics::from_config(&MetricsSection::only(CollectorKind::Memory));
+        let ctx = Ctx {
+            config,
+            state: state.clone(),
+            executor,
+            device_id: "d".into(),
+            hostname: "h".into(),
+            os_info: crate::identity::os_info(),
+            version: "test",
+            metrics: Arc::new(Mutex::new(metrics)),
+        };
+        let (_events_tx, events) = mpsc::channel(8);
+        let mut inbox = Inbox { finished, events };
+        let (sent_tx, mut sent) = mpsc::unbounded_channel();
+        let (to_agent, incoming) = mpsc::unbounded_channel();
+        let fail_results = Arc::new(Mutex::new(0));
+        let fake = Fake {
+            sent: sent_tx,
+            incoming,
+            fail_results: fail_results.clone(),
+        };
+        let (stop, shutdown) = watch::channel(false);
+
+        let test = async {
+            // After connecting: network state, the kept result (NUL replaced), metrics.
+            assert!(matches!(
+                next(&mut sent).await,
+                AgentMessage::NetworkState(_)
+            ));
+            let r = next_result(&mut sent).await;
+            assert_eq!(
+                (r.id.as_str(), r.stdout.as_str()),
+                ("kept-1", "from before\u{FFFD}")
+            );
+            assert!(matches!(
+                next(&mut sent).await,
+                AgentMessage::MetricsReport(_)
+            ));
+            assert!(state.outbox().is_empty());
+
+            // The same command id twice runs once.
+            to_agent.send(command("c-1", "printf 'x\\000'")).unwrap();
+            to_agent.send(command("c-1", "printf 'x\\000'")).unwrap();
+            let r = next_result(&mut sent).await;
+            assert_eq!((r.id.as_str(), r.stdout.as_str()), ("c-1", "x\u{FFFD}"));
+
+            // A result whose send fails stays in the outbox and goes out after reconnecting.
+            *fail_results.lock().unwrap() = 1;
+            to_agent.send(command("c-2", "echo two")).unwrap();
+            assert!(matches!(
+                next(&mut sent).await,
+                AgentMessage::NetworkState(_)
+            ));
+            let r = next_result(&mut sent).await;
+            assert_eq!((r.id.as_str(), r.stdout.as_str()), ("c-2", "two\n"));
+            assert!(state.outbox().is_empty());
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            while let Ok(m) = sent.try_recv() {
+                assert!(
+                    !matches!(m, AgentMessage::CommandResult(_)),
+                    "sent twice: {m:?}"
+                );
+            }
+            stop.send(true).unwrap();
+        };
+        let (result, ()) = tokio::join!(run(&ctx, &mut inbox, fake, shutdown), test);
+        result.unwrap();
+    }
+}
