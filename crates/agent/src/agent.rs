@@ -22,7 +22,7 @@ pub struct Ctx {
     pub hostname: String,
     pub os_info: OsInfo,
     pub version: &'static str,
-    metrics: Arc<Mutex<Metrics>>,
+    pub(crate) metrics: Arc<Mutex<Metrics>>,
 }
 
 impl Ctx {
@@ -45,7 +45,7 @@ impl Ctx {
     }
 }
 
-/// Channels the transports drain.
+/// Channels the session drains.
 pub struct Inbox {
     pub finished: mpsc::UnboundedReceiver<Finished>,
     pub events: mpsc::Receiver<WatchdogEvent>,
@@ -102,8 +102,14 @@ pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> anyhow::Res
     );
     let mut inbox = Inbox { finished, events };
     let result = match ctx.config.agent.mode {
-        Mode::Websocket => crate::transport::ws::run(&ctx, &mut inbox, shutdown).await,
-        Mode::Legacy => crate::transport::legacy::run(&ctx, &mut inbox, shutdown).await,
+        Mode::Websocket => {
+            let ws = crate::transport::ws::Ws::new(&ctx)?;
+            crate::session::run(&ctx, &mut inbox, ws, shutdown).await
+        }
+        Mode::Legacy => {
+            let legacy = crate::transport::legacy::Legacy::new(&ctx)?;
+            crate::session::run(&ctx, &mut inbox, legacy, shutdown).await
+        }
     };
     watchdog.abort();
     if ctx.executor.running() > 0 {

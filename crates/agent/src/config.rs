@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::metrics::CollectorKind;
+
 /// How the agent talks to the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -111,24 +113,83 @@ impl Default for AgentSection {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+/// `[metrics]`: the file keeps one `collect_NAME = true|false` per collector; the agent
+/// holds the list of enabled [`CollectorKind`]s.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(from = "MetricsToml")]
 pub struct MetricsSection {
     pub interval_seconds: u64,
-    pub collect_cpu: bool,
-    pub collect_memory: bool,
-    pub collect_disk: bool,
-    pub collect_network: bool,
+    /// The enabled collectors, each once, in [`CollectorKind::ALL`] order.
+    pub collectors: Vec<CollectorKind>,
+}
+
+impl MetricsSection {
+    /// A section with only `kind` enabled.
+    pub fn only(kind: CollectorKind) -> MetricsSection {
+        MetricsSection {
+            collectors: vec![kind],
+            ..MetricsSection::default()
+        }
+    }
+
+    pub fn collects(&self, kind: CollectorKind) -> bool {
+        self.collectors.contains(&kind)
+    }
+
+    /// The section with `kind` turned off.
+    pub fn without(&self, kind: CollectorKind) -> MetricsSection {
+        MetricsSection {
+            interval_seconds: self.interval_seconds,
+            collectors: self
+                .collectors
+                .iter()
+                .copied()
+                .filter(|k| *k != kind)
+                .collect(),
+        }
+    }
 }
 
 impl Default for MetricsSection {
     fn default() -> Self {
-        MetricsSection {
+        MetricsToml::default().into()
+    }
+}
+
+/// `[metrics]` as written in agent.toml.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct MetricsToml {
+    interval_seconds: u64,
+    collect_cpu: bool,
+    collect_memory: bool,
+    collect_disk: bool,
+    collect_network: bool,
+}
+
+impl Default for MetricsToml {
+    fn default() -> Self {
+        MetricsToml {
             interval_seconds: 60,
             collect_cpu: true,
             collect_memory: true,
             collect_disk: true,
             collect_network: true,
+        }
+    }
+}
+
+impl From<MetricsToml> for MetricsSection {
+    fn from(t: MetricsToml) -> MetricsSection {
+        let on = |kind| match kind {
+            CollectorKind::Cpu => t.collect_cpu,
+            CollectorKind::Memory => t.collect_memory,
+            CollectorKind::Disk => t.collect_disk,
+            CollectorKind::Network => t.collect_network,
+        };
+        MetricsSection {
+            interval_seconds: t.interval_seconds,
+            collectors: CollectorKind::ALL.into_iter().filter(|k| on(*k)).collect(),
         }
     }
 }
@@ -471,7 +532,7 @@ mod tests {
         assert_eq!(c.agent.command_timeout_seconds, 300);
         assert_eq!(c.metrics.interval_seconds, 60);
         assert_eq!(c.agent.mode, Mode::Websocket);
-        assert!(c.metrics.collect_cpu && c.metrics.collect_disk);
+        assert_eq!(c.metrics.collectors, CollectorKind::ALL);
     }
 
     #[test]
@@ -526,6 +587,19 @@ restart_cooldown_seconds = 60
         assert!(c.watchdog.enabled);
         assert_eq!(c.watchdog.services[0].name, "ServiceName");
         assert_eq!(c.watchdog.services[0].action, WatchdogAction::Restart);
+    }
+
+    #[test]
+    fn collectors_are_parsed_from_the_collect_keys() {
+        let text = format!("{MINIMAL}[metrics]\ncollect_cpu = false\ncollect_disk = false\n");
+        let c = Config::parse(&text).unwrap();
+        assert_eq!(
+            c.metrics.collectors,
+            [CollectorKind::Memory, CollectorKind::Network]
+        );
+        let text = format!("{MINIMAL}[metrics]\ncollect_gpu = true\n");
+        let err = Config::parse(&text).unwrap_err().to_string();
+        assert!(err.contains("collect_gpu"), "{err}");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use gururmm_protocol::OsInfo;
 use sha2::{Digest, Sha256};
 
+use crate::session::replace_nul;
 use crate::state::StateDir;
 
 /// Hashes the hardware identifiers into the device id (64 hex characters).
@@ -75,9 +76,11 @@ pub fn device_id(state: &StateDir) -> std::io::Result<String> {
     Ok(hash_ids(&ids))
 }
 
+/// The hostname (NUL replaced: it goes to the server in legacy enrollment too).
 pub fn hostname() -> String {
     sysinfo::System::host_name()
         .filter(|h| !h.trim().is_empty())
+        .map(|h| replace_nul(&h).into_owned())
         .unwrap_or_else(|| "unknown".to_owned())
 }
 
@@ -91,7 +94,7 @@ pub fn os_info() -> OsInfo {
         .unwrap_or_else(|| "unknown".to_owned());
     OsInfo {
         os_type,
-        os_version,
+        os_version: replace_nul(&os_version).into_owned(),
         arch: std::env::consts::ARCH.to_owned(),
     }
 }

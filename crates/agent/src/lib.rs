@@ -13,6 +13,7 @@ pub mod identity;
 pub mod logging;
 pub mod metrics;
 pub mod service;
+pub mod session;
 pub mod state;
 pub mod transport;
 pub mod watchdog;

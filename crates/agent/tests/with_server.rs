@@ -259,9 +259,22 @@ async fn timeout_kills_the_process_tree() {
     .await;
 }
 
+/// The `[agent]` lines of a legacy (HTTP polling) agent: the outbox and inbox tests below run
+/// through both transports, since both go through the same session code.
+const LEGACY: &str = "[agent]\nmode = \"legacy\"\n";
+
 #[tokio::test]
 async fn result_arrives_after_server_restart_mid_command() {
-    let (mut server, agent, id) = enrolled(TestDb::Sqlite, "").await;
+    result_arrives_after_server_restart(TestDb::Sqlite, "").await;
+}
+
+#[tokio::test]
+async fn result_arrives_after_server_restart_mid_command_legacy() {
+    result_arrives_after_server_restart(TestDb::Sqlite, LEGACY).await;
+}
+
+async fn result_arrives_after_server_restart(db: TestDb, extra: &str) {
+    let (mut server, agent, id) = enrolled(db, extra).await;
 
     let c = shell(&server, &id, "sleep 3; echo survived", 60).await;
     status_is(&server, &c, "running", 10).await;
@@ -300,7 +313,16 @@ async fn command_queued_while_agent_is_down_runs_exactly_once() {
 
 #[tokio::test]
 async fn agent_killed_after_running_before_reporting_delivers_once() {
-    let (mut server, mut agent, id) = enrolled(TestDb::Sqlite, "").await;
+    killed_before_reporting_delivers_once("").await;
+}
+
+#[tokio::test]
+async fn agent_killed_after_running_before_reporting_delivers_once_legacy() {
+    killed_before_reporting_delivers_once(LEGACY).await;
+}
+
+async fn killed_before_reporting_delivers_once(extra: &str) {
+    let (mut server, mut agent, id) = enrolled(TestDb::Sqlite, extra).await;
 
     let (c, counter) = counted(&server, &agent, &id, "sleep 2; echo finished").await;
     status_is(&server, &c, "running", 10).await;
@@ -327,9 +349,18 @@ async fn agent_killed_after_running_before_reporting_delivers_once() {
 
 #[tokio::test]
 async fn agent_killed_mid_command_reports_it_interrupted_and_never_reruns_it() {
-    let (server, mut agent, id) = enrolled(TestDb::Sqlite, "").await;
+    killed_mid_command_is_reported_interrupted("sleep 427", "").await;
+}
 
-    let (c, counter) = counted(&server, &agent, &id, "sleep 427").await;
+#[tokio::test]
+async fn agent_killed_mid_command_reports_it_interrupted_and_never_reruns_it_legacy() {
+    killed_mid_command_is_reported_interrupted("sleep 428", LEGACY).await;
+}
+
+async fn killed_mid_command_is_reported_interrupted(sleep: &str, extra: &str) {
+    let (server, mut agent, id) = enrolled(TestDb::Sqlite, extra).await;
+
+    let (c, counter) = counted(&server, &agent, &id, sleep).await;
     wait_for(10, "the command to start", || async {
         (lines(&counter) == 1).then_some(())
     })
@@ -346,7 +377,7 @@ async fn agent_killed_mid_command_reports_it_interrupted_and_never_reruns_it() {
     wait_for(
         3,
         "the interrupted command's processes to be gone",
-        || async { processes_with("sleep 427").is_empty().then_some(()) },
+        || async { processes_with(sleep).is_empty().then_some(()) },
     )
     .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -419,6 +450,50 @@ async fn legacy_mode_on_postgres() {
     .await;
     let r = finished(&server, &c, 20).await;
     assert_eq!(r["stdout"], json!("pg\n"), "{r}");
+}
+
+/// PostgreSQL text refuses NUL: the agent replaces it (with U+FFFD) in what it sends, so a
+/// command whose output holds one finishes, and a watchdog event naming a service with one
+/// arrives.
+async fn nul_from_the_machine_is_replaced(db: TestDb, legacy: bool) {
+    let mode = if legacy { "mode = \"legacy\"\n" } else { "" };
+    let extra = format!(
+        "[agent]\n{mode}\n[watchdog]\nenabled = true\ncheck_interval_seconds = 1\n\n\
+[[watchdog.services]]\nname = \"nul\\u0000svc\"\naction = \"alert\"\n\
+check_command = \"false\"\nrestart_command = \"true\"\n"
+    );
+    let (server, _agent, id) = enrolled(db, &extra).await;
+    let c = shell(&server, &id, r"printf 'a\000b'; printf 'c\000' >&2", 20).await;
+    let r = finished(&server, &c, 20).await;
+    assert_eq!(r["status"], json!("completed"), "{r}");
+    assert_eq!(r["stdout"], json!("a\u{FFFD}b"), "{r}");
+    assert_eq!(r["stderr"], json!("c\u{FFFD}"), "{r}");
+    server
+        .wait_for(
+            &format!("/api/agents/{id}/watchdog-events"),
+            Duration::from_secs(15),
+            |e| {
+                e.as_array().unwrap().iter().any(|e| {
+                    e["service"] == json!("nul\u{FFFD}svc") && e["event"] == json!("stopped")
+                })
+            },
+        )
+        .await;
+}
+
+#[tokio::test]
+async fn nul_in_output_is_replaced_sqlite() {
+    nul_from_the_machine_is_replaced(TestDb::Sqlite, false).await;
+}
+
+#[tokio::test]
+async fn nul_in_output_is_replaced_postgres() {
+    nul_from_the_machine_is_replaced(TestDb::Postgres, false).await;
+}
+
+#[tokio::test]
+async fn nul_in_output_is_replaced_legacy_postgres() {
+    nul_from_the_machine_is_replaced(TestDb::Postgres, true).await;
 }
 
 /// CI has no systemd, so a real process stands in for the service: the watchdog's

@@ -17,6 +17,48 @@ use gururmm_protocol::MetricsReport;
 use crate::config::MetricsSection;
 use crate::logging::ascii;
 
+/// The kinds of metric: `collect_NAME` in the config, `probe-collector NAME` on the command
+/// line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum CollectorKind {
+    Cpu,
+    Memory,
+    Disk,
+    Network,
+}
+
+impl CollectorKind {
+    pub const ALL: [CollectorKind; 4] = [
+        CollectorKind::Cpu,
+        CollectorKind::Memory,
+        CollectorKind::Disk,
+        CollectorKind::Network,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CollectorKind::Cpu => "cpu",
+            CollectorKind::Memory => "memory",
+            CollectorKind::Disk => "disk",
+            CollectorKind::Network => "network",
+        }
+    }
+
+    /// The kind named `name`, if any.
+    pub fn parse(name: &str) -> Option<CollectorKind> {
+        CollectorKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
+    fn build(self) -> Box<dyn Collector> {
+        match self {
+            CollectorKind::Cpu => Box::new(cpu::Cpu::new()),
+            CollectorKind::Memory => Box::new(memory::Memory::new()),
+            CollectorKind::Disk => Box::new(disk::Disk::new()),
+            CollectorKind::Network => Box::new(network::Network::new()),
+        }
+    }
+}
+
 /// One kind of metric.
 pub trait Collector: Send {
     fn name(&self) -> &'static str;
@@ -51,20 +93,7 @@ pub fn empty_report() -> MetricsReport {
 impl Metrics {
     /// The collectors the config enables, and only those.
     pub fn from_config(section: &MetricsSection) -> Metrics {
-        let mut collectors: Vec<Box<dyn Collector>> = Vec::new();
-        if section.collect_cpu {
-            collectors.push(Box::new(cpu::Cpu::new()));
-        }
-        if section.collect_memory {
-            collectors.push(Box::new(memory::Memory::new()));
-        }
-        if section.collect_disk {
-            collectors.push(Box::new(disk::Disk::new()));
-        }
-        if section.collect_network {
-            collectors.push(Box::new(network::Network::new()));
-        }
-        Metrics::with_collectors(collectors)
+        Metrics::with_collectors(section.collectors.iter().map(|k| k.build()).collect())
     }
 
     pub fn with_collectors(collectors: Vec<Box<dyn Collector>>) -> Metrics {
@@ -166,13 +195,7 @@ mod tests {
 
     #[test]
     fn only_enabled_collectors_run() {
-        let section = MetricsSection {
-            interval_seconds: 60,
-            collect_cpu: false,
-            collect_memory: true,
-            collect_disk: false,
-            collect_network: false,
-        };
+        let section = MetricsSection::only(CollectorKind::Memory);
         let r = Metrics::from_config(&section).collect();
         assert!(r.cpu_percent.is_none() && r.network.is_none() && r.disks.is_empty());
         assert!(r.memory_used_bytes.is_some());

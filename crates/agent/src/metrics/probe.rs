@@ -10,6 +10,7 @@
 
 use std::time::Duration;
 
+use super::CollectorKind;
 use crate::config::MetricsSection;
 
 /// The most a collector's trial run may take.
@@ -20,64 +21,25 @@ pub const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
 /// a managed machine.
 pub const ABORT_HOOK_ENV: &str = "GURURMM_TEST_PROBE_ABORT";
 
-pub const NAMES: [&str; 4] = ["cpu", "memory", "disk", "network"];
-
-/// The names of the collectors a section enables.
-pub fn enabled(section: &MetricsSection) -> Vec<&'static str> {
-    NAMES.into_iter().filter(|n| is_on(section, n)).collect()
-}
-
-fn is_on(section: &MetricsSection, name: &str) -> bool {
-    match name {
-        "cpu" => section.collect_cpu,
-        "memory" => section.collect_memory,
-        "disk" => section.collect_disk,
-        "network" => section.collect_network,
-        _ => false,
-    }
-}
-
-/// The section with one collector turned off.
-pub fn without(section: &MetricsSection, name: &str) -> MetricsSection {
-    let mut s = section.clone();
-    match name {
-        "cpu" => s.collect_cpu = false,
-        "memory" => s.collect_memory = false,
-        "disk" => s.collect_disk = false,
-        "network" => s.collect_network = false,
-        _ => {}
-    }
-    s
-}
-
 /// The child's side: collects twice with only `name` enabled and prints the report.
 /// Exit code 0 if the collector worked, 1 if it reported an error, 2 for an unknown name.
 pub fn run_probe(name: &str) -> i32 {
-    if !NAMES.contains(&name) {
+    let Some(kind) = CollectorKind::parse(name) else {
+        let names: Vec<&str> = CollectorKind::ALL.iter().map(|k| k.as_str()).collect();
         eprintln!(
             "gururmm-agent: unknown collector '{name}' (one of: {})",
-            NAMES.join(", ")
+            names.join(", ")
         );
         return 2;
-    }
-    if std::env::var(ABORT_HOOK_ENV).is_ok_and(|v| v.split(',').any(|n| n.trim() == name)) {
+    };
+    let hooked = |v: String| {
+        v.split(',')
+            .any(|n| CollectorKind::parse(n.trim()) == Some(kind))
+    };
+    if std::env::var(ABORT_HOOK_ENV).is_ok_and(hooked) {
         std::process::abort();
     }
-    let off = MetricsSection {
-        collect_cpu: false,
-        collect_memory: false,
-        collect_disk: false,
-        collect_network: false,
-        ..MetricsSection::default()
-    };
-    let mut only = off.clone();
-    match name {
-        "cpu" => only.collect_cpu = true,
-        "memory" => only.collect_memory = true,
-        "disk" => only.collect_disk = true,
-        _ => only.collect_network = true,
-    }
-    let mut metrics = super::Metrics::from_config(&only);
+    let mut metrics = super::Metrics::from_config(&MetricsSection::only(kind));
     let _ = metrics.collect();
     let report = metrics.collect();
     let json = gururmm_protocol::AgentMessage::MetricsReport(report.clone()).to_json();
@@ -103,8 +65,9 @@ pub async fn usable(section: &MetricsSection) -> MetricsSection {
             return section.clone();
         }
     };
-    let trials = enabled(section).into_iter().map(|name| {
+    let trials = section.collectors.iter().map(|&kind| {
         let exe = exe.clone();
+        let name = kind.as_str();
         async move {
             let mut cmd = tokio::process::Command::new(&exe);
             cmd.args(["probe-collector", name])
@@ -130,16 +93,17 @@ pub async fn usable(section: &MetricsSection) -> MetricsSection {
                     PROBE_TIMEOUT.as_secs()
                 )),
             };
-            (name, outcome)
+            (kind, outcome)
         }
     });
     let mut result = section.clone();
-    for (name, outcome) in futures_util::future::join_all(trials).await {
+    for (kind, outcome) in futures_util::future::join_all(trials).await {
         if let Err(why) = outcome {
+            let name = kind.as_str();
             tracing::warn!(
                 "{name} collector turned off for this run: {why}; the other metrics go on, {name} is sent as null"
             );
-            result = without(&result, name);
+            result = result.without(kind);
         }
     }
     result
@@ -150,12 +114,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn enabled_and_without() {
+    fn kinds_and_without() {
         let all = MetricsSection::default();
-        assert_eq!(enabled(&all), NAMES.to_vec());
-        let s = without(&all, "cpu");
-        assert_eq!(enabled(&s), vec!["memory", "disk", "network"]);
-        assert!(!s.collect_cpu);
+        assert_eq!(all.collectors, CollectorKind::ALL);
+        let s = all.without(CollectorKind::Cpu);
+        assert!(!s.collects(CollectorKind::Cpu) && s.collects(CollectorKind::Disk));
+        for kind in CollectorKind::ALL {
+            assert_eq!(CollectorKind::parse(kind.as_str()), Some(kind));
+        }
     }
 
     #[test]

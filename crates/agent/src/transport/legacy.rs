@@ -1,25 +1,26 @@
 //! Legacy mode: HTTP polling for machines that cannot keep a WebSocket.
 //!
 //! `POST /api/agent/register-legacy` once (with the site code) to get a `grmm_` key, then
-//! `POST /api/agent/heartbeat` every heartbeat interval (with metrics when they are due); the
-//! answer carries the commands to run. Results go to `POST /api/agent/command-result`.
-//! Network state (when its hash changed) and watchdog events ride along on the next heartbeat;
-//! events stay queued until a heartbeat carrying them is accepted.
+//! `POST /api/agent/heartbeat` every heartbeat interval; the answer carries the commands to
+//! run. Results go at once to `POST /api/agent/command-result`. Metrics, network state and
+//! watchdog events ride along on the next heartbeat and stay queued until a heartbeat
+//! carrying them is accepted. What is sent when is decided by [`crate::session`].
 
 use std::time::Duration;
 
 use gururmm_protocol::legacy::{
     HeartbeatRequest, HeartbeatResponse, RegisterRequest, RegisterResponse,
 };
-use gururmm_protocol::CommandResult;
+use gururmm_protocol::{AgentMessage, Command, MetricsReport, NetworkState, WatchdogEvent};
 use reqwest::StatusCode;
-use tokio::sync::watch;
-use tokio::time::Instant;
 
-use super::backoff::Backoff;
-use crate::agent::{Ctx, Inbox};
+use crate::agent::Ctx;
 use crate::logging::ascii;
-use crate::metrics::{network_state, now_unix};
+use crate::metrics::now_unix;
+use crate::session::{Lost, Transport};
+
+/// Watchdog events kept for the next heartbeat; a machine offline for long keeps the newest.
+const MAX_PENDING_EVENTS: usize = 1000;
 
 /// `ws://host:port/ws` -> `http://host:port` (and wss -> https); http(s) URLs keep their origin.
 pub fn base_url(server_url: &str) -> Result<String, String> {
@@ -116,133 +117,126 @@ async fn register(ctx: &Ctx, client: &Client) -> Result<String, Failure> {
     Ok(resp.api_key)
 }
 
-async fn send_result(client: &Client, key: &str, result: &CommandResult) -> Result<(), Failure> {
-    let _: serde_json::Value = client
-        .post("/api/agent/command-result", Some(key), result)
-        .await?;
-    Ok(())
+pub(crate) struct Legacy<'a> {
+    ctx: &'a Ctx,
+    client: Client,
+    key: Option<String>,
+    /// What the next heartbeat carries; kept until a heartbeat carrying it is accepted.
+    metrics: Option<MetricsReport>,
+    network_state: Option<NetworkState>,
+    events: Vec<WatchdogEvent>,
 }
 
-/// Sends every kept result; stops at the first failure (the rest stay on disk).
-async fn flush_outbox(ctx: &Ctx, client: &Client, key: &str) -> Result<(), Failure> {
-    for (path, result) in ctx.state.outbox() {
-        send_result(client, key, &result).await?;
-        ctx.state.remove_outbox(&path);
-        tracing::info!("result of command {} sent", ascii(&result.id));
-    }
-    Ok(())
-}
-
-pub async fn run(
-    ctx: &Ctx,
-    inbox: &mut Inbox,
-    mut shutdown: watch::Receiver<bool>,
-) -> anyhow::Result<()> {
-    let client = Client {
-        http: http_client(ctx)?,
-        base: base_url(&ctx.config.server.url).map_err(|e| anyhow::anyhow!(e))?,
-    };
-    let mut backoff = Backoff::new(
-        Duration::from_secs(ctx.config.agent.reconnect_delay_seconds),
-        Duration::from_secs(ctx.config.agent.reconnect_max_delay_seconds),
-    );
-    let mut key: Option<String> = ctx.state.agent_key().or_else(|| {
-        let k = &ctx.config.server.api_key;
-        k.starts_with("grmm_").then(|| k.clone())
-    });
-    let mut next_metrics = Instant::now();
-    // The hash the server last accepted, and watchdog events not yet delivered.
-    let mut sent_network_hash: Option<String> = None;
-    let mut pending_events: Vec<gururmm_protocol::WatchdogEvent> = Vec::new();
-    loop {
-        let round: Result<(), Failure> = async {
-            let k = match &key {
-                Some(k) => k.clone(),
-                None => {
-                    let k = register(ctx, &client).await?;
-                    key = Some(k.clone());
-                    k
-                }
-            };
-            flush_outbox(ctx, &client, &k).await?;
-            let metrics = if Instant::now() >= next_metrics {
-                next_metrics = Instant::now() + ctx.config.metrics_interval();
-                ctx.collect_metrics().await
-            } else {
-                None
-            };
-            let network = tokio::task::spawn_blocking(network_state::read)
-                .await
-                .ok()
-                .filter(|n| sent_network_hash.as_deref() != Some(n.hash.as_str()));
-            let body = HeartbeatRequest {
-                timestamp: Some(now_unix()),
-                version: Some(ctx.version.to_owned()),
-                metrics,
-                network_state: network,
-                watchdog_events: pending_events.clone(),
-            };
-            let resp: HeartbeatResponse =
-                client.post("/api/agent/heartbeat", Some(&k), &body).await?;
-            if let Some(n) = body.network_state {
-                sent_network_hash = Some(n.hash);
-            }
-            pending_events.drain(..body.watchdog_events.len());
-            for cmd in resp.commands {
-                ctx.executor.submit(cmd);
-            }
-            Ok(())
-        }
-        .await;
-        let wait = match round {
-            Ok(()) => {
-                backoff.reset();
-                ctx.config.heartbeat_interval()
-            }
-            Err(Failure::Unauthorized) => {
-                tracing::warn!(
-                    "the server refused the agent key; enrolling again with the site code"
-                );
-                let _ = ctx.state.remove_agent_key();
-                key = None;
-                backoff.next_delay()
-            }
-            Err(Failure::Other(e)) => {
-                let d = backoff.next_delay();
-                tracing::warn!("{}; retrying in {:.1} s", ascii(&e), d.as_secs_f64());
-                d
-            }
+impl<'a> Legacy<'a> {
+    pub(crate) fn new(ctx: &'a Ctx) -> anyhow::Result<Legacy<'a>> {
+        let client = Client {
+            http: http_client(ctx)?,
+            base: base_url(&ctx.config.server.url).map_err(|e| anyhow::anyhow!(e))?,
         };
-        let until = Instant::now() + wait;
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep_until(until) => break,
-                _ = shutdown.changed() => return Ok(()),
-                Some(f) = inbox.finished.recv() => {
-                    // Deliver at once rather than at the next heartbeat; on failure it stays
-                    // in the outbox for the next round.
-                    if let (Some(k), Some(path)) = (&key, &f.outbox) {
-                        if path.exists() && send_result(&client, k, &f.result).await.is_ok() {
-                            ctx.state.remove_outbox(path);
-                            tracing::info!("result of command {} sent", ascii(&f.result.id));
-                        }
-                    } else if let (Some(k), None) = (&key, &f.outbox) {
-                        let _ = send_result(&client, k, &f.result).await;
-                    }
-                }
-                Some(e) = inbox.events.recv() => {
-                    tracing::info!(
-                        "watchdog event {} for {}; sent with the next heartbeat",
-                        ascii(&e.event), ascii(&e.service)
-                    );
-                    // Bounded: a machine offline for long keeps the newest events.
-                    if pending_events.len() >= 1000 {
-                        pending_events.remove(0);
-                    }
-                    pending_events.push(e);
-                }
+        let key = ctx.state.agent_key().or_else(|| {
+            let k = &ctx.config.server.api_key;
+            k.starts_with("grmm_").then(|| k.clone())
+        });
+        Ok(Legacy {
+            ctx,
+            client,
+            key,
+            metrics: None,
+            network_state: None,
+            events: Vec::new(),
+        })
+    }
+
+    async fn post<B: serde::Serialize, R: serde::de::DeserializeOwned>(
+        &mut self,
+        path: &str,
+        body: &B,
+    ) -> Result<R, Lost> {
+        let key = self
+            .key
+            .as_deref()
+            .ok_or_else(|| Lost::from("not enrolled"))?;
+        match self.client.post(path, Some(key), body).await {
+            Ok(r) => Ok(r),
+            Err(Failure::Unauthorized) => {
+                let _ = self.ctx.state.remove_agent_key();
+                self.key = None;
+                Err(Lost::from(
+                    "the server refused the agent key; enrolling again with the site code",
+                ))
             }
+            Err(Failure::Other(e)) => Err(Lost(e)),
         }
+    }
+}
+
+impl Transport for Legacy<'_> {
+    async fn connect(&mut self) -> Result<(), Lost> {
+        if self.key.is_none() {
+            self.key = Some(
+                register(self.ctx, &self.client)
+                    .await
+                    .map_err(|e| match e {
+                        Failure::Unauthorized => Lost::from("the server refused the site code"),
+                        Failure::Other(e) => Lost(e),
+                    })?,
+            );
+        }
+        Ok(())
+    }
+
+    async fn send(&mut self, msg: AgentMessage) -> Result<(), Lost> {
+        match msg {
+            AgentMessage::CommandResult(r) => {
+                let _: serde_json::Value = self.post("/api/agent/command-result", &r).await?;
+            }
+            AgentMessage::MetricsReport(m) => self.metrics = Some(m),
+            AgentMessage::NetworkState(n) => self.network_state = Some(n),
+            AgentMessage::WatchdogEvent(e) => {
+                tracing::info!(
+                    "watchdog event {} for {}; sent with the next heartbeat",
+                    ascii(&e.event),
+                    ascii(&e.service)
+                );
+                if self.events.len() >= MAX_PENDING_EVENTS {
+                    self.events.remove(0);
+                }
+                self.events.push(e);
+            }
+            // The periodic heartbeat goes anyway.
+            AgentMessage::Heartbeat(_) => {}
+            other => tracing::debug!(
+                "'{}' has no legacy endpoint; not sent",
+                ascii(other.message_type())
+            ),
+        }
+        Ok(())
+    }
+
+    async fn heartbeat(&mut self) -> Result<Vec<Command>, Lost> {
+        let body = HeartbeatRequest {
+            timestamp: Some(now_unix()),
+            version: Some(self.ctx.version.to_owned()),
+            metrics: self.metrics.clone(),
+            network_state: self.network_state.clone(),
+            watchdog_events: self.events.clone(),
+        };
+        let resp: HeartbeatResponse = self.post("/api/agent/heartbeat", &body).await?;
+        self.metrics = None;
+        self.network_state = None;
+        self.events.drain(..body.watchdog_events.len());
+        Ok(resp.commands)
+    }
+
+    async fn recv(&mut self) -> Result<String, Lost> {
+        // Commands come only with heartbeats.
+        std::future::pending().await
+    }
+
+    async fn close(&mut self) {}
+
+    fn polls(&self) -> bool {
+        true
     }
 }
 

@@ -1,83 +1,124 @@
-//! The WebSocket transport: connect, `auth` first, then heartbeats, metrics, network state,
-//! commands and results until the connection drops; then reconnect with backoff.
+//! The WebSocket transport: connect, `auth` first, then every message of the session
+//! ([`crate::session`]) as one text frame; commands come back as frames at any time.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use gururmm_protocol::{AgentMessage, Auth, Heartbeat, ServerMessage};
+use gururmm_protocol::{AgentMessage, Auth, Command, Heartbeat, ServerMessage};
 use tokio::net::TcpStream;
-use tokio::sync::watch;
 use tokio::time::{timeout, Instant};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use super::backoff::Backoff;
-use crate::agent::{Ctx, Inbox};
-use crate::commands::Finished;
+use crate::agent::Ctx;
 use crate::logging::ascii;
-use crate::metrics::{network_state, now_unix};
+use crate::metrics::now_unix;
+use crate::session::{scrub, Lost, Transport};
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// A send that takes longer than this counts as a lost connection.
 const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 
-enum End {
-    Shutdown,
-    Lost { authenticated: bool, reason: String },
+pub(crate) struct Ws<'a> {
+    ctx: &'a Ctx,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    socket: Option<Socket>,
+    /// When the server last sent anything (the idle timeout counts from here).
+    last_rx: Instant,
+    /// The saved key was refused: authenticate with the configured one (enroll again).
+    prefer_config_key: bool,
 }
 
-pub async fn run(
-    ctx: &Ctx,
-    inbox: &mut Inbox,
-    mut shutdown: watch::Receiver<bool>,
-) -> anyhow::Result<()> {
-    let tls = if ctx.config.server.url.starts_with("wss://") {
-        Some(
-            super::tls::client_config(ctx.config.server.ca_file.as_deref())
-                .map_err(|e| anyhow::anyhow!(e))?,
-        )
-    } else {
-        None
-    };
-    let mut backoff = Backoff::new(
-        Duration::from_secs(ctx.config.agent.reconnect_delay_seconds),
-        Duration::from_secs(ctx.config.agent.reconnect_max_delay_seconds),
-    );
-    let mut prefer_config_key = false;
-    loop {
-        if *shutdown.borrow() {
-            return Ok(());
-        }
-        let end = session(
+impl<'a> Ws<'a> {
+    pub(crate) fn new(ctx: &'a Ctx) -> anyhow::Result<Ws<'a>> {
+        let tls = if ctx.config.server.url.starts_with("wss://") {
+            Some(
+                super::tls::client_config(ctx.config.server.ca_file.as_deref())
+                    .map_err(|e| anyhow::anyhow!(e))?,
+            )
+        } else {
+            None
+        };
+        Ok(Ws {
             ctx,
-            inbox,
-            &mut shutdown,
-            tls.clone(),
-            &mut prefer_config_key,
-        )
-        .await;
-        match end {
-            End::Shutdown => return Ok(()),
-            End::Lost {
-                authenticated,
-                reason,
-            } => {
-                if authenticated {
-                    backoff.reset();
+            tls,
+            socket: None,
+            last_rx: Instant::now(),
+            prefer_config_key: false,
+        })
+    }
+
+    fn socket(&mut self) -> Result<&mut Socket, Lost> {
+        self.socket
+            .as_mut()
+            .ok_or_else(|| Lost::from("not connected"))
+    }
+}
+
+impl Transport for Ws<'_> {
+    async fn connect(&mut self) -> Result<(), Lost> {
+        self.socket = None;
+        let mut ws = connect(self.ctx, self.tls.clone()).await?;
+        authenticate(self.ctx, &mut ws, &mut self.prefer_config_key).await?;
+        self.socket = Some(ws);
+        self.last_rx = Instant::now();
+        Ok(())
+    }
+
+    async fn send(&mut self, msg: AgentMessage) -> Result<(), Lost> {
+        Ok(send(self.socket()?, msg).await?)
+    }
+
+    async fn heartbeat(&mut self) -> Result<Vec<Command>, Lost> {
+        let ws = self.socket()?;
+        let hb = Heartbeat {
+            timestamp: Some(now_unix()),
+        };
+        send(ws, AgentMessage::Heartbeat(hb)).await?;
+        // A WebSocket ping too: the server's pong keeps the idle timer honest.
+        ws.send(Message::Ping(Vec::new().into()))
+            .await
+            .map_err(|e| format!("ping failed: {e}"))?;
+        Ok(Vec::new())
+    }
+
+    async fn recv(&mut self) -> Result<String, Lost> {
+        let idle = self.ctx.config.idle_timeout();
+        loop {
+            let deadline = self.last_rx + idle;
+            let ws = self.socket()?;
+            let frame = tokio::time::timeout_at(deadline, ws.next())
+                .await
+                .map_err(|_| format!("nothing heard from the server for {} s", idle.as_secs()))?;
+            self.last_rx = Instant::now();
+            match frame {
+                Some(Ok(Message::Text(t))) => return Ok(t.as_str().to_owned()),
+                Some(Ok(Message::Close(f))) => {
+                    return Err(Lost(format!(
+                        "server closed the connection{}",
+                        f.map(|f| format!(": {}", f.reason)).unwrap_or_default()
+                    )))
                 }
-                let delay = backoff.next_delay();
-                tracing::warn!(
-                    "connection to the server lost: {}; reconnecting in {:.1} s",
-                    ascii(&reason),
-                    delay.as_secs_f64()
-                );
-                tokio::select! {
-                    _ = tokio::time::sleep(delay) => {}
-                    _ = shutdown.changed() => return Ok(()),
+                Some(Ok(Message::Binary(_))) => {
+                    tracing::warn!("binary frame from the server ignored")
                 }
+                Some(Ok(_)) => {} // ping/pong: answered by the library
+                Some(Err(e)) => return Err(Lost(format!("read failed: {e}"))),
+                None => return Err(Lost::from("connection closed")),
             }
         }
+    }
+
+    async fn close(&mut self) {
+        if let Some(mut ws) = self.socket.take() {
+            let _ = timeout(Duration::from_secs(2), ws.close(None)).await;
+        }
+    }
+
+    fn polls(&self) -> bool {
+        false
     }
 }
 
@@ -89,17 +130,7 @@ async fn send(ws: &mut Socket, msg: AgentMessage) -> Result<(), String> {
     }
 }
 
-fn lost(authenticated: bool, reason: impl Into<String>) -> End {
-    End::Lost {
-        authenticated,
-        reason: reason.into(),
-    }
-}
-
-async fn connect(
-    ctx: &Ctx,
-    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
-) -> Result<Socket, String> {
+async fn connect(ctx: &Ctx, tls: Option<Arc<rustls::ClientConfig>>) -> Result<Socket, String> {
     let connector = tls.map(tokio_tungstenite::Connector::Rustls);
     let fut = tokio_tungstenite::connect_async_tls_with_config(
         ctx.config.server.url.as_str(),
@@ -130,7 +161,7 @@ async fn authenticate(
         version: ctx.version.to_owned(),
         previous_version: None,
     };
-    send(ws, AgentMessage::Auth(auth)).await?;
+    send(ws, scrub(AgentMessage::Auth(auth))).await?;
     let deadline = Instant::now() + ctx.config.auth_timeout();
     loop {
         let frame = tokio::time::timeout_at(deadline, ws.next())
@@ -186,174 +217,6 @@ async fn authenticate(
                 "unparsable message before auth_response: {}",
                 ascii(&e.to_string())
             ),
-        }
-    }
-}
-
-async fn deliver(ctx: &Ctx, ws: &mut Socket, f: Finished) -> Result<(), String> {
-    if let Some(path) = &f.outbox {
-        if !path.exists() {
-            return Ok(()); // already sent from the outbox
-        }
-    }
-    let id = f.result.id.clone();
-    send(ws, AgentMessage::CommandResult(f.result)).await?;
-    if let Some(path) = &f.outbox {
-        ctx.state.remove_outbox(path);
-    }
-    tracing::info!("result of command {} sent", ascii(&id));
-    Ok(())
-}
-
-async fn flush_outbox(ctx: &Ctx, ws: &mut Socket) -> Result<(), String> {
-    for (path, result) in ctx.state.outbox() {
-        let id = result.id.clone();
-        send(ws, AgentMessage::CommandResult(result)).await?;
-        ctx.state.remove_outbox(&path);
-        tracing::info!("kept result of command {} delivered", ascii(&id));
-    }
-    Ok(())
-}
-
-async fn send_network_state(
-    ws: &mut Socket,
-    last_hash: &mut Option<String>,
-    force: bool,
-) -> Result<(), String> {
-    let state = tokio::task::spawn_blocking(network_state::read)
-        .await
-        .map_err(|e| format!("network state read failed: {e}"))?;
-    if force || last_hash.as_deref() != Some(state.hash.as_str()) {
-        let hash = state.hash.clone();
-        send(ws, AgentMessage::NetworkState(state)).await?;
-        if last_hash.is_some() {
-            tracing::info!("network state changed; sent");
-        }
-        *last_hash = Some(hash);
-    }
-    Ok(())
-}
-
-async fn handle_text(ctx: &Ctx, ws: &mut Socket, text: &str) -> Result<(), String> {
-    match ServerMessage::from_json(text) {
-        Ok(ServerMessage::Command(cmd)) => ctx.executor.submit(cmd),
-        Ok(ServerMessage::Ping(_)) => {
-            send(
-                ws,
-                AgentMessage::Heartbeat(Heartbeat {
-                    timestamp: Some(now_unix()),
-                }),
-            )
-            .await?
-        }
-        Ok(ServerMessage::Update(u)) => tracing::warn!(
-            "server offers version {}; self-update is not part of this build, staying on {}",
-            ascii(&u.version),
-            ctx.version
-        ),
-        Ok(ServerMessage::AuthResponse(_)) => tracing::debug!("extra auth_response ignored"),
-        Ok(ServerMessage::Unsupported(u)) => tracing::warn!(
-            "message type '{}' from the server is not supported by this agent; ignored",
-            ascii(&u.message_type)
-        ),
-        Err(e) => match &e.command_id {
-            Some(id) => {
-                tracing::warn!(
-                    "{}; answering command {} with a failed result",
-                    ascii(&e.to_string()),
-                    ascii(id)
-                );
-                ctx.executor
-                    .reject(id, format!("the agent could not read this command: {e}"));
-            }
-            None => tracing::warn!("{}; ignored", ascii(&e.to_string())),
-        },
-    }
-    Ok(())
-}
-
-async fn session(
-    ctx: &Ctx,
-    inbox: &mut Inbox,
-    shutdown: &mut watch::Receiver<bool>,
-    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
-    prefer_config_key: &mut bool,
-) -> End {
-    let mut ws = match connect(ctx, tls).await {
-        Ok(ws) => ws,
-        Err(e) => return lost(false, e),
-    };
-    if let Err(e) = authenticate(ctx, &mut ws, prefer_config_key).await {
-        return lost(false, e);
-    }
-    let mut last_hash = None;
-    if let Err(e) = send_network_state(&mut ws, &mut last_hash, true).await {
-        return lost(true, e);
-    }
-    if let Err(e) = flush_outbox(ctx, &mut ws).await {
-        return lost(true, e);
-    }
-    let start = Instant::now();
-    let mut heartbeat = tokio::time::interval_at(
-        start + ctx.config.heartbeat_interval(),
-        ctx.config.heartbeat_interval(),
-    );
-    // The first report goes out right after connecting.
-    let mut metrics = tokio::time::interval_at(start, ctx.config.metrics_interval());
-    let mut netcheck = tokio::time::interval_at(
-        start + ctx.config.network_check_interval(),
-        ctx.config.network_check_interval(),
-    );
-    for i in [&mut heartbeat, &mut metrics, &mut netcheck] {
-        i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    }
-    let idle = ctx.config.idle_timeout();
-    let mut last_rx = Instant::now();
-    loop {
-        let step: Result<(), String> = tokio::select! {
-            frame = ws.next() => {
-                last_rx = Instant::now();
-                match frame {
-                    Some(Ok(Message::Text(t))) => handle_text(ctx, &mut ws, &t).await,
-                    Some(Ok(Message::Close(f))) => Err(format!(
-                        "server closed the connection{}",
-                        f.map(|f| format!(": {}", f.reason)).unwrap_or_default()
-                    )),
-                    Some(Ok(Message::Binary(_))) => {
-                        tracing::warn!("binary frame from the server ignored");
-                        Ok(())
-                    }
-                    Some(Ok(_)) => Ok(()), // ping/pong: answered by the library
-                    Some(Err(e)) => Err(format!("read failed: {e}")),
-                    None => Err("connection closed".into()),
-                }
-            }
-            _ = heartbeat.tick() => {
-                let hb = send(&mut ws, AgentMessage::Heartbeat(Heartbeat { timestamp: Some(now_unix()) })).await;
-                // A WebSocket ping too: the server's pong keeps the idle timer honest.
-                match hb {
-                    Ok(()) => ws.send(Message::Ping(Vec::new().into())).await.map_err(|e| format!("ping failed: {e}")),
-                    Err(e) => Err(e),
-                }
-            }
-            _ = metrics.tick() => match ctx.collect_metrics().await {
-                Some(report) => send(&mut ws, AgentMessage::MetricsReport(report)).await,
-                None => Ok(()),
-            },
-            _ = netcheck.tick() => send_network_state(&mut ws, &mut last_hash, false).await,
-            Some(f) = inbox.finished.recv() => deliver(ctx, &mut ws, f).await,
-            Some(e) = inbox.events.recv() => send(&mut ws, AgentMessage::WatchdogEvent(e)).await,
-            _ = tokio::time::sleep_until(last_rx + idle) => Err(format!(
-                "nothing heard from the server for {} s",
-                idle.as_secs()
-            )),
-            _ = shutdown.changed() => {
-                let _ = timeout(Duration::from_secs(2), ws.close(None)).await;
-                return End::Shutdown;
-            }
-        };
-        if let Err(reason) = step {
-            return lost(true, reason);
         }
     }
 }

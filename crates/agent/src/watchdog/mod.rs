@@ -7,13 +7,34 @@ pub mod manager;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use gururmm_protocol::{watchdog_event_kind as kind, WatchdogEvent};
+use gururmm_protocol::{watchdog_event_kind, WatchdogEvent};
 use tokio::sync::{mpsc, watch};
 
 use crate::config::{WatchdogAction, WatchdogSection, WatchedService};
 use crate::logging::ascii;
 use crate::metrics::now_unix;
 pub use manager::ServiceManager;
+
+/// What the watchdog reports about a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    Stopped,
+    Restarted,
+    RestartFailed,
+    GaveUp,
+}
+
+impl EventKind {
+    /// The wire name (`event` of a `watchdog_event`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Stopped => watchdog_event_kind::STOPPED,
+            EventKind::Restarted => watchdog_event_kind::RESTARTED,
+            EventKind::RestartFailed => watchdog_event_kind::RESTART_FAILED,
+            EventKind::GaveUp => watchdog_event_kind::GAVE_UP,
+        }
+    }
+}
 
 /// The watchdog's memory of one service.
 pub struct ServiceWatch {
@@ -37,15 +58,16 @@ impl ServiceWatch {
         }
     }
 
-    fn event(&self, event: &str, message: String) -> WatchdogEvent {
+    fn event(&self, kind: EventKind, message: String) -> WatchdogEvent {
         tracing::warn!(
-            "watchdog: service {} {event}: {}",
+            "watchdog: service {} {}: {}",
             ascii(&self.config.name),
+            kind.as_str(),
             ascii(&message)
         );
         WatchdogEvent {
             service: self.config.name.clone(),
-            event: event.to_owned(),
+            event: kind.as_str().to_owned(),
             message: Some(message),
             timestamp: now_unix(),
         }
@@ -79,7 +101,7 @@ impl ServiceWatch {
         }
         if !self.down {
             self.down = true;
-            events.push(self.event(kind::STOPPED, "service is not running".to_owned()));
+            events.push(self.event(EventKind::Stopped, "service is not running".to_owned()));
         }
         if self.config.action != WatchdogAction::Restart || self.gave_up {
             return events;
@@ -96,7 +118,7 @@ impl ServiceWatch {
         if self.restarts.len() as u64 >= u64::from(max) {
             self.gave_up = true;
             events.push(self.event(
-                kind::GAVE_UP,
+                EventKind::GaveUp,
                 format!(
                     "restarted {max} times within {} s and still stopped; not restarting it again until it runs",
                     window.as_secs()
@@ -117,12 +139,12 @@ impl ServiceWatch {
                 // Seen running again: the next stop is reported as a new stop.
                 self.down = false;
                 events.push(self.event(
-                    kind::RESTARTED,
+                    EventKind::Restarted,
                     format!("service was stopped; restart {n} of {max}"),
                 ));
             }
             Err(e) => events.push(self.event(
-                kind::RESTART_FAILED,
+                EventKind::RestartFailed,
                 format!("restart {n} of {max} failed: {e}"),
             )),
         }

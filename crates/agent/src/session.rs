@@ -1,0 +1,546 @@
+//! One session with the server, the same whatever the transport: the outbox (results kept on
+//! disk until the server took them), the inbox (commands from the server, run once per id),
+//! and what goes out when (results, watchdog events, metrics, network state when its hash
+//! changed, heartbeats). A transport ([`crate::transport::ws`], [`crate::transport::legacy`])
+//! only moves messages: it implements [`Transport`], and a new agent message is written here
+//! once.
+//!
+//! Text from the machine can hold NUL characters, which PostgreSQL text refuses: every message
+//! passes [`scrub`] on its way out, which replaces each NUL with U+FFFD.
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use gururmm_protocol::{AgentMessage, Command, Heartbeat, ServerMessage};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::agent::{Ctx, Inbox};
+use crate::commands::Finished;
+use crate::logging::ascii;
+use crate::metrics::{network_state, now_unix};
+use crate::transport::backoff::Backoff;
+
+/// Why a connection ended; the session reconnects after a backoff delay.
+#[derive(Debug)]
+pub struct Lost(pub String);
+
+impl From<String> for Lost {
+    fn from(reason: String) -> Lost {
+        Lost(reason)
+    }
+}
+
+impl From<&str> for Lost {
+    fn from(reason: &str) -> Lost {
+        Lost(reason.to_owned())
+    }
+}
+
+/// What a transport does for the session. Each call may fail with [`Lost`]: the session then
+/// drops the connection and calls [`Transport::connect`] again after a backoff delay.
+pub(crate) trait Transport {
+    /// Opens a connection: WebSocket connect and `auth`; legacy enrolls when it has no key.
+    async fn connect(&mut self) -> Result<(), Lost>;
+    /// Hands one message to the server. A transport that polls may carry reports with its
+    /// next heartbeat instead, keeping them until a heartbeat carrying them is accepted.
+    async fn send(&mut self, msg: AgentMessage) -> Result<(), Lost>;
+    /// The periodic heartbeat; returns the commands that came back with it (polling).
+    async fn heartbeat(&mut self) -> Result<Vec<Command>, Lost>;
+    /// The next text message from the server; a transport that only polls never returns.
+    async fn recv(&mut self) -> Result<String, Lost>;
+    /// Closes the connection on shutdown.
+    async fn close(&mut self);
+    /// Whether commands arrive only with heartbeats (so one goes out right after connecting).
+    fn polls(&self) -> bool;
+}
+
+/// Runs sessions over `transport` until `shutdown` turns true, reconnecting with backoff.
+pub(crate) async fn run<T: Transport>(
+    ctx: &Ctx,
+    inbox: &mut Inbox,
+    mut transport: T,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let mut backoff = Backoff::new(
+        Duration::from_secs(ctx.config.agent.reconnect_delay_seconds),
+        Duration::from_secs(ctx.config.agent.reconnect_max_delay_seconds),
+    );
+    let mut session = Session {
+        ctx,
+        inbox,
+        network_hash: None,
+        established: false,
+    };
+    loop {
+        if *shutdown.borrow() {
+            return Ok(());
+        }
+        session.established = false;
+        let ended = match transport.connect().await {
+            Err(e) => e,
+            Ok(()) => {
+                session.established = !transport.polls();
+                match session.serve(&mut transport, &mut shutdown).await {
+                    Ok(()) => {
+                        transport.close().await;
+                        return Ok(());
+                    }
+                    Err(e) => e,
+                }
+            }
+        };
+        if session.established {
+            backoff.reset();
+        }
+        let delay = backoff.next_delay();
+        tracing::warn!(
+            "connection to the server lost: {}; reconnecting in {:.1} s",
+            ascii(&ended.0),
+            delay.as_secs_f64()
+        );
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = shutdown.changed() => return Ok(()),
+        }
+    }
+}
+
+struct Session<'a> {
+    ctx: &'a Ctx,
+    inbox: &'a mut Inbox,
+    /// The hash of the network state last handed to the transport.
+    network_hash: Option<String>,
+    /// The server answered on this connection (a reconnect starts from the shortest delay).
+    established: bool,
+}
+
+impl Session<'_> {
+    /// Serves one connection until it is lost (`Err`) or shutdown (`Ok`).
+    async fn serve<T: Transport>(
+        &mut self,
+        link: &mut T,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<(), Lost> {
+        // Right after connecting: network state, kept results, a first metrics report.
+        self.send_network_state(link, true).await?;
+        self.flush_outbox(link).await?;
+        self.send_metrics(link).await?;
+        if link.polls() {
+            self.heartbeat(link).await?;
+        }
+        let ctx = self.ctx;
+        let start = Instant::now();
+        let every = |d: Duration| {
+            let mut i = tokio::time::interval_at(start + d, d);
+            i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            i
+        };
+        let mut heartbeat = every(ctx.config.heartbeat_interval());
+        let mut metrics = every(ctx.config.metrics_interval());
+        let mut netcheck = every(ctx.config.network_check_interval());
+        loop {
+            tokio::select! {
+                text = link.recv() => self.handle_text(link, &text?).await?,
+                _ = heartbeat.tick() => self.heartbeat(link).await?,
+                _ = metrics.tick() => self.send_metrics(link).await?,
+                _ = netcheck.tick() => self.send_network_state(link, false).await?,
+                Some(f) = self.inbox.finished.recv() => self.deliver(link, f).await?,
+                Some(e) = self.inbox.events.recv() => {
+                    send(link, AgentMessage::WatchdogEvent(e)).await?
+                }
+                _ = shutdown.changed() => return Ok(()),
+            }
+        }
+    }
+
+    async fn heartbeat<T: Transport>(&mut self, link: &mut T) -> Result<(), Lost> {
+        let commands = link.heartbeat().await?;
+        self.established = true;
+        for cmd in commands {
+            self.ctx.executor.submit(cmd);
+        }
+        Ok(())
+    }
+
+    async fn send_metrics<T: Transport>(&self, link: &mut T) -> Result<(), Lost> {
+        match self.ctx.collect_metrics().await {
+            Some(report) => send(link, AgentMessage::MetricsReport(report)).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Sends the network state when its hash changed (or always, with `force`).
+    async fn send_network_state<T: Transport>(
+        &mut self,
+        link: &mut T,
+        force: bool,
+    ) -> Result<(), Lost> {
+        let state = tokio::task::spawn_blocking(network_state::read)
+            .await
+            .map_err(|e| format!("network state read failed: {e}"))?;
+        if force || self.network_hash.as_deref() != Some(state.hash.as_str()) {
+            let hash = state.hash.clone();
+            send(link, AgentMessage::NetworkState(state)).await?;
+            if self.network_hash.is_some() && !force {
+                tracing::info!("network state changed; sent");
+            }
+            self.network_hash = Some(hash);
+        }
+        Ok(())
+    }
+
+    /// Sends a finished result, then removes it from the outbox.
+    async fn deliver<T: Transport>(&self, link: &mut T, f: Finished) -> Result<(), Lost> {
+        if let Some(path) = &f.outbox {
+            if !path.exists() {
+                return Ok(()); // already sent from the outbox
+            }
+        }
+        let id = f.result.id.clone();
+        send(link, AgentMessage::CommandResult(f.result)).await?;
+        if let Some(path) = &f.outbox {
+            self.ctx.state.remove_outbox(path);
+        }
+        tracing::info!("result of command {} sent", ascii(&id));
+        Ok(())
+    }
+
+    /// Sends every kept result, oldest first; stops at the first failure (the rest stay).
+    async fn flush_outbox<T: Transport>(&self, link: &mut T) -> Result<(), Lost> {
+        for (path, result) in self.ctx.state.outbox() {
+            let id = result.id.clone();
+            send(link, AgentMessage::CommandResult(result)).await?;
+            self.ctx.state.remove_outbox(&path);
+            tracing::info!("kept result of command {} delivered", ascii(&id));
+        }
+        Ok(())
+    }
+
+    async fn handle_text<T: Transport>(&self, link: &mut T, text: &str) -> Result<(), Lost> {
+        let ctx = self.ctx;
+        match ServerMessage::from_json(text) {
+            Ok(ServerMessage::Command(cmd)) => ctx.executor.submit(cmd),
+            Ok(ServerMessage::Ping(_)) => {
+                send(
+                    link,
+                    AgentMessage::Heartbeat(Heartbeat {
+                        timestamp: Some(now_unix()),
+                    }),
+                )
+                .await?
+            }
+            Ok(ServerMessage::Update(u)) => tracing::warn!(
+                "server offers version {}; self-update is not part of this build, staying on {}",
+                ascii(&u.version),
+                ctx.version
+            ),
+            Ok(ServerMessage::AuthResponse(_)) => tracing::debug!("extra auth_response ignored"),
+            Ok(ServerMessage::Unsupported(u)) => tracing::warn!(
+                "message type '{}' from the server is not supported by this agent; ignored",
+                ascii(&u.message_type)
+            ),
+            Err(e) => match &e.command_id {
+                Some(id) => {
+                    tracing::warn!(
+                        "{}; answering command {} with a failed result",
+                        ascii(&e.to_string()),
+                        ascii(id)
+                    );
+                    ctx.executor
+                        .reject(id, format!("the agent could not read this command: {e}"));
+                }
+                None => tracing::warn!("{}; ignored", ascii(&e.to_string())),
+            },
+        }
+        Ok(())
+    }
+}
+
+async fn send<T: Transport>(link: &mut T, msg: AgentMessage) -> Result<(), Lost> {
+    link.send(scrub(msg)).await
+}
+
+/// What a NUL character becomes in text sent to the server.
+pub const NUL_REPLACEMENT: char = '\u{FFFD}';
+
+/// `text` with every NUL replaced by [`NUL_REPLACEMENT`].
+pub fn replace_nul(text: &str) -> Cow<'_, str> {
+    if text.contains('\0') {
+        Cow::Owned(text.replace('\0', "\u{FFFD}"))
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
+/// The message with NUL replaced in every string it holds, whatever its type and fields.
+pub fn scrub(msg: AgentMessage) -> AgentMessage {
+    let mut value = msg.to_value();
+    if !scrub_value(&mut value) {
+        return msg;
+    }
+    match AgentMessage::from_json(&value.to_string()) {
+        Ok(clean) => clean,
+        Err(e) => {
+            // Cannot happen for the agent's own messages; sending beats dropping.
+            tracing::warn!(
+                "'{}' message with NUL not re-read ({}); sent as it is",
+                msg.message_type(),
+                ascii(&e.to_string())
+            );
+            msg
+        }
+    }
+}
+
+/// Replaces NUL in every string (and key) of `value`; says whether there was any.
+fn scrub_value(value: &mut serde_json::Value) -> bool {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => match replace_nul(s) {
+            Cow::Owned(clean) => {
+                *s = clean;
+                true
+            }
+            Cow::Borrowed(_) => false,
+        },
+        Value::Array(items) => items.iter_mut().fold(false, |acc, v| scrub_value(v) | acc),
+        Value::Object(map) => {
+            let mut changed = false;
+            if map.keys().any(|k| k.contains('\0')) {
+                let old = std::mem::take(map);
+                for (k, v) in old {
+                    map.insert(replace_nul(&k).into_owned(), v);
+                }
+                changed = true;
+            }
+            map.values_mut()
+                .fold(changed, |acc, v| scrub_value(v) | acc)
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gururmm_protocol::{CommandResult, NetworkInterface, NetworkState, WatchdogEvent};
+
+    #[test]
+    fn nul_is_replaced_in_every_field() {
+        let r = scrub(AgentMessage::CommandResult(CommandResult {
+            id: "c1".into(),
+            exit_code: 0,
+            stdout: "a\0b".into(),
+            stderr: "\0".into(),
+            duration_ms: 1,
+            timed_out: false,
+        }));
+        let AgentMessage::CommandResult(r) = r else {
+            panic!("type changed")
+        };
+        assert_eq!(
+            (r.stdout.as_str(), r.stderr.as_str()),
+            ("a\u{FFFD}b", "\u{FFFD}")
+        );
+
+        let n = scrub(AgentMessage::NetworkState(NetworkState {
+            hash: "h".into(),
+            interfaces: vec![NetworkInterface {
+                name: "eth0\0".into(),
+                mac: None,
+                addresses: vec!["\0".into()],
+            }],
+        }));
+        assert!(!n.to_json().contains("\\u0000"), "{}", n.to_json());
+
+        let e = scrub(AgentMessage::WatchdogEvent(WatchdogEvent {
+            service: "svc\0".into(),
+            event: "stopped".into(),
+            message: Some("x\0y".into()),
+            timestamp: 1,
+        }));
+        assert_eq!(
+            e.to_value()["payload"],
+            serde_json::json!({"service": "svc\u{FFFD}", "event": "stopped", "message": "x\u{FFFD}y", "timestamp": 1})
+        );
+    }
+
+    #[test]
+    fn text_without_nul_is_untouched() {
+        assert!(matches!(replace_nul("caf\u{e9}"), Cow::Borrowed(_)));
+        let hb = AgentMessage::Heartbeat(Heartbeat { timestamp: Some(5) });
+        assert_eq!(scrub(hb.clone()), hb);
+    }
+}
+
+/// The session core through a fake transport: what goes out after connecting, the inbox's
+/// one run per command id, and a result whose send failed going out again on the next connect.
+#[cfg(all(test, unix))]
+mod session_tests {
+    use std::sync::{Arc, Mutex};
+
+    use gururmm_protocol::{fixture, CommandResult};
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::commands::{Executor, RunSettings};
+    use crate::config::{Config, MetricsSection};
+    use crate::metrics::{CollectorKind, Metrics};
+    use crate::state::StateDir;
+
+    /// Hands every sent message to the test; fails the sends the test asks to fail.
+    struct Fake {
+        sent: mpsc::UnboundedSender<AgentMessage>,
+        incoming: mpsc::UnboundedReceiver<String>,
+        fail_results: Arc<Mutex<usize>>,
+    }
+
+    impl Transport for Fake {
+        async fn connect(&mut self) -> Result<(), Lost> {
+            Ok(())
+        }
+        async fn send(&mut self, msg: AgentMessage) -> Result<(), Lost> {
+            if matches!(msg, AgentMessage::CommandResult(_)) {
+                let mut fail = self.fail_results.lock().unwrap();
+                if *fail > 0 {
+                    *fail -= 1;
+                    return Err(Lost::from("send failed"));
+                }
+            }
+            let _ = self.sent.send(msg);
+            Ok(())
+        }
+        async fn heartbeat(&mut self) -> Result<Vec<Command>, Lost> {
+            Ok(Vec::new())
+        }
+        async fn recv(&mut self) -> Result<String, Lost> {
+            match self.incoming.recv().await {
+                Some(t) => Ok(t),
+                None => std::future::pending().await,
+            }
+        }
+        async fn close(&mut self) {}
+        fn polls(&self) -> bool {
+            false
+        }
+    }
+
+    fn command(id: &str, text: &str) -> String {
+        let mut v: serde_json::Value = serde_json::from_str(&fixture("command_shell")).unwrap();
+        v["payload"]["id"] = id.into();
+        v["payload"]["command"] = text.into();
+        v.to_string()
+    }
+
+    async fn next(rx: &mut mpsc::UnboundedReceiver<AgentMessage>) -> AgentMessage {
+        tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .expect("a message within 10 s")
+            .expect("session running")
+    }
+
+    async fn next_result(rx: &mut mpsc::UnboundedReceiver<AgentMessage>) -> CommandResult {
+        loop {
+            if let AgentMessage::CommandResult(r) = next(rx).await {
+                return r;
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn one_session_core() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config::parse(&format!(
+            "[server]\nurl = \"ws://127.0.0.1:9/ws\"\napi_key = \"grmm_x\"\n\n[agent]\n\
+             reconnect_delay_seconds = 1\nreconnect_max_delay_seconds = 1\nstate_dir = \"{}\"\n",
+            dir.path().display()
+        ))
+        .unwrap();
+        let state = Arc::new(StateDir::open(dir.path()).unwrap());
+        let kept = CommandResult {
+            id: "kept-1".into(),
+            exit_code: 0,
+            stdout: "from before\0".into(),
+            stderr: String::new(),
+            duration_ms: 1,
+            timed_out: false,
+        };
+        state.put_outbox(&kept).unwrap();
+        let settings = RunSettings {
+            default_timeout: Duration::from_secs(30),
+            max_timeout: Duration::from_secs(60),
+            output_cap: 4096,
+            script_interpreter: "/bin/sh".into(),
+            temp_dir: dir.path().join("tmp"),
+        };
+        let (executor, finished) = Executor::new(state.clone(), settings);
+        let metrics = Metrics::from_config(&MetricsSection::only(CollectorKind::Memory));
+        let ctx = Ctx {
+            config,
+            state: state.clone(),
+            executor,
+            device_id: "d".into(),
+            hostname: "h".into(),
+            os_info: crate::identity::os_info(),
+            version: "test",
+            metrics: Arc::new(Mutex::new(metrics)),
+        };
+        let (_events_tx, events) = mpsc::channel(8);
+        let mut inbox = Inbox { finished, events };
+        let (sent_tx, mut sent) = mpsc::unbounded_channel();
+        let (to_agent, incoming) = mpsc::unbounded_channel();
+        let fail_results = Arc::new(Mutex::new(0));
+        let fake = Fake {
+            sent: sent_tx,
+            incoming,
+            fail_results: fail_results.clone(),
+        };
+        let (stop, shutdown) = watch::channel(false);
+
+        let test = async {
+            // After connecting: network state, the kept result (NUL replaced), metrics.
+            assert!(matches!(
+                next(&mut sent).await,
+                AgentMessage::NetworkState(_)
+            ));
+            let r = next_result(&mut sent).await;
+            assert_eq!(
+                (r.id.as_str(), r.stdout.as_str()),
+                ("kept-1", "from before\u{FFFD}")
+            );
+            assert!(matches!(
+                next(&mut sent).await,
+                AgentMessage::MetricsReport(_)
+            ));
+            assert!(state.outbox().is_empty());
+
+            // The same command id twice runs once.
+            to_agent.send(command("c-1", "printf 'x\\000'")).unwrap();
+            to_agent.send(command("c-1", "printf 'x\\000'")).unwrap();
+            let r = next_result(&mut sent).await;
+            assert_eq!((r.id.as_str(), r.stdout.as_str()), ("c-1", "x\u{FFFD}"));
+
+            // A result whose send fails stays in the outbox and goes out after reconnecting.
+            *fail_results.lock().unwrap() = 1;
+            to_agent.send(command("c-2", "echo two")).unwrap();
+            assert!(matches!(
+                next(&mut sent).await,
+                AgentMessage::NetworkState(_)
+            ));
+            let r = next_result(&mut sent).await;
+            assert_eq!((r.id.as_str(), r.stdout.as_str()), ("c-2", "two\n"));
+            assert!(state.outbox().is_empty());
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            while let Ok(m) = sent.try_recv() {
+                assert!(
+                    !matches!(m, AgentMessage::CommandResult(_)),
+                    "sent twice: {m:?}"
+                );
+            }
+            stop.send(true).unwrap();
+        };
+        let (result, ()) = tokio::join!(run(&ctx, &mut inbox, fake, shutdown), test);
+        result.unwrap();
+    }
+}
