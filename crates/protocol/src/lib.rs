@@ -131,7 +131,7 @@ pub struct NetworkState {
 
 /// `command`, server -> agent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema), schema(as = AgentCommand))]
 pub struct Command {
     pub id: String,
     pub command_type: CommandType,
@@ -167,7 +167,7 @@ pub struct CommandResult {
 /// `watchdog_event`, agent -> server. `event` is one of [`watchdog_event_kind`]; the server
 /// reads it with [`WatchdogEvent::kind`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema), schema(as = AgentWatchdogEvent))]
 pub struct WatchdogEvent {
     pub service: String,
     pub event: String,

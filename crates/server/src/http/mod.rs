@@ -79,6 +79,7 @@ pub struct ApiRoute {
     errors: Vec<u16>,
     params: Vec<Value>,
     links: Vec<(&'static str, &'static str)>,
+    body_links: Vec<(&'static str, Value)>,
     schemas: Schemas,
 }
 
@@ -111,6 +112,7 @@ pub fn route(
         errors: Vec::new(),
         params: Vec::new(),
         links: Vec::new(),
+        body_links: Vec::new(),
         schemas: Vec::new(),
     }
 }
@@ -185,6 +187,13 @@ impl ApiRoute {
         self
     }
 
+    /// A link to the operation `operation_id` whose body is built from this answer, e.g.
+    /// `{"client_id": "$response.body#/id"}` from a created client to a new site.
+    pub fn link_body(mut self, operation_id: &'static str, body: Value) -> Self {
+        self.body_links.push((operation_id, body));
+        self
+    }
+
     pub fn token_in_query(mut self) -> Self {
         self.token_in_query = true;
         self
@@ -225,7 +234,8 @@ pub fn api_routes() -> Vec<ApiRoute> {
         route("POST", "/api/clients", Technician, "Create a client",
             post(clients::create_client))
             .body::<ClientBody>().created::<Client>()
-            .link("/api/clients/{id}", "/id").link("/api/clients/{id}/sites", "/id"),
+            .link("/api/clients/{id}", "/id").link("/api/clients/{id}/sites", "/id")
+            .link_body("post_sites", json!({"client_id": "$response.body#/id", "name": "Main office"})),
         route("GET", "/api/clients/{id}", Viewer, "A client", get(clients::get_client))
             .ok::<Client>(),
         route("PUT", "/api/clients/{id}", Technician, "Update a client",
@@ -411,6 +421,12 @@ impl ApiRoute {
                 }
             }
         }
+        for (op_id, body) in &self.body_links {
+            links.insert(
+                (*op_id).to_owned(),
+                json!({"operationId": op_id, "requestBody": body}),
+            );
+        }
         if !links.is_empty() {
             ok["links"] = Value::Object(links);
         }
@@ -466,7 +482,11 @@ pub fn openapi() -> Value {
     schema_ref::<Error>(&mut error_schemas);
     for r in &routes {
         for (name, schema) in r.schemas.iter().chain(&error_schemas) {
-            schemas.insert(name.clone(), to_value(schema));
+            let schema = to_value(schema);
+            if let Some(other) = schemas.insert(name.clone(), schema.clone()) {
+                // Two types under one name would make one of them silently wrong.
+                assert_eq!(other, schema, "two API types are named {name}");
+            }
         }
         let entry = paths.entry(r.path.to_owned()).or_insert_with(|| json!({}));
         entry[r.method.to_lowercase()] = r.operation(&by_path);

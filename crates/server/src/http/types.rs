@@ -54,7 +54,10 @@ pub struct LoginResponse {
 
 #[derive(Deserialize, ToSchema)]
 pub struct NewUserRequest {
+    #[schema(example = "technician@example.com")]
     pub email: String,
+    /// At least 8 characters.
+    #[schema(example = "a-long-password")]
     pub password: String,
     /// Default technician; ignored on self-registration.
     #[serde(default)]
@@ -93,6 +96,7 @@ pub struct ClientBody {
 pub struct Client {
     pub id: String,
     pub name: String,
+    #[schema(required = true)]
     pub notes: Option<String>,
     pub created_at: String,
     pub site_count: i64,
@@ -135,6 +139,7 @@ pub struct Site {
     pub name: String,
     /// The enrollment code agents use, e.g. AMBER-RIVER-4821.
     pub site_code: String,
+    #[schema(required = true)]
     pub notes: Option<String>,
     pub created_at: String,
     pub agent_count: i64,
@@ -160,18 +165,28 @@ impl From<db::SiteRecord> for Site {
 #[derive(Serialize, ToSchema)]
 pub struct Agent {
     pub id: String,
+    #[schema(required = true)]
     pub site_id: Option<String>,
+    #[schema(required = true)]
     pub site_name: Option<String>,
+    #[schema(required = true)]
     pub client_id: Option<String>,
+    #[schema(required = true)]
     pub client_name: Option<String>,
     pub hostname: String,
+    #[schema(required = true)]
     pub device_id: Option<String>,
+    #[schema(required = true)]
     pub os_type: Option<String>,
+    #[schema(required = true)]
     pub os_version: Option<String>,
+    #[schema(required = true)]
     pub arch: Option<String>,
+    #[schema(required = true)]
     pub version: Option<String>,
     pub online: bool,
     pub status: db::AgentStatus,
+    #[schema(required = true)]
     pub last_seen: Option<String>,
     pub created_at: String,
 }
@@ -257,7 +272,9 @@ impl From<db::AgentStats> for AgentStats {
 #[derive(Serialize, ToSchema)]
 pub struct AgentState {
     pub agent_id: String,
+    #[schema(required = true)]
     pub network: Option<serde_json::Value>,
+    #[schema(required = true)]
     pub metrics: Option<serde_json::Value>,
 }
 
@@ -277,6 +294,7 @@ pub struct WatchdogEvent {
     pub agent_id: String,
     pub service: String,
     pub event: WatchdogEventKind,
+    #[schema(required = true)]
     pub message: Option<String>,
     pub timestamp: String,
 }
@@ -309,12 +327,19 @@ pub struct MetricsQuery {
 #[derive(Serialize, ToSchema)]
 pub struct MetricsPoint {
     pub timestamp: String,
+    #[schema(required = true)]
     pub cpu_percent: Option<f64>,
+    #[schema(required = true)]
     pub memory_used_bytes: Option<i64>,
+    #[schema(required = true)]
     pub memory_total_bytes: Option<i64>,
+    #[schema(required = true)]
     pub disk_used_bytes: Option<i64>,
+    #[schema(required = true)]
     pub disk_total_bytes: Option<i64>,
+    #[schema(required = true)]
     pub network_rx_bytes: Option<i64>,
+    #[schema(required = true)]
     pub network_tx_bytes: Option<i64>,
 }
 
@@ -347,9 +372,13 @@ pub struct MetricsSummary {
     /// Agents with a report in the window.
     pub agents_reporting: i64,
     pub window_seconds: i64,
+    #[schema(required = true)]
     pub avg_cpu_percent: Option<f64>,
+    #[schema(required = true)]
     pub max_cpu_percent: Option<f64>,
+    #[schema(required = true)]
     pub avg_memory_percent: Option<f64>,
+    #[schema(required = true)]
     pub max_disk_percent: Option<f64>,
     pub points: i64,
     /// Agents with a live WebSocket now.
@@ -391,20 +420,29 @@ pub struct CommandBody {
 pub struct Command {
     pub id: String,
     pub agent_id: String,
+    #[schema(required = true)]
     pub hostname: Option<String>,
     pub command_type: CommandType,
     pub command: String,
+    #[schema(required = true)]
     pub interpreter: Option<String>,
     pub timeout_seconds: i64,
     pub elevated: bool,
     pub status: CommandStatus,
+    #[schema(required = true)]
     pub exit_code: Option<i64>,
+    #[schema(required = true)]
     pub stdout: Option<String>,
+    #[schema(required = true)]
     pub stderr: Option<String>,
+    #[schema(required = true)]
     pub duration_ms: Option<i64>,
+    #[schema(required = true)]
     pub created_by: Option<String>,
     pub created_at: String,
+    #[schema(required = true)]
     pub sent_at: Option<String>,
+    #[schema(required = true)]
     pub completed_at: Option<String>,
 }
 
