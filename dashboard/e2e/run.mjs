@@ -15,8 +15,6 @@
 //
 // Environment: GURURMM_SERVER_BIN, GURURMM_AGENT_BIN (default target/debug/...),
 // CHROMIUM (default /usr/bin/chromium), E2E_KEEP=1 keeps the temporary folder.
-// `--mock` runs the same scenario against e2e/mock-server.mjs (no Rust binaries; for checking
-// this script and the pages only: it proves nothing about the server).
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -34,7 +32,6 @@ const AGENT_BIN = process.env.GURURMM_AGENT_BIN ?? path.join(TARGET, 'debug', 'g
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const SHOTS = path.join(ROOT, 'artifacts', 'screenshots');
 const LOGS = path.join(ROOT, 'artifacts', 'e2e');
-const MOCK = process.argv.includes('--mock');
 const HEADED = process.argv.includes('--headed');
 
 const ADMIN_EMAIL = 'admin@example.test';
@@ -94,31 +91,10 @@ async function waitFor(what, fn, ms = STEP_TIMEOUT) {
   throw new Error(`timed out waiting for ${what}${last ? `: ${last.message}` : ''}`);
 }
 
-/** Starts the server (real or mock) and returns its base URL and an "agent starter". */
+/** Starts the real server and returns its base URL and an "agent starter". */
 async function startBackend() {
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
-  if (MOCK) {
-    const { createMockServer } = await import('./mock-server.mjs');
-    const srv = createMockServer({ email: ADMIN_EMAIL, password: ADMIN_PASSWORD });
-    await new Promise((r) => srv.listen(port, '127.0.0.1', r));
-    return {
-      base,
-      stop: () => new Promise((r) => { srv.closeAllConnections?.(); srv.close(() => r()); }),
-      startAgent: async (siteCode) => {
-        const res = await fetch(`${base}/__mock/enroll`, { method: 'POST', body: JSON.stringify({ site_code: siteCode, hostname: 'mock-e2e-host' }) });
-        if (!res.ok) throw new Error(`mock enroll failed: ${res.status}`);
-        const hostname = 'mock-e2e-host';
-        return {
-          hostname,
-          stop: async () => {
-            await fetch(`${base}/__mock/disconnect`, { method: 'POST', body: JSON.stringify({ hostname }) });
-          },
-        };
-      },
-    };
-  }
-
   for (const bin of [SERVER_BIN, AGENT_BIN]) {
     if (!fs.existsSync(bin)) throw new Error(`${bin} is missing: run \`cargo build -p gururmm-server -p gururmm-agent\` first`);
   }
@@ -183,7 +159,7 @@ async function main() {
   }
 
   const backend = await startBackend();
-  log(`server at ${backend.base}${MOCK ? ' (MOCK)' : ''}`);
+  log(`server at ${backend.base}`);
   let agent = null;
   const context = await chromium.launchPersistentContext(path.join(tmp, 'chromium-profile'), {
     executablePath: CHROMIUM,
@@ -552,7 +528,7 @@ async function main() {
     await backend.stop();
     if (!process.env.E2E_KEEP) fs.rmSync(tmp, { recursive: true, force: true });
     else log(`kept ${tmp}`);
-    console.log(`e2e${MOCK ? ' (mock server)' : ''}: ${passed} passed, ${failed + skipped} failed`);
+    console.log(`e2e: ${passed} passed, ${failed + skipped} failed`);
   }
   return failed === 0 && passed === steps.length;
 }

@@ -1,127 +1,54 @@
-// The one module that knows the server's REST contract: types of every body, one typed function
-// per endpoint, and the error handling every page relies on. A change in the API touches this file.
+// The one module that knows the server's REST contract: one typed function per endpoint, and the
+// error handling every page relies on. The shapes come from the server's OpenAPI document
+// (docs/openapi.json) through the generated api-types.ts: `npm run gen:api` after an API change.
 
-export type Role = 'admin' | 'technician' | 'viewer';
+import type { components, operations } from './api-types';
 
-export interface User {
-  id: string;
-  email: string;
-  role: Role;
-  created_at: string;
-}
+type Schemas = components['schemas'];
 
-export interface LoginResponse {
-  token: string;
-  expires_at: string;
-  user: User;
-}
+export type Role = Schemas['Role'];
+export type User = Schemas['User'];
+export type LoginResponse = Schemas['LoginResponse'];
+export type Client = Schemas['Client'];
+export type Site = Schemas['Site'];
+export type AgentStatus = Schemas['AgentStatus'];
+export type Agent = Schemas['Agent'];
+export type AgentStats = Schemas['AgentStats'];
+export type NetworkInterface = Schemas['NetworkInterface'];
+export type DiskUsage = Schemas['DiskUsage'];
+export type MetricPoint = Schemas['MetricsPoint'];
+export type MetricsHistory = Schemas['MetricsHistory'];
+export type WatchdogEvent = Schemas['WatchdogEvent'];
+export type CommandRecord = Schemas['Command'];
+export type NewCommand = Schemas['CommandBody'];
+export type MetricsSummary = Schemas['MetricsSummary'];
+export type CommandType = Schemas['CommandType'];
+export type CommandStatus = Schemas['CommandStatus'];
+export type AgentFilterQuery = NonNullable<operations['get_agents']['parameters']['query']>;
+export type CommandFilterQuery = NonNullable<operations['get_commands']['parameters']['query']>;
 
-export interface Client {
-  id: string;
-  name: string;
-  notes: string | null;
-  created_at: string;
-  site_count: number;
-  agent_count: number;
-}
+/**
+ * The latest snapshot: the server stores the agent's own reports (the wire protocol's
+ * network_state, with the time it arrived, and metrics_report), which the API passes through.
+ */
+export type AgentState = Omit<Schemas['AgentState'], 'network' | 'metrics'> & {
+  network:
+    | (Required<Omit<Schemas['NetworkState'], 'interfaces'>> & {
+        interfaces: Required<NetworkInterface>[];
+        updated_at: string;
+      })
+    | null;
+  metrics:
+    | (Required<Omit<Schemas['MetricsReport'], 'timestamp'>> & {
+        /** The agent's report as sent: Unix seconds (the wire format), or RFC 3339. */
+        timestamp: number | string;
+      })
+    | null;
+};
 
-export interface Site {
-  id: string;
-  client_id: string;
-  client_name: string;
-  name: string;
-  site_code: string;
-  notes: string | null;
-  created_at: string;
-  agent_count: number;
-}
-
-export type AgentStatus = 'online' | 'offline';
-
-export interface Agent {
-  id: string;
-  site_id: string | null;
-  site_name: string | null;
-  client_id: string | null;
-  client_name: string | null;
-  hostname: string;
-  device_id: string | null;
-  os_type: string | null;
-  os_version: string | null;
-  arch: string | null;
-  version: string | null;
-  online: boolean;
-  status: AgentStatus;
-  last_seen: string | null;
-  created_at: string;
-}
-
-export interface AgentStats {
-  total: number;
-  online: number;
-  offline: number;
-  unassigned?: number;
-  by_os: Record<string, number>;
-  /** Agents per agent version: the fleet's rollout state. */
-  by_version?: Record<string, number>;
-}
-
-export interface NetworkInterface {
-  name: string;
-  mac: string | null;
-  addresses: string[];
-}
-
-export interface DiskUsage {
-  mount: string;
-  total_bytes: number;
-  used_bytes: number;
-}
-
-export interface AgentState {
-  agent_id: string;
-  network: { hash: string; interfaces: NetworkInterface[]; updated_at: string } | null;
-  metrics: {
-    /** The agent's report as sent: Unix seconds (the wire format), or RFC 3339. */
-    timestamp: number | string;
-    cpu_percent: number | null;
-    memory_used_bytes: number | null;
-    memory_total_bytes: number | null;
-    disks: DiskUsage[];
-    network: { rx_bytes: number; tx_bytes: number } | null;
-  } | null;
-}
-
-export interface MetricPoint {
-  timestamp: string;
-  cpu_percent: number | null;
-  memory_used_bytes: number | null;
-  memory_total_bytes: number | null;
-  disk_used_bytes: number | null;
-  disk_total_bytes: number | null;
-  network_rx_bytes: number | null;
-  network_tx_bytes: number | null;
-}
-
-export interface MetricsHistory {
-  agent_id: string;
-  from: string;
-  to: string;
-  bucket_seconds: number;
-  points: MetricPoint[];
-}
-
-export interface WatchdogEvent {
-  id: string;
-  agent_id: string;
-  service: string;
-  event: string;
-  message: string | null;
-  timestamp: string;
-}
-
-export const COMMAND_TYPES = ['shell', 'powershell', 'python', 'script'] as const;
-export type CommandType = (typeof COMMAND_TYPES)[number];
+/** The command types the dashboard offers (claude_task is sent by automation only). */
+export const COMMAND_TYPES = ['shell', 'powershell', 'python', 'script'] as const satisfies readonly CommandType[];
+export type ConsoleCommandType = (typeof COMMAND_TYPES)[number];
 
 export const COMMAND_STATUSES = [
   'pending',
@@ -130,62 +57,11 @@ export const COMMAND_STATUSES = [
   'failed',
   'timed_out',
   'cancelled',
-] as const;
-export type CommandStatus = (typeof COMMAND_STATUSES)[number];
+] as const satisfies readonly CommandStatus[];
 
 /** A command is finished once it reaches one of these states; it never changes again. */
 export function isFinished(status: CommandStatus): boolean {
   return status !== 'pending' && status !== 'running';
-}
-
-export interface CommandRecord {
-  id: string;
-  agent_id: string;
-  hostname: string | null;
-  command_type: string;
-  command: string;
-  interpreter?: string | null;
-  status: CommandStatus;
-  timeout_seconds: number | null;
-  elevated: boolean;
-  exit_code: number | null;
-  stdout: string | null;
-  stderr: string | null;
-  duration_ms: number | null;
-  created_by: string | null;
-  created_at: string;
-  sent_at: string | null;
-  completed_at: string | null;
-}
-
-export interface NewCommand {
-  command_type: CommandType;
-  command: string;
-  timeout_seconds?: number;
-  elevated?: boolean;
-  interpreter?: string;
-}
-
-export interface MetricsSummary {
-  agents_reporting: number;
-  avg_cpu_percent: number | null;
-  avg_memory_percent: number | null;
-  [key: string]: unknown;
-}
-
-export interface AgentFilterQuery {
-  client_id?: string;
-  site_id?: string;
-  status?: AgentStatus;
-  search?: string;
-}
-
-export interface CommandFilterQuery {
-  agent_id?: string;
-  status?: CommandStatus;
-  since?: string;
-  until?: string;
-  limit?: number;
 }
 
 /** Server-sent events of `GET /api/events`. */
@@ -268,15 +144,15 @@ export interface ApiClient {
 
   listClients(): Promise<Client[]>;
   getClient(id: string): Promise<Client>;
-  createClient(body: { name: string; notes?: string }): Promise<Client>;
-  updateClient(id: string, body: { name: string; notes?: string }): Promise<Client>;
+  createClient(body: Schemas['ClientBody']): Promise<Client>;
+  updateClient(id: string, body: Schemas['ClientBody']): Promise<Client>;
   deleteClient(id: string): Promise<void>;
   listClientSites(clientId: string): Promise<Site[]>;
 
   listSites(): Promise<Site[]>;
   getSite(id: string): Promise<Site>;
-  createSite(body: { client_id: string; name: string; notes?: string }): Promise<Site>;
-  updateSite(id: string, body: { name: string; notes?: string }): Promise<Site>;
+  createSite(body: Schemas['NewSiteBody']): Promise<Site>;
+  updateSite(id: string, body: Schemas['SiteBody']): Promise<Site>;
   deleteSite(id: string): Promise<void>;
   regenerateSiteKey(id: string): Promise<Site>;
 
@@ -287,7 +163,7 @@ export interface ApiClient {
   unassignedAgents(): Promise<Agent[]>;
   moveAgent(id: string, siteId: string): Promise<Agent>;
   /** Registers an agent by hand; the answer holds its grmm_ key, shown this once only. */
-  registerAgent(body: { hostname: string; site_id?: string }): Promise<{ agent: Agent; api_key: string }>;
+  registerAgent(body: Schemas['RegisterAgentBody']): Promise<Schemas['RegisteredAgent']>;
   agentState(id: string): Promise<AgentState>;
   agentMetrics(id: string, from: Date, to: Date): Promise<MetricsHistory>;
   watchdogEvents(id: string): Promise<WatchdogEvent[]>;
@@ -300,7 +176,7 @@ export interface ApiClient {
   metricsSummary(): Promise<MetricsSummary>;
 
   listUsers(): Promise<User[]>;
-  createUser(body: { email: string; password: string; role: Role }): Promise<User>;
+  createUser(body: Schemas['NewUserRequest']): Promise<User>;
   deleteUser(id: string): Promise<void>;
 
   /** URL of the event stream, with the token in the query (EventSource sends no headers). */

@@ -8,6 +8,7 @@ use crate::{Command, MetricsReport, NetworkState, OsInfo, WatchdogEvent};
 
 /// `POST /api/agent/register-legacy`: enroll with a site code.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 pub struct RegisterRequest {
     pub site_code: String,
     pub device_id: String,
@@ -17,6 +18,7 @@ pub struct RegisterRequest {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 pub struct RegisterResponse {
     pub agent_id: String,
     /// The agent's own `grmm_` key: keep it, it is shown once.
@@ -25,6 +27,7 @@ pub struct RegisterResponse {
 
 /// `POST /api/agent/heartbeat`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 pub struct HeartbeatRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timestamp: Option<i64>,
@@ -42,12 +45,14 @@ pub struct HeartbeatRequest {
 
 /// The answer to a heartbeat: the commands that were pending, now marked running.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 pub struct HeartbeatResponse {
     pub commands: Vec<Command>,
 }
 
 /// `POST /api/agent/command-result` takes a [`crate::CommandResult`] and answers this.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 pub struct CommandResultAck {
     pub id: String,
     pub status: String,

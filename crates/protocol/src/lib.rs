@@ -9,9 +9,11 @@
 //! Timestamps on the wire are Unix seconds (integers).
 
 mod command_type;
+mod kinds;
 pub mod legacy;
 
 pub use command_type::CommandType;
+pub use kinds::{CommandStatus, UnknownName, WatchdogEventKind};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -36,6 +38,7 @@ pub mod watchdog_event_kind {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 pub struct OsInfo {
     pub os_type: String,
     pub os_version: String,
@@ -76,6 +79,7 @@ pub struct Heartbeat {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 pub struct DiskUsage {
     pub mount: String,
     pub total_bytes: u64,
@@ -83,6 +87,7 @@ pub struct DiskUsage {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 pub struct NetworkCounters {
     pub rx_bytes: u64,
     pub tx_bytes: u64,
@@ -91,6 +96,7 @@ pub struct NetworkCounters {
 /// `metrics_report`, agent -> server. A value is `null` when its collector is disabled in the
 /// agent's configuration or failed on this machine; the key is always present.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 pub struct MetricsReport {
     pub timestamp: i64,
     #[serde(default)]
@@ -106,6 +112,7 @@ pub struct MetricsReport {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 pub struct NetworkInterface {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -116,6 +123,7 @@ pub struct NetworkInterface {
 
 /// `network_state`, agent -> server; sent after each connect and when `hash` changes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 pub struct NetworkState {
     pub hash: String,
     pub interfaces: Vec<NetworkInterface>,
@@ -123,6 +131,7 @@ pub struct NetworkState {
 
 /// `command`, server -> agent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema), schema(as = AgentCommand))]
 pub struct Command {
     pub id: String,
     pub command_type: CommandType,
@@ -143,6 +152,7 @@ pub struct Command {
 
 /// `command_result`, agent -> server.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 pub struct CommandResult {
     pub id: String,
     pub exit_code: i32,
@@ -154,14 +164,23 @@ pub struct CommandResult {
     pub timed_out: bool,
 }
 
-/// `watchdog_event`, agent -> server. `event` is one of [`watchdog_event_kind`].
+/// `watchdog_event`, agent -> server. `event` is one of [`watchdog_event_kind`]; the server
+/// reads it with [`WatchdogEvent::kind`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema), schema(as = AgentWatchdogEvent))]
 pub struct WatchdogEvent {
     pub service: String,
     pub event: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     pub timestamp: i64,
+}
+
+impl WatchdogEvent {
+    /// `event` parsed; a name this build does not know is kept as `Other`.
+    pub fn kind(&self) -> WatchdogEventKind {
+        WatchdogEventKind::parse(&self.event)
+    }
 }
 
 /// `update`, server -> agent.

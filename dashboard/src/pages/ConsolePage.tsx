@@ -1,5 +1,5 @@
 import { useCallback, useMemo, useState, type FormEvent } from 'react';
-import { COMMAND_TYPES, isFinished, type Agent, type CommandRecord, type CommandType } from '../api';
+import { COMMAND_TYPES, isFinished, type Agent, type CommandRecord, type ConsoleCommandType as CommandType } from '../api';
 import { useApi } from '../session';
 import { useAsync, useInterval } from '../hooks';
 import { useLiveEvents } from '../live';

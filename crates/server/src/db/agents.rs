@@ -19,17 +19,31 @@ pub struct AgentRecord {
     pub arch: Option<String>,
     pub version: Option<String>,
     pub online: bool,
-    pub status: &'static str,
+    pub status: AgentStatus,
     #[serde(with = "super::rfc3339::option")]
     pub last_seen: Option<i64>,
     #[serde(with = "super::rfc3339")]
     pub created_at: i64,
 }
 
+/// Whether the agent's connection (or legacy polling) is live.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentStatus {
+    Online,
+    Offline,
+}
+
 impl AgentRecord {
     pub fn set_online(&mut self, online: bool) {
         self.online = online;
-        self.status = if online { "online" } else { "offline" };
+        self.status = if online {
+            AgentStatus::Online
+        } else {
+            AgentStatus::Offline
+        };
     }
 }
 
@@ -80,7 +94,7 @@ fn from_row(row: &sqlx::any::AnyRow) -> DbResult<AgentRecord> {
         arch: row.try_get("arch")?,
         version: row.try_get("version")?,
         online: false,
-        status: "offline",
+        status: AgentStatus::Offline,
         last_seen: row.try_get("last_seen")?,
         created_at: row.try_get("created_at")?,
     })

@@ -36,7 +36,7 @@ pub struct WatchdogEventRecord {
     pub id: String,
     pub agent_id: String,
     pub service: String,
-    pub event: String,
+    pub event: gururmm_protocol::WatchdogEventKind,
     pub message: Option<String>,
     #[serde(with = "super::rfc3339")]
     pub timestamp: i64,
@@ -188,7 +188,9 @@ impl Store {
                     id: r.try_get("id")?,
                     agent_id: r.try_get("agent_id")?,
                     service: r.try_get("service")?,
-                    event: r.try_get("event")?,
+                    event: gururmm_protocol::WatchdogEventKind::parse(
+                        &r.try_get::<String, _>("event")?,
+                    ),
                     message: r.try_get("message")?,
                     timestamp: r.try_get("ts")?,
                 })

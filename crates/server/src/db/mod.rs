@@ -11,7 +11,7 @@ mod commands;
 mod metrics;
 mod users;
 
-pub use agents::{AgentFilter, AgentRecord, AgentState, AgentStats, NewAgent};
+pub use agents::{AgentFilter, AgentRecord, AgentState, AgentStats, AgentStatus, NewAgent};
 pub use clients::{ClientRecord, SiteRecord};
 pub use commands::{CommandFilter, CommandRecord, NewCommand};
 pub use metrics::{MetricsPoint, MetricsSummary, WatchdogEventRecord};
@@ -276,6 +276,22 @@ pub fn now_ms() -> i64 {
 
 pub fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
+}
+
+/// A text column holding one of a closed set of names, parsed at the row boundary.
+fn parse_column<T>(row: &sqlx::any::AnyRow, column: &str) -> DbResult<T>
+where
+    T: FromStr,
+    T::Err: std::fmt::Display,
+{
+    use sqlx::Row;
+    let text: String = row.try_get(column)?;
+    text.parse().map_err(|e: T::Err| {
+        StoreError::Other(sqlx::Error::ColumnDecode {
+            index: column.to_owned(),
+            source: e.to_string().into(),
+        })
+    })
 }
 
 /// Serializers that present stored millisecond times as RFC 3339 strings in the API.

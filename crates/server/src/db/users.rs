@@ -9,7 +9,7 @@ pub struct UserRecord {
     pub email: String,
     #[serde(skip)]
     pub password_hash: String,
-    pub role: String,
+    pub role: crate::auth::Role,
     #[serde(with = "super::rfc3339")]
     pub created_at: i64,
 }
@@ -19,7 +19,7 @@ fn from_row(row: &sqlx::any::AnyRow) -> DbResult<UserRecord> {
         id: row.try_get("id")?,
         email: row.try_get("email")?,
         password_hash: row.try_get("password_hash")?,
-        role: row.try_get("role")?,
+        role: super::parse_column(row, "role")?,
         created_at: row.try_get("created_at")?,
     })
 }

@@ -5,16 +5,15 @@ use std::time::Duration;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use gururmm_protocol::CommandType;
-use serde::Deserialize;
-use serde_json::{json, Value};
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{AuthUser, Json, Query};
-use crate::auth::{key_hash, new_agent_key};
-use crate::db::{
-    Actor, AgentRecord, AgentStats, CommandRecord, MetricsPoint, NewAgent, NewCommand,
-    WatchdogEventRecord,
+use super::types::{
+    list as into_list, Agent, AgentListQuery, AgentState, AgentStats, Command, CommandBody,
+    MetricsHistory, MetricsQuery, MoveBody, RegisterAgentBody, RegisteredAgent, WatchdogEvent,
 };
+use crate::auth::{key_hash, new_agent_key};
+use crate::db::{Actor, AgentRecord, NewAgent, NewCommand};
 use crate::state::AppState;
 
 /// Legacy agents poll; one that polled within the idle timeout counts as online.
@@ -37,29 +36,10 @@ pub(crate) async fn load_agent(state: &AppState, id: &str) -> ApiResult<AgentRec
     Ok(with_status(state, agent))
 }
 
-#[derive(Deserialize, Default)]
-pub struct AgentListQuery {
-    client_id: Option<String>,
-    site_id: Option<String>,
-    status: Option<String>,
-    search: Option<String>,
-}
-
 pub async fn list(
     State(state): State<AppState>,
-    _user: AuthUser,
     Query(q): Query<AgentListQuery>,
-) -> ApiResult<axum::Json<Vec<AgentRecord>>> {
-    let want_online = match q.status.as_deref() {
-        None | Some("") => None,
-        Some("online") => Some(true),
-        Some("offline") => Some(false),
-        Some(other) => {
-            return Err(ApiError::BadRequest(format!(
-                "status must be online or offline, not {other}"
-            )))
-        }
-    };
+) -> ApiResult<axum::Json<Vec<Agent>>> {
     let filter = crate::db::AgentFilter {
         client_id: q.client_id.as_deref().filter(|s| !s.is_empty()),
         site_id: q.site_id.as_deref().filter(|s| !s.is_empty()),
@@ -71,29 +51,27 @@ pub async fn list(
         agents
             .into_iter()
             .map(|a| with_status(&state, a))
-            .filter(|a| want_online.is_none_or(|w| a.online == w))
+            .filter(|a| q.status.is_none_or(|s| a.status == s))
+            .map(Agent::from)
             .collect(),
     ))
 }
 
-pub async fn unassigned(
-    State(state): State<AppState>,
-    _user: AuthUser,
-) -> ApiResult<axum::Json<Vec<AgentRecord>>> {
+pub async fn unassigned(State(state): State<AppState>) -> ApiResult<axum::Json<Vec<Agent>>> {
     let filter = crate::db::AgentFilter {
         unassigned_only: true,
         ..Default::default()
     };
     let agents = state.store.list_agents(&filter).await?;
     Ok(axum::Json(
-        agents.into_iter().map(|a| with_status(&state, a)).collect(),
+        agents
+            .into_iter()
+            .map(|a| with_status(&state, a).into())
+            .collect(),
     ))
 }
 
-pub async fn stats(
-    State(state): State<AppState>,
-    _user: AuthUser,
-) -> ApiResult<axum::Json<AgentStats>> {
+pub async fn stats(State(state): State<AppState>) -> ApiResult<axum::Json<AgentStats>> {
     let mut stats = state.store.agent_counts().await?;
     let ids = state.store.list_agents(&Default::default()).await?;
     stats.online = ids
@@ -101,14 +79,7 @@ pub async fn stats(
         .filter(|a| state.hub.is_online(&a.id, legacy_window(&state)))
         .count() as i64;
     stats.offline = stats.total - stats.online;
-    Ok(axum::Json(stats))
-}
-
-#[derive(Deserialize)]
-pub struct RegisterAgentBody {
-    hostname: String,
-    #[serde(default)]
-    site_id: Option<String>,
+    Ok(axum::Json(stats.into()))
 }
 
 /// A technician registers an agent by hand; its `grmm_` key is shown in this answer only.
@@ -116,8 +87,7 @@ pub async fn register(
     State(state): State<AppState>,
     user: AuthUser,
     Json(body): Json<RegisterAgentBody>,
-) -> ApiResult<(StatusCode, axum::Json<Value>)> {
-    user.require_write()?;
+) -> ApiResult<(StatusCode, axum::Json<RegisteredAgent>)> {
     let hostname = body.hostname.trim();
     if hostname.is_empty() || hostname.len() > 255 {
         return Err(ApiError::BadRequest(
@@ -151,16 +121,18 @@ pub async fn register(
     let agent = load_agent(&state, &id).await?;
     Ok((
         StatusCode::CREATED,
-        axum::Json(json!({ "agent": agent, "api_key": key })),
+        axum::Json(RegisteredAgent {
+            agent: agent.into(),
+            api_key: key,
+        }),
     ))
 }
 
 pub async fn get(
     State(state): State<AppState>,
-    _user: AuthUser,
     Path(id): Path<String>,
-) -> ApiResult<axum::Json<AgentRecord>> {
-    Ok(axum::Json(load_agent(&state, &id).await?))
+) -> ApiResult<axum::Json<Agent>> {
+    Ok(axum::Json(load_agent(&state, &id).await?.into()))
 }
 
 pub async fn delete(
@@ -168,15 +140,8 @@ pub async fn delete(
     user: AuthUser,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    user.require_write()?;
     state.store.delete_agent(&id, Actor::user(&user.id)).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[derive(Deserialize)]
-pub struct MoveBody {
-    /// The target site; null unassigns the agent.
-    site_id: Option<String>,
 }
 
 pub async fn move_to_site(
@@ -184,8 +149,7 @@ pub async fn move_to_site(
     user: AuthUser,
     Path(id): Path<String>,
     Json(body): Json<MoveBody>,
-) -> ApiResult<axum::Json<AgentRecord>> {
-    user.require_write()?;
+) -> ApiResult<axum::Json<Agent>> {
     if let Some(site_id) = &body.site_id {
         if state.store.site(site_id).await?.is_none() {
             return Err(ApiError::BadRequest(format!(
@@ -197,28 +161,15 @@ pub async fn move_to_site(
         .store
         .move_agent(&id, body.site_id.as_deref(), Actor::user(&user.id))
         .await?;
-    Ok(axum::Json(load_agent(&state, &id).await?))
+    Ok(axum::Json(load_agent(&state, &id).await?.into()))
 }
 
 pub async fn agent_state(
     State(state): State<AppState>,
-    _user: AuthUser,
     Path(id): Path<String>,
-) -> ApiResult<axum::Json<crate::db::AgentState>> {
+) -> ApiResult<axum::Json<AgentState>> {
     load_agent(&state, &id).await?;
-    Ok(axum::Json(state.store.agent_state(&id).await?))
-}
-
-#[derive(Deserialize)]
-pub struct CommandBody {
-    command_type: String,
-    command: String,
-    #[serde(default)]
-    timeout_seconds: Option<u64>,
-    #[serde(default)]
-    elevated: bool,
-    #[serde(default)]
-    interpreter: Option<String>,
+    Ok(axum::Json(state.store.agent_state(&id).await?.into()))
 }
 
 pub const DEFAULT_COMMAND_TIMEOUT: u64 = 300;
@@ -232,15 +183,14 @@ pub async fn send_command(
     user: AuthUser,
     Path(id): Path<String>,
     Json(body): Json<CommandBody>,
-) -> ApiResult<(StatusCode, axum::Json<CommandRecord>)> {
-    user.require_write()?;
-    let kind = CommandType::parse(body.command_type.trim());
+) -> ApiResult<(StatusCode, axum::Json<Command>)> {
+    let kind = body.command_type;
     if !kind.is_known() {
         let known: Vec<&str> = CommandType::KNOWN.iter().map(|k| k.as_str()).collect();
         return Err(ApiError::BadRequest(format!(
             "command_type must be one of {}, not {:?}",
             known.join(", "),
-            body.command_type
+            kind.as_str()
         )));
     }
     if body.command.trim().is_empty() {
@@ -294,7 +244,7 @@ pub async fn send_command(
     state.events.publish(crate::events::Event::CommandUpdated {
         id: command.id.clone(),
         agent_id: id.clone(),
-        status: command.status.clone(),
+        status: command.status.to_string(),
     });
     state.hub.dispatch(&id).await;
     let command = state
@@ -302,13 +252,7 @@ pub async fn send_command(
         .command(&command.id)
         .await?
         .ok_or_else(|| ApiError::not_found("command"))?;
-    Ok((StatusCode::CREATED, axum::Json(command)))
-}
-
-#[derive(Deserialize)]
-pub struct MetricsQuery {
-    from: Option<String>,
-    to: Option<String>,
+    Ok((StatusCode::CREATED, axum::Json(command.into())))
 }
 
 /// Most points a range returns; longer ranges are averaged into buckets.
@@ -329,10 +273,9 @@ pub(crate) fn parse_time(name: &str, value: &str) -> ApiResult<i64> {
 
 pub async fn metrics(
     State(state): State<AppState>,
-    _user: AuthUser,
     Path(id): Path<String>,
     Query(q): Query<MetricsQuery>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<MetricsHistory>> {
     load_agent(&state, &id).await?;
     let now = crate::db::now_ms();
     let to =
@@ -345,28 +288,29 @@ pub async fn metrics(
         .as_deref()
         .map(|v| parse_time("from", v))
         .transpose()?
-        .unwrap_or(to - 3600 * 1000);
+        .unwrap_or(to.saturating_sub(3600 * 1000));
     if from >= to {
         return Err(ApiError::BadRequest("from must be before to".into()));
     }
-    let range_ms = to - from;
+    let range_ms = to.saturating_sub(from);
     // Raw points (second resolution) for short ranges; buckets for long ones.
     let bucket_ms = (range_ms / MAX_POINTS).max(1000);
-    let points: Vec<MetricsPoint> = state.store.metrics_range(&id, from, to, bucket_ms).await?;
-    Ok(axum::Json(json!({
-        "agent_id": id,
-        "from": crate::db::rfc3339::format(from),
-        "to": crate::db::rfc3339::format(to),
-        "bucket_seconds": bucket_ms / 1000,
-        "points": points,
-    })))
+    let points = state.store.metrics_range(&id, from, to, bucket_ms).await?;
+    Ok(axum::Json(MetricsHistory {
+        from: crate::db::rfc3339::format(from),
+        to: crate::db::rfc3339::format(to),
+        agent_id: id,
+        bucket_seconds: bucket_ms / 1000,
+        points: into_list(points),
+    }))
 }
 
 pub async fn watchdog_events(
     State(state): State<AppState>,
-    _user: AuthUser,
     Path(id): Path<String>,
-) -> ApiResult<axum::Json<Vec<WatchdogEventRecord>>> {
+) -> ApiResult<axum::Json<Vec<WatchdogEvent>>> {
     load_agent(&state, &id).await?;
-    Ok(axum::Json(state.store.watchdog_events(&id, 500).await?))
+    Ok(axum::Json(into_list(
+        state.store.watchdog_events(&id, 500).await?,
+    )))
 }

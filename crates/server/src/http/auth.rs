@@ -1,32 +1,24 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, Path, State};
-use axum::http::StatusCode;
-use serde::Deserialize;
-use serde_json::{json, Value};
-
 use super::error::{ApiError, ApiResult};
 use super::extract::{AuthUser, Json};
+use super::types::{list, LoginRequest, LoginResponse, NewUserRequest, User};
 use crate::auth::{
-    dummy_hash, hash_password, validate_email, validate_password, verify_password, ROLES,
+    dummy_hash, hash_password, validate_email, validate_password, verify_password, Role,
 };
-use crate::db::{Actor, StoreError, UserRecord};
+use crate::db::{Actor, StoreError};
 use crate::state::AppState;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::StatusCode;
 
 const LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
-
-#[derive(Deserialize)]
-pub struct LoginRequest {
-    email: String,
-    password: String,
-}
 
 pub async fn login(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Json(req): Json<LoginRequest>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<LoginResponse>> {
     let email = req.email.trim().to_lowercase();
     let ip_key = format!("login-ip:{}", peer.ip());
     let account_key = format!("login-account:{email}");
@@ -61,44 +53,30 @@ pub async fn login(
         }
     };
     state.limiter.reset(&account_key);
-    let (token, exp) = state.jwt.issue(&user.id, &user.role)?;
-    Ok(axum::Json(json!({
-        "token": token,
-        "expires_at": crate::db::rfc3339::format(exp * 1000),
-        "user": user,
-    })))
-}
-
-#[derive(Deserialize)]
-pub struct NewUserRequest {
-    email: String,
-    password: String,
-    #[serde(default)]
-    role: Option<String>,
+    let (token, exp) = state.jwt.issue(&user.id, user.role.as_str())?;
+    Ok(axum::Json(LoginResponse {
+        token,
+        expires_at: crate::db::rfc3339::format(exp.saturating_mul(1000)),
+        user: user.into(),
+    }))
 }
 
 async fn create_user(
     state: &AppState,
     req: NewUserRequest,
-    default_role: &str,
+    default_role: Role,
     by: Actor<'_>,
-) -> ApiResult<UserRecord> {
+) -> ApiResult<User> {
     let email = validate_email(&req.email).map_err(ApiError::BadRequest)?;
     validate_password(&req.password).map_err(ApiError::BadRequest)?;
-    let role = req.role.unwrap_or_else(|| default_role.to_owned());
-    if !ROLES.contains(&role.as_str()) {
-        return Err(ApiError::BadRequest(format!(
-            "role must be one of {}",
-            ROLES.join(", ")
-        )));
-    }
+    let role = req.role.unwrap_or(default_role);
     let password = req.password;
     let hash = tokio::task::spawn_blocking(move || hash_password(&password))
         .await
         .map_err(|e| ApiError::Internal(e.into()))??;
     state
         .store
-        .create_user(&email, &hash, &role, by)
+        .create_user(&email, &hash, role.as_str(), by)
         .await
         .map_err(|e| match e {
             StoreError::Conflict { .. } => {
@@ -106,50 +84,43 @@ async fn create_user(
             }
             other => other.into(),
         })
+        .map(User::from)
 }
 
 /// Self-registration, off unless `allow_registration` is set; creates technicians only.
 pub async fn register(
     State(state): State<AppState>,
     Json(req): Json<NewUserRequest>,
-) -> ApiResult<(StatusCode, axum::Json<UserRecord>)> {
+) -> ApiResult<(StatusCode, axum::Json<User>)> {
     if !state.config.allow_registration {
         return Err(ApiError::Forbidden(
             "registration is disabled on this server".into(),
         ));
     }
     let req = NewUserRequest { role: None, ..req };
-    let user = create_user(&state, req, "technician", Actor::SYSTEM).await?;
+    let user = create_user(&state, req, Role::Technician, Actor::SYSTEM).await?;
     Ok((StatusCode::CREATED, axum::Json(user)))
 }
 
-pub async fn me(
-    State(state): State<AppState>,
-    user: AuthUser,
-) -> ApiResult<axum::Json<UserRecord>> {
+pub async fn me(State(state): State<AppState>, user: AuthUser) -> ApiResult<axum::Json<User>> {
     let record = state
         .store
         .user_by_id(&user.id)
         .await?
         .ok_or_else(|| ApiError::not_found("user"))?;
-    Ok(axum::Json(record))
+    Ok(axum::Json(record.into()))
 }
 
-pub async fn list_users(
-    State(state): State<AppState>,
-    user: AuthUser,
-) -> ApiResult<axum::Json<Vec<UserRecord>>> {
-    user.require_admin()?;
-    Ok(axum::Json(state.store.list_users().await?))
+pub async fn list_users(State(state): State<AppState>) -> ApiResult<axum::Json<Vec<User>>> {
+    Ok(axum::Json(list(state.store.list_users().await?)))
 }
 
 pub async fn add_user(
     State(state): State<AppState>,
     user: AuthUser,
     Json(req): Json<NewUserRequest>,
-) -> ApiResult<(StatusCode, axum::Json<UserRecord>)> {
-    user.require_admin()?;
-    let created = create_user(&state, req, "technician", Actor::user(&user.id)).await?;
+) -> ApiResult<(StatusCode, axum::Json<User>)> {
+    let created = create_user(&state, req, Role::Technician, Actor::user(&user.id)).await?;
     Ok((StatusCode::CREATED, axum::Json(created)))
 }
 
@@ -158,7 +129,6 @@ pub async fn delete_user(
     user: AuthUser,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    user.require_admin()?;
     if id == user.id {
         return Err(ApiError::BadRequest(
             "you cannot delete your own account".into(),

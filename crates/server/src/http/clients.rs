@@ -2,20 +2,13 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde::Deserialize;
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{AuthUser, Json};
-use crate::db::{Actor, ClientRecord, SiteRecord, StoreError};
+use super::types::{list, Client, ClientBody, NewSiteBody, Site, SiteBody};
+use crate::db::{Actor, StoreError};
 use crate::site_code;
 use crate::state::AppState;
-
-#[derive(Deserialize)]
-pub struct ClientBody {
-    name: String,
-    #[serde(default)]
-    notes: Option<String>,
-}
 
 fn clean_name(name: &str, what: &str) -> ApiResult<String> {
     let name = name.trim();
@@ -37,19 +30,15 @@ fn clean_notes(notes: Option<String>) -> ApiResult<Option<String>> {
     }
 }
 
-pub async fn list_clients(
-    State(state): State<AppState>,
-    _user: AuthUser,
-) -> ApiResult<axum::Json<Vec<ClientRecord>>> {
-    Ok(axum::Json(state.store.list_clients().await?))
+pub async fn list_clients(State(state): State<AppState>) -> ApiResult<axum::Json<Vec<Client>>> {
+    Ok(axum::Json(list(state.store.list_clients().await?)))
 }
 
 pub async fn create_client(
     State(state): State<AppState>,
     user: AuthUser,
     Json(body): Json<ClientBody>,
-) -> ApiResult<(StatusCode, axum::Json<ClientRecord>)> {
-    user.require_write()?;
+) -> ApiResult<(StatusCode, axum::Json<Client>)> {
     let name = clean_name(&body.name, "client")?;
     let client = state
         .store
@@ -59,19 +48,18 @@ pub async fn create_client(
             Actor::user(&user.id),
         )
         .await?;
-    Ok((StatusCode::CREATED, axum::Json(client)))
+    Ok((StatusCode::CREATED, axum::Json(client.into())))
 }
 
 pub async fn get_client(
     State(state): State<AppState>,
-    _user: AuthUser,
     Path(id): Path<String>,
-) -> ApiResult<axum::Json<ClientRecord>> {
+) -> ApiResult<axum::Json<Client>> {
     state
         .store
         .client(&id)
         .await?
-        .map(axum::Json)
+        .map(|c| axum::Json(c.into()))
         .ok_or_else(|| ApiError::not_found("client"))
 }
 
@@ -80,8 +68,7 @@ pub async fn update_client(
     user: AuthUser,
     Path(id): Path<String>,
     Json(body): Json<ClientBody>,
-) -> ApiResult<axum::Json<ClientRecord>> {
-    user.require_write()?;
+) -> ApiResult<axum::Json<Client>> {
     let name = clean_name(&body.name, "client")?;
     state
         .store
@@ -92,7 +79,7 @@ pub async fn update_client(
             Actor::user(&user.id),
         )
         .await?;
-    get_client(State(state), user, Path(id)).await
+    get_client(State(state), Path(id)).await
 }
 
 pub async fn delete_client(
@@ -100,7 +87,6 @@ pub async fn delete_client(
     user: AuthUser,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    user.require_write()?;
     state
         .store
         .delete_client(&id, Actor::user(&user.id))
@@ -110,28 +96,12 @@ pub async fn delete_client(
 
 pub async fn client_sites(
     State(state): State<AppState>,
-    _user: AuthUser,
     Path(id): Path<String>,
-) -> ApiResult<axum::Json<Vec<SiteRecord>>> {
+) -> ApiResult<axum::Json<Vec<Site>>> {
     if state.store.client(&id).await?.is_none() {
         return Err(ApiError::not_found("client"));
     }
-    Ok(axum::Json(state.store.list_sites(Some(&id)).await?))
-}
-
-#[derive(Deserialize)]
-pub struct NewSiteBody {
-    client_id: String,
-    name: String,
-    #[serde(default)]
-    notes: Option<String>,
-}
-
-#[derive(Deserialize)]
-pub struct SiteBody {
-    name: String,
-    #[serde(default)]
-    notes: Option<String>,
+    Ok(axum::Json(list(state.store.list_sites(Some(&id)).await?)))
 }
 
 /// Tries fresh codes until one is free (a clash is rare: 78 * 78 * 9000 codes).
@@ -151,19 +121,15 @@ where
     )))
 }
 
-pub async fn list_sites(
-    State(state): State<AppState>,
-    _user: AuthUser,
-) -> ApiResult<axum::Json<Vec<SiteRecord>>> {
-    Ok(axum::Json(state.store.list_sites(None).await?))
+pub async fn list_sites(State(state): State<AppState>) -> ApiResult<axum::Json<Vec<Site>>> {
+    Ok(axum::Json(list(state.store.list_sites(None).await?)))
 }
 
 pub async fn create_site(
     State(state): State<AppState>,
     user: AuthUser,
     Json(body): Json<NewSiteBody>,
-) -> ApiResult<(StatusCode, axum::Json<SiteRecord>)> {
-    user.require_write()?;
+) -> ApiResult<(StatusCode, axum::Json<Site>)> {
     let name = clean_name(&body.name, "site")?;
     let notes = clean_notes(body.notes)?;
     if state.store.client(&body.client_id).await?.is_none() {
@@ -188,19 +154,18 @@ pub async fn create_site(
         .site(&id)
         .await?
         .ok_or_else(|| ApiError::not_found("site"))?;
-    Ok((StatusCode::CREATED, axum::Json(site)))
+    Ok((StatusCode::CREATED, axum::Json(site.into())))
 }
 
 pub async fn get_site(
     State(state): State<AppState>,
-    _user: AuthUser,
     Path(id): Path<String>,
-) -> ApiResult<axum::Json<SiteRecord>> {
+) -> ApiResult<axum::Json<Site>> {
     state
         .store
         .site(&id)
         .await?
-        .map(axum::Json)
+        .map(|s| axum::Json(s.into()))
         .ok_or_else(|| ApiError::not_found("site"))
 }
 
@@ -209,8 +174,7 @@ pub async fn update_site(
     user: AuthUser,
     Path(id): Path<String>,
     Json(body): Json<SiteBody>,
-) -> ApiResult<axum::Json<SiteRecord>> {
-    user.require_write()?;
+) -> ApiResult<axum::Json<Site>> {
     let name = clean_name(&body.name, "site")?;
     state
         .store
@@ -221,7 +185,7 @@ pub async fn update_site(
             Actor::user(&user.id),
         )
         .await?;
-    get_site(State(state), user, Path(id)).await
+    get_site(State(state), Path(id)).await
 }
 
 pub async fn delete_site(
@@ -229,7 +193,6 @@ pub async fn delete_site(
     user: AuthUser,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    user.require_write()?;
     state.store.delete_site(&id, Actor::user(&user.id)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -239,8 +202,7 @@ pub async fn regenerate_code(
     State(state): State<AppState>,
     user: AuthUser,
     Path(id): Path<String>,
-) -> ApiResult<axum::Json<SiteRecord>> {
-    user.require_write()?;
+) -> ApiResult<axum::Json<Site>> {
     let store = &state.store;
     let by = Actor::user(&user.id);
     with_unique_code(|code| {
@@ -248,5 +210,5 @@ pub async fn regenerate_code(
         async move { store.set_site_code(id, &code, by).await }
     })
     .await?;
-    get_site(State(state), user, Path(id)).await
+    get_site(State(state), Path(id)).await
 }

@@ -1,42 +1,24 @@
 use axum::extract::{Path, State};
-use gururmm_protocol::command_status;
-use serde::Deserialize;
+use gururmm_protocol::CommandStatus;
 
 use super::agents::parse_time;
 use super::error::{ApiError, ApiResult};
 use super::extract::{AuthUser, Query};
-use crate::db::{Actor, CommandFilter, CommandRecord};
+use super::types::{list as into_list, Command, CommandListQuery};
+use crate::db::{Actor, CommandFilter};
 use crate::state::AppState;
-
-#[derive(Deserialize)]
-pub struct CommandListQuery {
-    agent_id: Option<String>,
-    status: Option<String>,
-    since: Option<String>,
-    until: Option<String>,
-    limit: Option<i64>,
-}
 
 pub async fn list(
     State(state): State<AppState>,
-    _user: AuthUser,
     Query(q): Query<CommandListQuery>,
-) -> ApiResult<axum::Json<Vec<CommandRecord>>> {
-    if let Some(s) = q.status.as_deref() {
-        if !command_status::ALL.contains(&s) {
-            return Err(ApiError::BadRequest(format!(
-                "status must be one of {}",
-                command_status::ALL.join(", ")
-            )));
-        }
-    }
+) -> ApiResult<axum::Json<Vec<Command>>> {
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::BadRequest("limit must be 1..=1000".into()));
     }
     let filter = CommandFilter {
         agent_id: q.agent_id.filter(|s| !s.is_empty()),
-        status: q.status.filter(|s| !s.is_empty()),
+        status: q.status.map(|s| s.as_str().to_owned()),
         since: q
             .since
             .as_deref()
@@ -49,19 +31,20 @@ pub async fn list(
             .transpose()?,
         limit,
     };
-    Ok(axum::Json(state.store.list_commands(&filter).await?))
+    Ok(axum::Json(into_list(
+        state.store.list_commands(&filter).await?,
+    )))
 }
 
 pub async fn get(
     State(state): State<AppState>,
-    _user: AuthUser,
     Path(id): Path<String>,
-) -> ApiResult<axum::Json<CommandRecord>> {
+) -> ApiResult<axum::Json<Command>> {
     state
         .store
         .command(&id)
         .await?
-        .map(axum::Json)
+        .map(|c| axum::Json(c.into()))
         .ok_or_else(|| ApiError::not_found("command"))
 }
 
@@ -71,8 +54,7 @@ pub async fn cancel(
     State(state): State<AppState>,
     user: AuthUser,
     Path(id): Path<String>,
-) -> ApiResult<axum::Json<CommandRecord>> {
-    user.require_write()?;
+) -> ApiResult<axum::Json<Command>> {
     let command = state
         .store
         .command(&id)
@@ -91,7 +73,7 @@ pub async fn cancel(
     state.events.publish(crate::events::Event::CommandUpdated {
         id: id.clone(),
         agent_id: command.agent_id.clone(),
-        status: command_status::CANCELLED.into(),
+        status: CommandStatus::Cancelled.to_string(),
     });
-    get(State(state), user, Path(id)).await
+    get(State(state), Path(id)).await
 }

@@ -1,39 +1,85 @@
 //! Extractors whose rejections are [`ApiError`]s, so malformed input gets the same JSON error
-//! body as everything else; and the authenticated user.
+//! body as everything else; and who is calling, as the route's access layer found it.
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{header, StatusCode};
+use axum::http::{header, StatusCode, Uri};
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 use super::error::ApiError;
+use crate::auth::Role;
 use crate::state::AppState;
 
-/// `axum::Json` with our error body.
+/// `axum::Json` with our error body. Text holding a NUL byte is refused here, naming the field,
+/// for every body: PostgreSQL cannot store it, and no user needs it.
 pub struct Json<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(Json(v)),
-            Err(rejection) => Err(if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge("request body too large".into())
-            } else {
-                ApiError::BadRequest(rejection.body_text())
-            }),
-        }
+        let value = match axum::Json::<Value>::from_request(req, state).await {
+            Ok(axum::Json(v)) => v,
+            Err(rejection) => {
+                return Err(if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::PayloadTooLarge("request body too large".into())
+                } else {
+                    ApiError::BadRequest(rejection.body_text())
+                })
+            }
+        };
+        parse_json(value).map(Json)
     }
 }
 
-/// `axum::extract::Query` with our error body.
+/// A JSON value into `T`, refusing NUL bytes in any string first.
+pub fn parse_json<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
+    if let Some(path) = nul_path(&value, "") {
+        let path = if path.is_empty() { "body" } else { &path };
+        return Err(ApiError::BadRequest(format!(
+            "{path} must not contain a NUL byte"
+        )));
+    }
+    serde_json::from_value(value).map_err(|e| {
+        ApiError::BadRequest(format!(
+            "Failed to deserialize the JSON body into the target type: {e}"
+        ))
+    })
+}
+
+/// Where the first string holding a NUL is, as `field.list[2].name`.
+fn nul_path(value: &Value, at: &str) -> Option<String> {
+    match value {
+        Value::String(s) if s.contains('\0') => Some(at.to_owned()),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| nul_path(v, &format!("{at}[{i}]"))),
+        Value::Object(fields) => fields.iter().find_map(|(k, v)| {
+            let at = if at.is_empty() {
+                k.clone()
+            } else {
+                format!("{at}.{k}")
+            };
+            if k.contains('\0') {
+                Some(at)
+            } else {
+                nul_path(v, &at)
+            }
+        }),
+        _ => None,
+    }
+}
+
+/// `axum::extract::Query` with our error body; a NUL byte in a value is refused, naming it.
 pub struct Query<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        reject_nul_in_uri(&parts.uri)?;
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|q| Query(q.0))
@@ -41,34 +87,34 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
     }
 }
 
-/// A signed-in user, from `Authorization: Bearer <JWT>`. The user must still exist: deleting
-/// a user ends their sessions.
+/// A NUL byte in the path (an `{id}`) or in a query value answers 400 naming it.
+pub(crate) fn reject_nul_in_uri(uri: &Uri) -> Result<(), ApiError> {
+    if uri.path().to_ascii_lowercase().contains("%00") {
+        return Err(ApiError::BadRequest(
+            "the path must not contain a NUL byte".into(),
+        ));
+    }
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_str(uri.query().unwrap_or_default()).unwrap_or_default();
+    match pairs
+        .iter()
+        .find(|(k, v)| k.contains('\0') || v.contains('\0'))
+    {
+        Some((k, _)) => Err(ApiError::BadRequest(format!(
+            "{} must not contain a NUL byte",
+            k.replace('\0', "\\0")
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// A signed-in user, put into the request by the route's access layer (see
+/// [`super::Access`]). The user must still exist: deleting a user ends their sessions.
 #[derive(Debug, Clone)]
 pub struct AuthUser {
     pub id: String,
     pub email: String,
-    pub role: String,
-}
-
-impl AuthUser {
-    pub fn require_admin(&self) -> Result<(), ApiError> {
-        if self.role == "admin" {
-            Ok(())
-        } else {
-            Err(ApiError::Forbidden("this needs the admin role".into()))
-        }
-    }
-
-    /// Viewers may look but not change or run anything.
-    pub fn require_write(&self) -> Result<(), ApiError> {
-        if self.role == "viewer" {
-            Err(ApiError::Forbidden(
-                "viewers cannot change or run anything".into(),
-            ))
-        } else {
-            Ok(())
-        }
-    }
+    pub role: Role,
 }
 
 pub(crate) async fn user_from_token(state: &AppState, token: &str) -> Result<AuthUser, ApiError> {
@@ -99,42 +145,73 @@ pub(crate) fn bearer(parts: &Parts) -> Option<&str> {
         .map(str::trim)
 }
 
-impl FromRequestParts<AppState> for AuthUser {
+/// `?access_token=` for EventSource.
+pub(crate) fn query_token(parts: &Parts) -> Option<String> {
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_str(parts.uri.query().unwrap_or_default()).ok()?;
+    pairs
+        .into_iter()
+        .find(|(k, _)| k == "access_token")
+        .map(|(_, v)| v)
+}
+
+/// A route declared for users but missing the layer would be a bug in the route table.
+fn unguarded() -> ApiError {
+    ApiError::Internal(anyhow::anyhow!(
+        "route reads a caller its access in api_routes() does not check"
+    ))
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for AuthUser {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = bearer(parts).ok_or_else(|| {
-            ApiError::Unauthorized("sign in first: missing Authorization: Bearer token".into())
-        })?;
-        user_from_token(state, token).await
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        parts
+            .extensions
+            .get::<AuthUser>()
+            .cloned()
+            .ok_or_else(unguarded)
     }
 }
 
-/// An agent on the legacy HTTP endpoints, from `Authorization: Bearer grmm_...`.
+/// An agent on the legacy HTTP endpoints, from `Authorization: Bearer grmm_...` (or
+/// `X-Agent-Key`), put into the request by the route's access layer.
+#[derive(Debug, Clone)]
 pub struct AgentKey {
     pub agent_id: String,
 }
 
-impl FromRequestParts<AppState> for AgentKey {
+pub(crate) async fn agent_from_parts(
+    state: &AppState,
+    parts: &Parts,
+) -> Result<AgentKey, ApiError> {
+    let key = bearer(parts)
+        .or_else(|| {
+            parts
+                .headers
+                .get("x-agent-key")
+                .and_then(|v| v.to_str().ok())
+        })
+        .ok_or_else(|| ApiError::Unauthorized("missing agent key".into()))?;
+    if !key.starts_with(crate::auth::AGENT_KEY_PREFIX) {
+        return Err(ApiError::Unauthorized("invalid agent key".into()));
+    }
+    let agent_id = state
+        .store
+        .agent_id_by_key_hash(&crate::auth::key_hash(key))
+        .await?
+        .ok_or_else(|| ApiError::Unauthorized("invalid agent key".into()))?;
+    Ok(AgentKey { agent_id })
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for AgentKey {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let key = bearer(parts)
-            .or_else(|| {
-                parts
-                    .headers
-                    .get("x-agent-key")
-                    .and_then(|v| v.to_str().ok())
-            })
-            .ok_or_else(|| ApiError::Unauthorized("missing agent key".into()))?;
-        if !key.starts_with(crate::auth::AGENT_KEY_PREFIX) {
-            return Err(ApiError::Unauthorized("invalid agent key".into()));
-        }
-        let agent_id = state
-            .store
-            .agent_id_by_key_hash(&crate::auth::key_hash(key))
-            .await?
-            .ok_or_else(|| ApiError::Unauthorized("invalid agent key".into()))?;
-        Ok(AgentKey { agent_id })
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        parts
+            .extensions
+            .get::<AgentKey>()
+            .cloned()
+            .ok_or_else(unguarded)
     }
 }

@@ -1,6 +1,7 @@
-//! The HTTP surface. Every API route is declared once in [`api_routes`], with its summary and
-//! who may call it; the router and the OpenAPI document are both built from that table, so the
-//! document cannot drift from what the server serves.
+//! The HTTP surface. Every API route is declared once in [`api_routes`]: its summary, who may
+//! call it ([`Access`]), its body, answer and errors. The router (with the access check as a
+//! layer on each route) and the OpenAPI document are both built from that table, so neither
+//! can drift from it.
 
 mod agents;
 mod auth;
@@ -11,9 +12,11 @@ pub mod error;
 mod events;
 pub mod extract;
 mod legacy;
+pub mod types;
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put, MethodRouter};
 use axum::Router;
@@ -21,31 +24,79 @@ use serde_json::{json, Map, Value};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::services::ServeDir;
 use tower_http::trace::TraceLayer;
+use utoipa::openapi::path::ParameterIn;
+use utoipa::openapi::{RefOr, Schema};
+use utoipa::{IntoParams, ToSchema};
 
 use error::ApiError;
+use types::*;
 
+use crate::auth::Role;
 use crate::state::AppState;
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Caller {
+/// Who may call a route. Checked by the layer [`router`] puts on each route before its
+/// handler runs; handlers never check roles themselves.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Access {
+    /// No credentials needed.
     Anyone,
-    User,
+    /// Any signed-in user (viewers included): reading.
+    Viewer,
+    /// Technicians and admins: changing things and running commands.
+    Technician,
+    /// Admins only: managing users.
     Admin,
+    /// An agent's own `grmm_` key (legacy HTTP agents).
     AgentKey,
 }
 
+impl Access {
+    /// The least role a user needs; `None` for routes users do not sign in for.
+    pub fn required_role(self) -> Option<Role> {
+        match self {
+            Access::Viewer => Some(Role::Viewer),
+            Access::Technician => Some(Role::Technician),
+            Access::Admin => Some(Role::Admin),
+            Access::Anyone | Access::AgentKey => None,
+        }
+    }
+}
+
+type Schemas = Vec<(String, RefOr<Schema>)>;
+
+/// One operation: method, path, access, summary and handler, plus what the OpenAPI document
+/// says about its body, answers and errors. Build with [`route`] and the methods below.
 pub struct ApiRoute {
     pub method: &'static str,
     pub path: &'static str,
     pub summary: &'static str,
-    pub caller: Caller,
+    pub access: Access,
+    /// Also accept the JWT as `?access_token=` (EventSource cannot send headers).
+    pub token_in_query: bool,
     handler: MethodRouter<AppState>,
+    body: Option<(Value, bool)>,
+    success: (u16, Option<(&'static str, Value)>),
+    errors: Vec<u16>,
+    params: Vec<Value>,
+    links: Vec<(&'static str, &'static str)>,
+    body_links: Vec<(&'static str, Value)>,
+    schemas: Schemas,
 }
 
-fn route(
+fn to_value<T: serde::Serialize>(v: T) -> Value {
+    serde_json::to_value(v).expect("OpenAPI parts serialize")
+}
+
+fn schema_ref<T: ToSchema>(schemas: &mut Schemas) -> Value {
+    schemas.push((T::name().into_owned(), T::schema()));
+    T::schemas(schemas);
+    json!({"$ref": format!("#/components/schemas/{}", T::name())})
+}
+
+pub fn route(
     method: &'static str,
     path: &'static str,
-    caller: Caller,
+    access: Access,
     summary: &'static str,
     handler: MethodRouter<AppState>,
 ) -> ApiRoute {
@@ -53,351 +104,408 @@ fn route(
         method,
         path,
         summary,
-        caller,
+        access,
+        token_in_query: false,
         handler,
+        body: None,
+        success: (200, None),
+        errors: Vec::new(),
+        params: Vec::new(),
+        links: Vec::new(),
+        body_links: Vec::new(),
+        schemas: Vec::new(),
     }
 }
 
+impl ApiRoute {
+    /// A required JSON body of type `T`.
+    pub fn body<T: ToSchema>(mut self) -> Self {
+        self.body = Some((schema_ref::<T>(&mut self.schemas), true));
+        self
+    }
+
+    /// A JSON body of type `T` that may be left empty.
+    pub fn optional_body<T: ToSchema>(mut self) -> Self {
+        self.body = Some((schema_ref::<T>(&mut self.schemas), false));
+        self
+    }
+
+    /// 200 with a `T`.
+    pub fn ok<T: ToSchema>(mut self) -> Self {
+        let schema = schema_ref::<T>(&mut self.schemas);
+        self.success = (200, Some(("application/json", schema)));
+        self
+    }
+
+    /// 200 with a list of `T`.
+    pub fn ok_list<T: ToSchema>(mut self) -> Self {
+        let item = schema_ref::<T>(&mut self.schemas);
+        self.success = (
+            200,
+            Some(("application/json", json!({"type": "array", "items": item}))),
+        );
+        self
+    }
+
+    /// 201 with the created `T`.
+    pub fn created<T: ToSchema>(mut self) -> Self {
+        let schema = schema_ref::<T>(&mut self.schemas);
+        self.success = (201, Some(("application/json", schema)));
+        self
+    }
+
+    /// 204, no body.
+    pub fn no_content(mut self) -> Self {
+        self.success = (204, None);
+        self
+    }
+
+    /// 200 with a body of another media type.
+    pub fn ok_as(mut self, content_type: &'static str, schema: Value) -> Self {
+        self.success = (200, Some((content_type, schema)));
+        self
+    }
+
+    /// The error statuses the handler itself answers (auth, 400 for bad input, 404 for an
+    /// unknown `{id}`, 413 and 503 are added from the rest of the route).
+    pub fn errors(mut self, statuses: &[u16]) -> Self {
+        self.errors.extend_from_slice(statuses);
+        self
+    }
+
+    /// Query parameters from `Q`.
+    pub fn query<Q: IntoParams>(mut self) -> Self {
+        let params = Q::into_params(|| Some(ParameterIn::Query));
+        self.params.extend(params.into_iter().map(to_value));
+        self
+    }
+
+    /// The created object's id (at `pointer` in the answer, e.g. `/id`) fills the `{id}` of
+    /// every operation on `path`: an OpenAPI link, so clients and fuzzers can follow it.
+    pub fn link(mut self, path: &'static str, pointer: &'static str) -> Self {
+        self.links.push((path, pointer));
+        self
+    }
+
+    /// A link to the operation `operation_id` whose body is built from this answer, e.g.
+    /// `{"client_id": "$response.body#/id"}` from a created client to a new site.
+    pub fn link_body(mut self, operation_id: &'static str, body: Value) -> Self {
+        self.body_links.push((operation_id, body));
+        self
+    }
+
+    pub fn token_in_query(mut self) -> Self {
+        self.token_in_query = true;
+        self
+    }
+
+    /// `get_clients_id` for `GET /api/clients/{id}`.
+    pub fn operation_id(&self) -> String {
+        let path = self.path.trim_start_matches("/api/");
+        format!("{}_{}", self.method.to_lowercase(), path)
+            .replace(['/', '-'], "_")
+            .replace(['{', '}'], "")
+    }
+}
+
+#[rustfmt::skip]
 pub fn api_routes() -> Vec<ApiRoute> {
-    use Caller::*;
+    use Access::*;
     vec![
-        route(
-            "POST",
-            "/api/auth/login",
-            Anyone,
-            "Sign in with email and password; returns a JWT valid 24 h",
-            post(auth::login),
-        ),
-        route(
-            "POST",
-            "/api/auth/register",
-            Anyone,
-            "Self-registration (disabled unless configured)",
-            post(auth::register),
-        ),
-        route(
-            "GET",
-            "/api/auth/me",
-            User,
-            "The signed-in user",
-            get(auth::me),
-        ),
-        route(
-            "GET",
-            "/api/users",
-            Admin,
-            "List users",
-            get(auth::list_users),
-        ),
-        route(
-            "POST",
-            "/api/users",
-            Admin,
-            "Create a user {email, password, role}",
-            post(auth::add_user),
-        ),
-        route(
-            "DELETE",
-            "/api/users/{id}",
-            Admin,
-            "Delete a user",
-            delete(auth::delete_user),
-        ),
-        route(
-            "GET",
-            "/api/clients",
-            User,
-            "List clients",
-            get(clients::list_clients),
-        ),
-        route(
-            "POST",
-            "/api/clients",
-            User,
-            "Create a client {name, notes?}",
-            post(clients::create_client),
-        ),
-        route(
-            "GET",
-            "/api/clients/{id}",
-            User,
-            "A client",
-            get(clients::get_client),
-        ),
-        route(
-            "PUT",
-            "/api/clients/{id}",
-            User,
-            "Update a client {name, notes?}",
-            put(clients::update_client),
-        ),
-        route(
-            "DELETE",
-            "/api/clients/{id}",
-            User,
+        route("POST", "/api/auth/login", Anyone,
+            "Sign in with email and password; returns a JWT valid 24 h", post(auth::login))
+            .body::<LoginRequest>().ok::<LoginResponse>().errors(&[400, 401, 429]),
+        route("POST", "/api/auth/register", Anyone,
+            "Self-registration (disabled unless configured); creates a technician",
+            post(auth::register))
+            .body::<NewUserRequest>().created::<User>().errors(&[400, 403, 409]),
+        route("GET", "/api/auth/me", Viewer, "The signed-in user", get(auth::me))
+            .ok::<User>(),
+        route("GET", "/api/users", Admin, "List users", get(auth::list_users))
+            .ok_list::<User>(),
+        route("POST", "/api/users", Admin, "Create a user", post(auth::add_user))
+            .body::<NewUserRequest>().created::<User>().errors(&[400, 409])
+            .link("/api/users/{id}", "/id"),
+        route("DELETE", "/api/users/{id}", Admin,
+            "Delete a user (not yourself); their sessions end", delete(auth::delete_user))
+            .no_content().errors(&[400]),
+        route("GET", "/api/clients", Viewer, "List clients", get(clients::list_clients))
+            .ok_list::<Client>(),
+        route("POST", "/api/clients", Technician, "Create a client",
+            post(clients::create_client))
+            .body::<ClientBody>().created::<Client>()
+            .link("/api/clients/{id}", "/id").link("/api/clients/{id}/sites", "/id")
+            .link_body("post_sites", json!({"client_id": "$response.body#/id", "name": "Main office"})),
+        route("GET", "/api/clients/{id}", Viewer, "A client", get(clients::get_client))
+            .ok::<Client>(),
+        route("PUT", "/api/clients/{id}", Technician, "Update a client",
+            put(clients::update_client))
+            .body::<ClientBody>().ok::<Client>(),
+        route("DELETE", "/api/clients/{id}", Technician,
             "Delete a client and its sites (agents become unassigned)",
-            delete(clients::delete_client),
-        ),
-        route(
-            "GET",
-            "/api/clients/{id}/sites",
-            User,
-            "A client's sites",
-            get(clients::client_sites),
-        ),
-        route(
-            "GET",
-            "/api/sites",
-            User,
-            "List sites",
-            get(clients::list_sites),
-        ),
-        route(
-            "POST",
-            "/api/sites",
-            User,
-            "Create a site {client_id, name, notes?} with a new site code",
-            post(clients::create_site),
-        ),
-        route(
-            "GET",
-            "/api/sites/{id}",
-            User,
-            "A site",
-            get(clients::get_site),
-        ),
-        route(
-            "PUT",
-            "/api/sites/{id}",
-            User,
-            "Update a site {name, notes?}",
-            put(clients::update_site),
-        ),
-        route(
-            "DELETE",
-            "/api/sites/{id}",
-            User,
-            "Delete a site (its agents become unassigned)",
-            delete(clients::delete_site),
-        ),
-        route(
-            "POST",
-            "/api/sites/{id}/regenerate-key",
-            User,
-            "Replace the site's enrollment code",
-            post(clients::regenerate_code),
-        ),
-        route(
-            "GET",
-            "/api/agents",
-            User,
-            "List agents (?client_id, site_id, status=online|offline, search)",
-            get(agents::list),
-        ),
-        route(
-            "POST",
-            "/api/agents",
-            User,
-            "Register an agent {hostname, site_id?}; the grmm_ key is shown once",
-            post(agents::register),
-        ),
-        route(
-            "GET",
-            "/api/agents/stats",
-            User,
-            "Fleet counts: total, online, offline, by OS, by version",
-            get(agents::stats),
-        ),
-        route(
-            "GET",
-            "/api/agents/unassigned",
-            User,
-            "Agents with no site",
-            get(agents::unassigned),
-        ),
-        route(
-            "GET",
-            "/api/agents/{id}",
-            User,
-            "An agent",
-            get(agents::get),
-        ),
-        route(
-            "DELETE",
-            "/api/agents/{id}",
-            User,
-            "Delete an agent",
-            delete(agents::delete),
-        ),
-        route(
-            "POST",
-            "/api/agents/{id}/move",
-            User,
-            "Move an agent {site_id | null}",
-            post(agents::move_to_site),
-        ),
-        route(
-            "GET",
-            "/api/agents/{id}/state",
-            User,
-            "Latest network state and metrics",
-            get(agents::agent_state),
-        ),
-        route(
-            "POST",
-            "/api/agents/{id}/command",
-            User,
-            "Send a command {command_type, command, timeout_seconds?, elevated?, interpreter?}",
-            post(agents::send_command),
-        ),
-        route(
-            "GET",
-            "/api/agents/{id}/metrics",
-            User,
-            "Metrics history (?from, to: RFC 3339 or Unix seconds); downsampled",
-            get(agents::metrics),
-        ),
-        route(
-            "GET",
-            "/api/agents/{id}/watchdog-events",
-            User,
-            "Watchdog events, newest first",
-            get(agents::watchdog_events),
-        ),
-        route(
-            "GET",
-            "/api/commands",
-            User,
-            "Recent commands (?agent_id, status, since, until, limit)",
-            get(commands::list),
-        ),
-        route(
-            "GET",
-            "/api/commands/{id}",
-            User,
-            "A command's status and result",
-            get(commands::get),
-        ),
-        route(
-            "POST",
-            "/api/commands/{id}/cancel",
-            User,
-            "Cancel a pending or running command",
-            post(commands::cancel),
-        ),
-        route(
-            "GET",
-            "/api/metrics/summary",
-            User,
-            "Fleet-wide metrics summary over the last 15 minutes",
-            get(metrics_summary),
-        ),
-        route(
-            "GET",
-            "/api/events",
-            User,
-            "Server-sent events: agent_status, command_updated (?access_token= allowed)",
-            get(events::stream),
-        ),
-        route(
-            "POST",
-            "/api/agent/register-legacy",
-            Anyone,
-            "Legacy agent enrolls with a site code",
-            post(legacy::register),
-        ),
-        route(
-            "POST",
-            "/api/agent/heartbeat",
-            AgentKey,
-            "Legacy heartbeat; returns pending commands, now running",
-            post(legacy::heartbeat),
-        ),
-        route(
-            "POST",
-            "/api/agent/command-result",
-            AgentKey,
-            "Legacy agent submits a command result",
-            post(legacy::command_result),
-        ),
-        route(
-            "GET",
-            "/api/health",
-            Anyone,
-            "Liveness and database check",
-            get(health),
-        ),
-        route(
-            "GET",
-            "/api/openapi.json",
-            Anyone,
-            "This document",
-            get(openapi_json),
-        ),
+            delete(clients::delete_client))
+            .no_content(),
+        route("GET", "/api/clients/{id}/sites", Viewer, "A client's sites",
+            get(clients::client_sites))
+            .ok_list::<Site>(),
+        route("GET", "/api/sites", Viewer, "List sites", get(clients::list_sites))
+            .ok_list::<Site>(),
+        route("POST", "/api/sites", Technician, "Create a site with a new site code",
+            post(clients::create_site))
+            .body::<NewSiteBody>().created::<Site>()
+            .link("/api/sites/{id}", "/id").link("/api/sites/{id}/regenerate-key", "/id"),
+        route("GET", "/api/sites/{id}", Viewer, "A site", get(clients::get_site))
+            .ok::<Site>(),
+        route("PUT", "/api/sites/{id}", Technician, "Update a site", put(clients::update_site))
+            .body::<SiteBody>().ok::<Site>(),
+        route("DELETE", "/api/sites/{id}", Technician,
+            "Delete a site (its agents become unassigned)", delete(clients::delete_site))
+            .no_content(),
+        route("POST", "/api/sites/{id}/regenerate-key", Technician,
+            "Replace the site's enrollment code", post(clients::regenerate_code))
+            .ok::<Site>(),
+        route("GET", "/api/agents", Viewer, "List agents", get(agents::list))
+            .query::<AgentListQuery>().ok_list::<Agent>(),
+        route("POST", "/api/agents", Technician,
+            "Register an agent; its grmm_ key is shown once", post(agents::register))
+            .body::<RegisterAgentBody>().created::<RegisteredAgent>()
+            .link("/api/agents/{id}", "/agent/id").link("/api/agents/{id}/move", "/agent/id")
+            .link("/api/agents/{id}/state", "/agent/id")
+            .link("/api/agents/{id}/command", "/agent/id")
+            .link("/api/agents/{id}/metrics", "/agent/id")
+            .link("/api/agents/{id}/watchdog-events", "/agent/id"),
+        route("GET", "/api/agents/stats", Viewer,
+            "Fleet counts: total, online, offline, by OS, by version", get(agents::stats))
+            .ok::<AgentStats>(),
+        route("GET", "/api/agents/unassigned", Viewer, "Agents with no site",
+            get(agents::unassigned))
+            .ok_list::<Agent>(),
+        route("GET", "/api/agents/{id}", Viewer, "An agent", get(agents::get)).ok::<Agent>(),
+        route("DELETE", "/api/agents/{id}", Technician, "Delete an agent", delete(agents::delete))
+            .no_content(),
+        route("POST", "/api/agents/{id}/move", Technician,
+            "Move an agent to a site, or unassign it with null", post(agents::move_to_site))
+            .body::<MoveBody>().ok::<Agent>(),
+        route("GET", "/api/agents/{id}/state", Viewer, "Latest network state and metrics",
+            get(agents::agent_state))
+            .ok::<AgentState>(),
+        route("POST", "/api/agents/{id}/command", Technician,
+            "Send a command; it runs at once if the agent is connected",
+            post(agents::send_command))
+            .body::<CommandBody>().created::<Command>().errors(&[429])
+            .link("/api/commands/{id}", "/id").link("/api/commands/{id}/cancel", "/id"),
+        route("GET", "/api/agents/{id}/metrics", Viewer,
+            "Metrics history; long ranges are downsampled", get(agents::metrics))
+            .query::<MetricsQuery>().ok::<MetricsHistory>(),
+        route("GET", "/api/agents/{id}/watchdog-events", Viewer,
+            "Watchdog events, newest first", get(agents::watchdog_events))
+            .ok_list::<WatchdogEvent>(),
+        route("GET", "/api/commands", Viewer, "Recent commands, newest first",
+            get(commands::list))
+            .query::<CommandListQuery>().ok_list::<Command>(),
+        route("GET", "/api/commands/{id}", Viewer, "A command's status and result",
+            get(commands::get))
+            .ok::<Command>(),
+        route("POST", "/api/commands/{id}/cancel", Technician,
+            "Cancel a pending or running command", post(commands::cancel))
+            .ok::<Command>().errors(&[409]),
+        route("GET", "/api/metrics/summary", Viewer,
+            "Fleet-wide metrics summary over the last 15 minutes", get(metrics_summary))
+            .ok::<MetricsSummary>(),
+        route("GET", "/api/events", Viewer,
+            "Server-sent events: agent_status, command_updated", get(events::stream))
+            .token_in_query().query::<EventsQuery>()
+            .ok_as("text/event-stream", json!({"type": "string"})),
+        route("POST", "/api/agent/register-legacy", Anyone,
+            "Legacy agent enrolls with a site code", post(legacy::register))
+            .body::<gururmm_protocol::legacy::RegisterRequest>()
+            .created::<gururmm_protocol::legacy::RegisterResponse>().errors(&[400, 401]),
+        route("POST", "/api/agent/heartbeat", AgentKey,
+            "Legacy heartbeat with optional reports; returns pending commands, now running",
+            post(legacy::heartbeat))
+            .optional_body::<gururmm_protocol::legacy::HeartbeatRequest>()
+            .ok::<gururmm_protocol::legacy::HeartbeatResponse>(),
+        route("POST", "/api/agent/command-result", AgentKey,
+            "Legacy agent submits a command result", post(legacy::command_result))
+            .body::<gururmm_protocol::CommandResult>()
+            .ok::<gururmm_protocol::legacy::CommandResultAck>().errors(&[404]),
+        route("GET", "/api/health", Anyone, "Liveness and database check", get(health))
+            .ok::<Health>(),
+        route("GET", "/api/openapi.json", Anyone, "This document", get(openapi_json))
+            .ok_as("application/json", json!({"type": "object"})),
     ]
 }
 
 async fn metrics_summary(
     State(state): State<AppState>,
-    _user: extract::AuthUser,
-) -> error::ApiResult<axum::Json<Value>> {
+) -> error::ApiResult<axum::Json<MetricsSummary>> {
     let summary = state.store.metrics_summary(15 * 60 * 1000).await?;
-    let mut v = serde_json::to_value(summary).map_err(|e| ApiError::Internal(e.into()))?;
-    v["agents_connected"] = json!(state.hub.connected_count());
-    Ok(axum::Json(v))
+    Ok(axum::Json(MetricsSummary::new(
+        summary,
+        state.hub.connected_count(),
+    )))
 }
 
 async fn health(State(state): State<AppState>) -> Response {
     match sqlx::query("SELECT 1").execute(state.store.pool()).await {
-        Ok(_) => axum::Json(json!({"status": "ok"})).into_response(),
+        Ok(_) => axum::Json(Health {
+            status: "ok".into(),
+        })
+        .into_response(),
         Err(_) => ApiError::Unavailable("database unreachable".into()).into_response(),
     }
 }
 
-/// OpenAPI 3.1 document built from [`api_routes`].
-pub fn openapi() -> Value {
-    let mut paths = Map::new();
-    for r in api_routes() {
-        let security = match r.caller {
-            Caller::Anyone => json!([]),
-            Caller::User | Caller::Admin => json!([{"bearerJwt": []}]),
-            Caller::AgentKey => json!([{"agentKey": []}]),
-        };
-        let params: Vec<Value> = r
+fn status_text(status: u16) -> &'static str {
+    match status {
+        200 => "Success",
+        201 => "Created",
+        204 => "Done; no content",
+        400 => "Bad input: malformed JSON, a wrong field, a NUL byte in text",
+        401 => "Missing, invalid or expired credentials",
+        403 => "Signed in, but the role does not allow this",
+        404 => "No such object",
+        409 => "Conflicts with the current state",
+        413 => "Body too large",
+        429 => "Too many requests; see Retry-After",
+        503 => "The database is unavailable or busy",
+        _ => "Error",
+    }
+}
+
+impl ApiRoute {
+    fn operation(&self, by_path: &[(String, String)]) -> Value {
+        let mut params: Vec<Value> = self
             .path
             .split('/')
             .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
             .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
             .collect();
+        params.extend(self.params.iter().cloned());
+
+        let mut errors = self.errors.clone();
+        match self.access {
+            Access::Anyone => {}
+            Access::Viewer | Access::AgentKey => errors.push(401),
+            Access::Technician | Access::Admin => errors.extend([401, 403]),
+        }
+        if self.body.is_some() || !self.params.is_empty() {
+            errors.push(400);
+        }
+        if self.body.is_some() {
+            errors.push(413);
+        }
+        if self.path.contains('{') {
+            errors.extend([400, 404]);
+        }
+        if self.access != Access::Anyone || self.path == "/api/health" {
+            errors.push(503);
+        }
+        errors.sort_unstable();
+        errors.dedup();
+
+        let mut responses = Map::new();
+        let (status, content) = &self.success;
+        let mut ok = json!({"description": status_text(*status)});
+        if let Some((media, schema)) = content {
+            ok["content"] = json!({ *media: {"schema": schema} });
+        }
+        let mut links = Map::new();
+        for (path, pointer) in &self.links {
+            for (target_path, op_id) in by_path {
+                if target_path == path {
+                    links.insert(
+                        op_id.clone(),
+                        json!({"operationId": op_id, "parameters": {"id": format!("$response.body#{pointer}")}}),
+                    );
+                }
+            }
+        }
+        for (op_id, body) in &self.body_links {
+            links.insert(
+                (*op_id).to_owned(),
+                json!({"operationId": op_id, "requestBody": body}),
+            );
+        }
+        if !links.is_empty() {
+            ok["links"] = Value::Object(links);
+        }
+        responses.insert(status.to_string(), ok);
+        for e in errors {
+            responses.insert(
+                e.to_string(),
+                json!({"description": status_text(e), "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}),
+            );
+        }
+
+        let security = match self.access {
+            Access::Anyone => json!([]),
+            Access::Viewer | Access::Technician | Access::Admin if self.token_in_query => {
+                json!([{"bearerJwt": []}, {"accessToken": []}])
+            }
+            Access::Viewer | Access::Technician | Access::Admin => json!([{"bearerJwt": []}]),
+            Access::AgentKey => json!([{"agentKey": []}]),
+        };
+        let required_role = match (self.access, self.access.required_role()) {
+            (_, Some(role)) => role.as_str(),
+            (Access::AgentKey, None) => "agent",
+            _ => "anyone",
+        };
         let mut op = json!({
-            "summary": r.summary,
+            "operationId": self.operation_id(),
+            "summary": self.summary,
+            "x-required-role": required_role,
             "security": security,
             "parameters": params,
-            "responses": {
-                "200": {"description": "Success (201 for creations, 204 for deletions)"},
-                "4XX": {"description": "Bad input or not allowed", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
-            }
+            "responses": responses,
         });
-        if r.caller == Caller::Admin {
-            op["x-required-role"] = json!("admin");
+        if let Some((schema, required)) = &self.body {
+            op["requestBody"] = json!({
+                "required": required,
+                "content": {"application/json": {"schema": schema}}
+            });
         }
-        if matches!(r.method, "POST" | "PUT") {
-            op["requestBody"] =
-                json!({"content": {"application/json": {"schema": {"type": "object"}}}});
+        op
+    }
+}
+
+/// OpenAPI 3.1 document built from [`api_routes`].
+pub fn openapi() -> Value {
+    let routes = api_routes();
+    let by_path: Vec<(String, String)> = routes
+        .iter()
+        .map(|r| (r.path.to_owned(), r.operation_id()))
+        .collect();
+    let mut paths = Map::new();
+    let mut schemas: std::collections::BTreeMap<String, Value> = Default::default();
+    let mut error_schemas = Vec::new();
+    schema_ref::<Error>(&mut error_schemas);
+    for r in &routes {
+        for (name, schema) in r.schemas.iter().chain(&error_schemas) {
+            let schema = to_value(schema);
+            if let Some(other) = schemas.insert(name.clone(), schema.clone()) {
+                // Two types under one name would make one of them silently wrong.
+                assert_eq!(other, schema, "two API types are named {name}");
+            }
         }
         let entry = paths.entry(r.path.to_owned()).or_insert_with(|| json!({}));
-        entry[r.method.to_lowercase()] = op;
+        entry[r.method.to_lowercase()] = r.operation(&by_path);
     }
     json!({
         "openapi": "3.1.0",
-        "info": {"title": "GuruRMM API", "version": env!("CARGO_PKG_VERSION")},
+        "info": {
+            "title": "GuruRMM API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "x-required-role on each operation names the least role it needs: anyone, viewer, technician, admin, or agent (a grmm_ agent key)."
+        },
         "paths": paths,
         "components": {
             "securitySchemes": {
                 "bearerJwt": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                "accessToken": {"type": "apiKey", "in": "query", "name": "access_token", "description": "the JWT, for EventSource"},
                 "agentKey": {"type": "http", "scheme": "bearer", "description": "the agent's grmm_ key"}
             },
-            "schemas": {"Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}}
+            "schemas": schemas,
         }
     })
 }
@@ -406,13 +514,85 @@ async fn openapi_json() -> axum::Json<Value> {
     axum::Json(openapi())
 }
 
+/// Checks the caller against the route's [`Access`] and hands the handler who it is (an
+/// [`extract::AuthUser`] or an [`extract::AgentKey`] in the request's extensions).
+async fn authorize(
+    state: AppState,
+    access: Access,
+    token_in_query: bool,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    match check_access(&state, access, token_in_query, &mut req).await {
+        Ok(()) => next.run(req).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn check_access(
+    state: &AppState,
+    access: Access,
+    token_in_query: bool,
+    req: &mut Request,
+) -> Result<(), ApiError> {
+    extract::reject_nul_in_uri(req.uri())?;
+    let (mut parts, body) = std::mem::take(req).into_parts();
+    let outcome = async {
+        match access {
+            Access::Anyone => Ok(()),
+            Access::AgentKey => {
+                let agent = extract::agent_from_parts(state, &parts).await?;
+                parts.extensions.insert(agent);
+                Ok(())
+            }
+            Access::Viewer | Access::Technician | Access::Admin => {
+                let token = extract::bearer(&parts)
+                    .map(str::to_owned)
+                    .or_else(|| {
+                        token_in_query
+                            .then(|| extract::query_token(&parts))
+                            .flatten()
+                    })
+                    .ok_or_else(|| {
+                        ApiError::Unauthorized(
+                            "sign in first: missing Authorization: Bearer token".into(),
+                        )
+                    })?;
+                let user = extract::user_from_token(state, &token).await?;
+                match access {
+                    Access::Technician if user.role < Role::Technician => {
+                        return Err(ApiError::Forbidden(
+                            "viewers cannot change or run anything".into(),
+                        ))
+                    }
+                    Access::Admin if user.role != Role::Admin => {
+                        return Err(ApiError::Forbidden("this needs the admin role".into()))
+                    }
+                    _ => {}
+                }
+                parts.extensions.insert(user);
+                Ok(())
+            }
+        }
+    }
+    .await;
+    *req = Request::from_parts(parts, body);
+    outcome
+}
+
 pub fn router(state: AppState) -> Router {
     // Several methods share a path: merge them into one method router per path.
     let mut by_path: Vec<(&'static str, MethodRouter<AppState>)> = Vec::new();
     for r in api_routes() {
+        let (access, in_query, layer_state) = (r.access, r.token_in_query, state.clone());
+        let handler = r.handler.route_layer(axum::middleware::from_fn(
+            move |req: Request, next: Next| {
+                authorize(layer_state.clone(), access, in_query, req, next)
+            },
+        ));
         match by_path.iter_mut().find(|(p, _)| *p == r.path) {
-            Some((_, existing)) => *existing = std::mem::take(existing).merge(r.handler),
-            None => by_path.push((r.path, r.handler)),
+            Some((_, existing)) => *existing = std::mem::take(existing).merge(handler),
+            None => by_path.push((r.path, handler)),
         }
     }
     let mut api = Router::new();

@@ -6,6 +6,7 @@
 mod agent_sim;
 mod bad_input;
 mod commands;
+mod contract;
 mod enrollment;
 mod legacy;
 mod resources;

@@ -1,0 +1,507 @@
+//! The REST API's request and response bodies: the contract the OpenAPI document and the
+//! dashboard's generated types come from. Database rows convert into these with `From`, so a
+//! column added to a table is not shown until it is added here.
+
+use std::collections::BTreeMap;
+
+use gururmm_protocol::{CommandStatus, CommandType, WatchdogEventKind};
+use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::auth::Role;
+use crate::db::{self, rfc3339::format as time};
+
+/// Every error: a status and a message saying what was wrong.
+#[derive(Serialize, ToSchema)]
+pub struct Error {
+    pub error: String,
+}
+
+fn time_opt(ms: Option<i64>) -> Option<String> {
+    ms.map(time)
+}
+
+/// An empty query value (`?status=`) means "no filter", as the dashboard's forms send it.
+fn empty_as_none<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    use serde::de::IntoDeserializer;
+    match Option::<String>::deserialize(d)? {
+        None => Ok(None),
+        Some(s) if s.is_empty() => Ok(None),
+        Some(s) => T::deserialize(s.as_str().into_deserializer()).map(Some),
+    }
+}
+
+// ---- users and sessions
+
+#[derive(Deserialize, ToSchema)]
+pub struct LoginRequest {
+    pub email: String,
+    pub password: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct LoginResponse {
+    /// JWT for `Authorization: Bearer`.
+    pub token: String,
+    /// RFC 3339.
+    pub expires_at: String,
+    pub user: User,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct NewUserRequest {
+    #[schema(example = "technician@example.com")]
+    pub email: String,
+    /// At least 8 characters.
+    #[schema(example = "a-long-password")]
+    pub password: String,
+    /// Default technician; ignored on self-registration.
+    #[serde(default)]
+    pub role: Option<Role>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct User {
+    pub id: String,
+    pub email: String,
+    pub role: Role,
+    pub created_at: String,
+}
+
+impl From<db::UserRecord> for User {
+    fn from(r: db::UserRecord) -> User {
+        User {
+            id: r.id,
+            email: r.email,
+            role: r.role,
+            created_at: time(r.created_at),
+        }
+    }
+}
+
+// ---- clients and sites
+
+#[derive(Deserialize, ToSchema)]
+pub struct ClientBody {
+    pub name: String,
+    #[serde(default)]
+    pub notes: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Client {
+    pub id: String,
+    pub name: String,
+    #[schema(required = true)]
+    pub notes: Option<String>,
+    pub created_at: String,
+    pub site_count: i64,
+    pub agent_count: i64,
+}
+
+impl From<db::ClientRecord> for Client {
+    fn from(r: db::ClientRecord) -> Client {
+        Client {
+            id: r.id,
+            name: r.name,
+            notes: r.notes,
+            created_at: time(r.created_at),
+            site_count: r.site_count,
+            agent_count: r.agent_count,
+        }
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct NewSiteBody {
+    pub client_id: String,
+    pub name: String,
+    #[serde(default)]
+    pub notes: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct SiteBody {
+    pub name: String,
+    #[serde(default)]
+    pub notes: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Site {
+    pub id: String,
+    pub client_id: String,
+    pub client_name: String,
+    pub name: String,
+    /// The enrollment code agents use, e.g. AMBER-RIVER-4821.
+    pub site_code: String,
+    #[schema(required = true)]
+    pub notes: Option<String>,
+    pub created_at: String,
+    pub agent_count: i64,
+}
+
+impl From<db::SiteRecord> for Site {
+    fn from(r: db::SiteRecord) -> Site {
+        Site {
+            id: r.id,
+            client_id: r.client_id,
+            client_name: r.client_name,
+            name: r.name,
+            site_code: r.site_code,
+            notes: r.notes,
+            created_at: time(r.created_at),
+            agent_count: r.agent_count,
+        }
+    }
+}
+
+// ---- agents
+
+#[derive(Serialize, ToSchema)]
+pub struct Agent {
+    pub id: String,
+    #[schema(required = true)]
+    pub site_id: Option<String>,
+    #[schema(required = true)]
+    pub site_name: Option<String>,
+    #[schema(required = true)]
+    pub client_id: Option<String>,
+    #[schema(required = true)]
+    pub client_name: Option<String>,
+    pub hostname: String,
+    #[schema(required = true)]
+    pub device_id: Option<String>,
+    #[schema(required = true)]
+    pub os_type: Option<String>,
+    #[schema(required = true)]
+    pub os_version: Option<String>,
+    #[schema(required = true)]
+    pub arch: Option<String>,
+    #[schema(required = true)]
+    pub version: Option<String>,
+    pub online: bool,
+    pub status: db::AgentStatus,
+    #[schema(required = true)]
+    pub last_seen: Option<String>,
+    pub created_at: String,
+}
+
+impl From<db::AgentRecord> for Agent {
+    fn from(r: db::AgentRecord) -> Agent {
+        Agent {
+            id: r.id,
+            site_id: r.site_id,
+            site_name: r.site_name,
+            client_id: r.client_id,
+            client_name: r.client_name,
+            hostname: r.hostname,
+            device_id: r.device_id,
+            os_type: r.os_type,
+            os_version: r.os_version,
+            arch: r.arch,
+            version: r.version,
+            online: r.online,
+            status: r.status,
+            last_seen: time_opt(r.last_seen),
+            created_at: time(r.created_at),
+        }
+    }
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AgentListQuery {
+    pub client_id: Option<String>,
+    pub site_id: Option<String>,
+    #[serde(default, deserialize_with = "empty_as_none")]
+    #[param(inline)]
+    pub status: Option<db::AgentStatus>,
+    /// Part of the hostname, case-insensitive.
+    pub search: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct RegisterAgentBody {
+    pub hostname: String,
+    #[serde(default)]
+    pub site_id: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RegisteredAgent {
+    pub agent: Agent,
+    /// The agent's `grmm_` key, shown in this answer only.
+    pub api_key: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct MoveBody {
+    /// The target site; null unassigns the agent.
+    pub site_id: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AgentStats {
+    pub total: i64,
+    pub online: i64,
+    pub offline: i64,
+    pub unassigned: i64,
+    pub by_os: BTreeMap<String, i64>,
+    pub by_version: BTreeMap<String, i64>,
+}
+
+impl From<db::AgentStats> for AgentStats {
+    fn from(r: db::AgentStats) -> AgentStats {
+        AgentStats {
+            total: r.total,
+            online: r.online,
+            offline: r.offline,
+            unassigned: r.unassigned,
+            by_os: r.by_os,
+            by_version: r.by_version,
+        }
+    }
+}
+
+/// The latest network state and metrics snapshot as the agent reported them.
+#[derive(Serialize, ToSchema)]
+pub struct AgentState {
+    pub agent_id: String,
+    #[schema(required = true)]
+    pub network: Option<serde_json::Value>,
+    #[schema(required = true)]
+    pub metrics: Option<serde_json::Value>,
+}
+
+impl From<db::AgentState> for AgentState {
+    fn from(r: db::AgentState) -> AgentState {
+        AgentState {
+            agent_id: r.agent_id,
+            network: r.network,
+            metrics: r.metrics,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct WatchdogEvent {
+    pub id: String,
+    pub agent_id: String,
+    pub service: String,
+    pub event: WatchdogEventKind,
+    #[schema(required = true)]
+    pub message: Option<String>,
+    pub timestamp: String,
+}
+
+impl From<db::WatchdogEventRecord> for WatchdogEvent {
+    fn from(r: db::WatchdogEventRecord) -> WatchdogEvent {
+        WatchdogEvent {
+            id: r.id,
+            agent_id: r.agent_id,
+            service: r.service,
+            event: r.event,
+            message: r.message,
+            timestamp: time(r.timestamp),
+        }
+    }
+}
+
+// ---- metrics
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct MetricsQuery {
+    /// RFC 3339 or Unix seconds; default one hour before `to`.
+    pub from: Option<String>,
+    /// RFC 3339 or Unix seconds; default now.
+    pub to: Option<String>,
+}
+
+/// One point of a series; a bucket average when the range is downsampled.
+#[derive(Serialize, ToSchema)]
+pub struct MetricsPoint {
+    pub timestamp: String,
+    #[schema(required = true)]
+    pub cpu_percent: Option<f64>,
+    #[schema(required = true)]
+    pub memory_used_bytes: Option<i64>,
+    #[schema(required = true)]
+    pub memory_total_bytes: Option<i64>,
+    #[schema(required = true)]
+    pub disk_used_bytes: Option<i64>,
+    #[schema(required = true)]
+    pub disk_total_bytes: Option<i64>,
+    #[schema(required = true)]
+    pub network_rx_bytes: Option<i64>,
+    #[schema(required = true)]
+    pub network_tx_bytes: Option<i64>,
+}
+
+impl From<db::MetricsPoint> for MetricsPoint {
+    fn from(r: db::MetricsPoint) -> MetricsPoint {
+        MetricsPoint {
+            timestamp: time(r.timestamp),
+            cpu_percent: r.cpu_percent,
+            memory_used_bytes: r.memory_used_bytes,
+            memory_total_bytes: r.memory_total_bytes,
+            disk_used_bytes: r.disk_used_bytes,
+            disk_total_bytes: r.disk_total_bytes,
+            network_rx_bytes: r.network_rx_bytes,
+            network_tx_bytes: r.network_tx_bytes,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MetricsHistory {
+    pub agent_id: String,
+    pub from: String,
+    pub to: String,
+    pub bucket_seconds: i64,
+    pub points: Vec<MetricsPoint>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MetricsSummary {
+    /// Agents with a report in the window.
+    pub agents_reporting: i64,
+    pub window_seconds: i64,
+    #[schema(required = true)]
+    pub avg_cpu_percent: Option<f64>,
+    #[schema(required = true)]
+    pub max_cpu_percent: Option<f64>,
+    #[schema(required = true)]
+    pub avg_memory_percent: Option<f64>,
+    #[schema(required = true)]
+    pub max_disk_percent: Option<f64>,
+    pub points: i64,
+    /// Agents with a live WebSocket now.
+    pub agents_connected: i64,
+}
+
+impl MetricsSummary {
+    pub fn new(r: db::MetricsSummary, agents_connected: usize) -> MetricsSummary {
+        MetricsSummary {
+            agents_reporting: r.agents_reporting,
+            window_seconds: r.window_seconds,
+            avg_cpu_percent: r.avg_cpu_percent,
+            max_cpu_percent: r.max_cpu_percent,
+            avg_memory_percent: r.avg_memory_percent,
+            max_disk_percent: r.max_disk_percent,
+            points: r.points,
+            agents_connected: i64::try_from(agents_connected).unwrap_or(i64::MAX),
+        }
+    }
+}
+
+// ---- commands
+
+#[derive(Deserialize, ToSchema)]
+pub struct CommandBody {
+    pub command_type: CommandType,
+    pub command: String,
+    /// 1..=86400; default 300.
+    #[serde(default)]
+    pub timeout_seconds: Option<u64>,
+    #[serde(default)]
+    pub elevated: bool,
+    /// For `script`: the interpreter to run it with.
+    #[serde(default)]
+    pub interpreter: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Command {
+    pub id: String,
+    pub agent_id: String,
+    #[schema(required = true)]
+    pub hostname: Option<String>,
+    pub command_type: CommandType,
+    pub command: String,
+    #[schema(required = true)]
+    pub interpreter: Option<String>,
+    pub timeout_seconds: i64,
+    pub elevated: bool,
+    pub status: CommandStatus,
+    #[schema(required = true)]
+    pub exit_code: Option<i64>,
+    #[schema(required = true)]
+    pub stdout: Option<String>,
+    #[schema(required = true)]
+    pub stderr: Option<String>,
+    #[schema(required = true)]
+    pub duration_ms: Option<i64>,
+    #[schema(required = true)]
+    pub created_by: Option<String>,
+    pub created_at: String,
+    #[schema(required = true)]
+    pub sent_at: Option<String>,
+    #[schema(required = true)]
+    pub completed_at: Option<String>,
+}
+
+impl From<db::CommandRecord> for Command {
+    fn from(r: db::CommandRecord) -> Command {
+        Command {
+            id: r.id,
+            agent_id: r.agent_id,
+            hostname: r.hostname,
+            command_type: r.command_type,
+            command: r.command,
+            interpreter: r.interpreter,
+            timeout_seconds: r.timeout_seconds,
+            elevated: r.elevated,
+            status: r.status,
+            exit_code: r.exit_code,
+            stdout: r.stdout,
+            stderr: r.stderr,
+            duration_ms: r.duration_ms,
+            created_by: r.created_by,
+            created_at: time(r.created_at),
+            sent_at: time_opt(r.sent_at),
+            completed_at: time_opt(r.completed_at),
+        }
+    }
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CommandListQuery {
+    pub agent_id: Option<String>,
+    #[serde(default, deserialize_with = "empty_as_none")]
+    #[param(inline)]
+    pub status: Option<CommandStatus>,
+    /// RFC 3339 or Unix seconds.
+    pub since: Option<String>,
+    /// RFC 3339 or Unix seconds.
+    pub until: Option<String>,
+    /// 1..=1000; default 100.
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<i64>,
+}
+
+// ---- the rest
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EventsQuery {
+    /// The JWT, for EventSource, which cannot send headers.
+    pub access_token: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    /// `ok`.
+    pub status: String,
+}
+
+/// Converts each element: `list(rows)` for `Vec<Record>` -> `Vec<ApiType>`.
+pub fn list<R, T: From<R>>(rows: Vec<R>) -> Vec<T> {
+    rows.into_iter().map(T::from).collect()
+}
