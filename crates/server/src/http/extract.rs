@@ -19,18 +19,39 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let value = match axum::Json::<Value>::from_request(req, state).await {
-            Ok(axum::Json(v)) => v,
-            Err(rejection) => {
-                return Err(if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::PayloadTooLarge("request body too large".into())
-                } else {
-                    ApiError::BadRequest(rejection.body_text())
-                })
-            }
-        };
+        let axum::Json(value) = read_json::<Value, S>(req, state).await?;
         parse_json(value).map(Json)
     }
+}
+
+/// A JSON body an agent reports (the legacy endpoints). Unlike [`Json`], NUL bytes are not
+/// refused: agent text is hostile input that `session::sanitize` cleans before storage, and
+/// refusing a result would leave its command running forever.
+pub struct AgentJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for AgentJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        read_json::<T, S>(req, state)
+            .await
+            .map(|axum::Json(v)| AgentJson(v))
+    }
+}
+
+async fn read_json<T: DeserializeOwned, S: Send + Sync>(
+    req: Request,
+    state: &S,
+) -> Result<axum::Json<T>, ApiError> {
+    axum::Json::<T>::from_request(req, state)
+        .await
+        .map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge("request body too large".into())
+            } else {
+                ApiError::BadRequest(rejection.body_text())
+            }
+        })
 }
 
 /// A JSON value into `T`, refusing NUL bytes in any string first.

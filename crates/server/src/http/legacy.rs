@@ -10,14 +10,14 @@ use gururmm_protocol::legacy::{
 use gururmm_protocol::{AgentMessage, Auth, CommandResult, Heartbeat};
 
 use super::error::{ApiError, ApiResult};
-use super::extract::{AgentKey, Json};
+use super::extract::{AgentJson, AgentKey};
 use crate::session::{self, AgentSession, Authenticated};
 use crate::state::AppState;
 
 /// Enrolls with a site code (same rules as the socket: a known device id is the same agent).
 pub async fn register(
     State(state): State<AppState>,
-    Json(req): Json<RegisterRequest>,
+    AgentJson(req): AgentJson<RegisterRequest>,
 ) -> ApiResult<(StatusCode, axum::Json<RegisterResponse>)> {
     let auth = Auth {
         api_key: req.site_code,
@@ -85,7 +85,7 @@ pub async fn heartbeat(
 pub async fn command_result(
     State(state): State<AppState>,
     agent: AgentKey,
-    Json(result): Json<CommandResult>,
+    AgentJson(result): AgentJson<CommandResult>,
 ) -> ApiResult<axum::Json<CommandResultAck>> {
     state.hub.note_legacy_poll(&agent.agent_id);
     let session = AgentSession::new(&state, &agent.agent_id);
