@@ -2,8 +2,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use gururmm_server::auth::{self, Role};
 use gururmm_server::db::{Actor, Store};
-use gururmm_server::{auth, config::Config, logging};
+use gururmm_server::{config::Config, logging};
 
 #[derive(Parser)]
 #[command(
@@ -41,8 +42,9 @@ enum UserAction {
         /// The password; or set GURURMM_USER_PASSWORD to keep it out of the process list.
         #[arg(long, env = "GURURMM_USER_PASSWORD", hide_env_values = true)]
         password: String,
-        #[arg(long, default_value = "admin", value_parser = ["admin", "technician", "viewer"])]
-        role: String,
+        /// admin, technician or viewer.
+        #[arg(long, default_value = "admin")]
+        role: Role,
     },
 }
 
@@ -107,13 +109,13 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             match store.user_by_email(&email).await? {
                 Some(existing) => {
                     store
-                        .set_user_password(&existing.id, &hash, &role, Actor::SYSTEM)
+                        .set_user_password(&existing.id, &hash, role, Actor::SYSTEM)
                         .await?;
                     println!("updated user {email} ({role})");
                 }
                 None => {
                     store
-                        .create_user(&email, &hash, &role, Actor::SYSTEM)
+                        .create_user(&email, &hash, role, Actor::SYSTEM)
                         .await?;
                     println!("created user {email} ({role})");
                 }

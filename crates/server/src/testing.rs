@@ -93,7 +93,12 @@ impl TestServer {
         store.migrate().await.expect("migrate");
         let hash = crate::auth::hash_password(ADMIN_PASSWORD).unwrap();
         store
-            .create_user(ADMIN_EMAIL, &hash, "admin", crate::db::Actor::SYSTEM)
+            .create_user(
+                ADMIN_EMAIL,
+                &hash,
+                crate::auth::Role::Admin,
+                crate::db::Actor::SYSTEM,
+            )
             .await
             .expect("admin");
         store.close().await;

@@ -1,6 +1,8 @@
 use serde::Serialize;
 use sqlx::Row;
 
+use crate::auth::Role;
+
 use super::{audit, new_id, now_ms, Actor, DbResult, Store};
 
 #[derive(Debug, Clone, Serialize)]
@@ -9,7 +11,7 @@ pub struct UserRecord {
     pub email: String,
     #[serde(skip)]
     pub password_hash: String,
-    pub role: crate::auth::Role,
+    pub role: Role,
     #[serde(with = "super::rfc3339")]
     pub created_at: i64,
 }
@@ -33,7 +35,7 @@ impl Store {
         &self,
         email: &str,
         password_hash: &str,
-        role: &str,
+        role: Role,
         by: Actor<'_>,
     ) -> DbResult<UserRecord> {
         let id = new_id();
@@ -44,7 +46,7 @@ impl Store {
         .bind(&id)
         .bind(email)
         .bind(password_hash)
-        .bind(role)
+        .bind(role.as_str())
         .bind(now_ms())
         .fetch_one(&mut *tx)
         .await?;
@@ -59,17 +61,25 @@ impl Store {
         &self,
         id: &str,
         password_hash: &str,
-        role: &str,
+        role: Role,
         by: Actor<'_>,
     ) -> DbResult<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("UPDATE users SET password_hash = $1, role = $2 WHERE id = $3")
             .bind(password_hash)
-            .bind(role)
+            .bind(role.as_str())
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        audit::record(&mut tx, by, "user.reset", "user", Some(id), Some(role)).await?;
+        audit::record(
+            &mut tx,
+            by,
+            "user.reset",
+            "user",
+            Some(id),
+            Some(role.as_str()),
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }

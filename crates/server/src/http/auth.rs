@@ -76,7 +76,7 @@ async fn create_user(
         .map_err(|e| ApiError::Internal(e.into()))??;
     state
         .store
-        .create_user(&email, &hash, role.as_str(), by)
+        .create_user(&email, &hash, role, by)
         .await
         .map_err(|e| match e {
             StoreError::Conflict { .. } => {
