@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
-import { ApiError, createApi, describeStatus, errorMessageFromBody, queryString } from './api';
+import { ApiError, createApi, createCall, describeStatus, errorMessageFromBody, fillPath, queryString } from './api';
 
 function fakeFetch(status: number, body: string | object, headers: Record<string, string> = {}) {
   const text = typeof body === 'string' ? body : JSON.stringify(body);
@@ -107,6 +107,58 @@ describe('createApi', () => {
     await expect(a1.listUsers()).rejects.toMatchObject({ status: 403, message: 'You do not have permission to do this' });
     const { api: a2 } = apiWith(fakeFetch(429, ''));
     await expect(a2.sendCommand('a', { command_type: 'shell', command: 'x' })).rejects.toMatchObject({ status: 429, message: expect.stringMatching(/Too many requests/) });
+  });
+});
+
+describe('typed calls', () => {
+  it('substitutes and encodes path parameters', async () => {
+    const f = fakeFetch(200, {});
+    const { api } = apiWith(f);
+    await api.getClient('a/b?c#d');
+    expect(f.mock.calls[0][0]).toBe('/api/clients/a%2Fb%3Fc%23d');
+    await api.moveAgent('x y', 's1');
+    expect(f.mock.calls[1][0]).toBe('/api/agents/x%20y/move');
+    expect(JSON.parse(f.mock.calls[1][1]?.body as string)).toEqual({ site_id: 's1' });
+    await api.cancelCommand('c%1');
+    expect(f.mock.calls[2][0]).toBe('/api/commands/c%251/cancel');
+    expect(f.mock.calls[2][1]?.method).toBe('POST');
+    expect(f.mock.calls[2][1]?.body).toBeUndefined(); // the operation takes no body
+
+    const call = createCall({ baseUrl: 'http://h:1', fetchImpl: f as typeof fetch, getToken: () => null });
+    await call('get', '/api/agents/{id}/metrics', { params: { id: 'é' }, query: { from: '1', to: undefined } });
+    expect(f.mock.calls[3][0]).toBe('http://h:1/api/agents/%C3%A9/metrics?from=1');
+  });
+
+  it('refuses a template whose parameter is missing instead of calling a wrong URL', () => {
+    expect(() => fillPath('/api/sites/{id}', {})).toThrow(/missing path parameter id/);
+    expect(fillPath('/api/sites/{id}/regenerate-key', { id: '../x' })).toBe('/api/sites/..%2Fx/regenerate-key');
+  });
+
+  it('is checked against the document by the compiler (tsc --noEmit)', () => {
+    // Never run: each line below must fail to compile, or tsc reports an unused directive.
+    const compileTimeChecks = (call: ReturnType<typeof createCall>) => [
+      // @ts-expect-error no GET at this path
+      call('get', '/api/agents/{id}/command', { params: { id: 'a' } }),
+      // @ts-expect-error the path parameter is required
+      call('get', '/api/clients/{id}'),
+      // @ts-expect-error the path parameter has another name
+      call('get', '/api/clients/{id}', { params: { client: 'c' } }),
+      // @ts-expect-error the body must be a ClientBody
+      call('post', '/api/clients', { body: { title: 'Acme' } }),
+      // @ts-expect-error the body is required
+      call('post', '/api/clients'),
+      // @ts-expect-error not an agent status of the document
+      call('get', '/api/agents', { query: { status: 'asleep' } }),
+      // @ts-expect-error no such path
+      call('get', '/api/client'),
+      async () => {
+        // @ts-expect-error a client is not a site
+        const site: import('./api').Site = await call('get', '/api/clients/{id}', { params: { id: 'c' } });
+        const gone: void = await call('delete', '/api/users/{id}', { params: { id: 'u' } });
+        return [site, gone];
+      },
+    ];
+    expect(typeof compileTimeChecks).toBe('function');
   });
 });
 

@@ -1,8 +1,10 @@
 // The one module that knows the server's REST contract: one typed function per endpoint, and the
 // error handling every page relies on. The shapes come from the server's OpenAPI document
-// (docs/openapi.json) through the generated api-types.ts: `npm run gen:api` after an API change.
+// (docs/openapi.json) through the generated api-types.ts (`npm run gen:api` after an API change),
+// and every call goes through `call`, whose paths, parameters, bodies and answers are read from
+// that file's `paths`: a call the document does not allow does not compile.
 
-import type { components, operations } from './api-types';
+import type { components, operations, paths } from './api-types';
 
 type Schemas = components['schemas'];
 
@@ -194,16 +196,85 @@ export function queryString(params: Record<string, string | number | undefined |
   return s ? `?${s}` : '';
 }
 
-export function createApi(options: ApiOptions): ApiClient {
+// The typed caller: everything a call may send and gets back is read from `paths` in
+// api-types.ts, so a change of the document that breaks a call breaks the build.
+
+export type Method = 'get' | 'put' | 'post' | 'delete' | 'patch';
+
+/** The operation at `path` for `method`; openapi-typescript writes a missing one as `get?: never`. */
+type Operation<P extends keyof paths, M extends Method> = Extract<paths[P][M], { responses: unknown }>;
+
+/** The paths that have an operation for `method`. */
+export type PathsFor<M extends Method> = {
+  [P in keyof paths]: [Operation<P, M>] extends [never] ? never : P;
+}[keyof paths];
+
+type JsonOf<T> = T extends { content: { 'application/json': infer J } } ? J : never;
+
+/** The success answer: the 200 or 201 JSON body, or nothing for a 204. */
+export type SuccessBody<Op> = Op extends { responses: infer R }
+  ? R extends { 200: infer S }
+    ? JsonOf<S>
+    : R extends { 201: infer S }
+      ? JsonOf<S>
+      : R extends { 204: unknown }
+        ? void
+        : never
+  : never;
+
+type PathParamsOf<Op> = Op extends { parameters: { path: infer A } } ? A : never;
+type QueryOf<Op> = Op extends { parameters: { query?: infer Q } } ? NonNullable<Q> : never;
+
+type ParamsPart<Op> = [PathParamsOf<Op>] extends [never] ? { params?: never } : { params: PathParamsOf<Op> };
+type QueryPart<Op> = [QueryOf<Op>] extends [never] ? { query?: never } : { query?: QueryOf<Op> };
+type BodyPart<Op> = Op extends { requestBody: unknown }
+  ? { body: JsonOf<Op['requestBody']> }
+  : Op extends { requestBody?: unknown }
+    ? { body?: JsonOf<NonNullable<Op['requestBody']>> }
+    : { body?: never };
+
+export type CallOptions<Op> = ParamsPart<Op> &
+  QueryPart<Op> &
+  BodyPart<Op> & {
+    /** false for the calls made before signing in (login): no token, and a 401 ends no session. */
+    authenticated?: boolean;
+  };
+
+/** The options argument may be left out only when nothing in it is required. */
+type CallArgs<Op> = {} extends CallOptions<Op> ? [options?: CallOptions<Op>] : [options: CallOptions<Op>];
+
+export type Call = <M extends Method, P extends PathsFor<M>>(
+  method: M,
+  path: P,
+  ...args: CallArgs<Operation<P, M>>
+) => Promise<SuccessBody<Operation<P, M>>>;
+
+/** `/api/sites/{id}` with `{ id: 's 1' }` gives `/api/sites/s%201`. */
+export function fillPath(template: string, params: Record<string, string | number> = {}): string {
+  return template.replace(/\{([^}]+)\}/g, (_, name: string) => {
+    const value = params[name];
+    if (value === undefined) throw new Error(`missing path parameter ${name} for ${template}`);
+    return encodeURIComponent(String(value));
+  });
+}
+
+/** The one function that talks to the server; ApiError for every failure. */
+export function createCall(options: ApiOptions): Call {
   const base = options.baseUrl ?? '';
   const doFetch: Fetch = options.fetchImpl ?? ((...args) => fetch(...args));
 
-  async function request<T>(
-    method: string,
+  async function call(
+    method: Method,
     path: string,
-    body?: unknown,
-    { authenticated = true }: { authenticated?: boolean } = {},
-  ): Promise<T> {
+    opts: {
+      params?: Record<string, string | number>;
+      query?: Record<string, string | number | undefined | null>;
+      body?: unknown;
+      authenticated?: boolean;
+    } = {},
+  ): Promise<unknown> {
+    const { params, query, body, authenticated = true } = opts;
+    const url = base + fillPath(path, params) + queryString({ ...query });
     const headers: Record<string, string> = { Accept: 'application/json' };
     if (body !== undefined) headers['Content-Type'] = 'application/json';
     if (authenticated) {
@@ -212,8 +283,8 @@ export function createApi(options: ApiOptions): ApiClient {
     }
     let response: Response;
     try {
-      response = await doFetch(base + path, {
-        method,
+      response = await doFetch(url, {
+        method: method.toUpperCase(),
         headers,
         body: body === undefined ? undefined : JSON.stringify(body),
       });
@@ -226,61 +297,69 @@ export function createApi(options: ApiOptions): ApiClient {
       if (response.status === 401 && authenticated) options.onUnauthorized?.();
       throw new ApiError(response.status, errorMessageFromBody(response.status, text));
     }
-    if (response.status === 204 || !text.trim()) return undefined as T;
+    if (response.status === 204 || !text.trim()) return undefined;
     try {
-      return JSON.parse(text) as T;
+      return JSON.parse(text);
     } catch {
       throw new ApiError(response.status, 'The server sent an answer that could not be read (not JSON)');
     }
   }
 
-  const get = <T>(path: string) => request<T>('GET', path);
-  const post = <T>(path: string, body?: unknown) => request<T>('POST', path, body ?? {});
-  const put = <T>(path: string, body: unknown) => request<T>('PUT', path, body);
-  const del = (path: string) => request<void>('DELETE', path);
-  const id = encodeURIComponent;
+  // The one place the parsed JSON is trusted to be what the document says.
+  return call as Call;
+}
+
+export function createApi(options: ApiOptions): ApiClient {
+  const base = options.baseUrl ?? '';
+  const call = createCall(options);
 
   return {
     login: (email, password) =>
-      request<LoginResponse>('POST', '/api/auth/login', { email, password }, { authenticated: false }),
-    me: () => get('/api/auth/me'),
+      call('post', '/api/auth/login', { body: { email, password }, authenticated: false }),
+    me: () => call('get', '/api/auth/me'),
 
-    listClients: () => get('/api/clients'),
-    getClient: (c) => get(`/api/clients/${id(c)}`),
-    createClient: (body) => post('/api/clients', body),
-    updateClient: (c, body) => put(`/api/clients/${id(c)}`, body),
-    deleteClient: (c) => del(`/api/clients/${id(c)}`),
-    listClientSites: (c) => get(`/api/clients/${id(c)}/sites`),
+    listClients: () => call('get', '/api/clients'),
+    getClient: (id) => call('get', '/api/clients/{id}', { params: { id } }),
+    createClient: (body) => call('post', '/api/clients', { body }),
+    updateClient: (id, body) => call('put', '/api/clients/{id}', { params: { id }, body }),
+    deleteClient: (id) => call('delete', '/api/clients/{id}', { params: { id } }),
+    listClientSites: (id) => call('get', '/api/clients/{id}/sites', { params: { id } }),
 
-    listSites: () => get('/api/sites'),
-    getSite: (s) => get(`/api/sites/${id(s)}`),
-    createSite: (body) => post('/api/sites', body),
-    updateSite: (s, body) => put(`/api/sites/${id(s)}`, body),
-    deleteSite: (s) => del(`/api/sites/${id(s)}`),
-    regenerateSiteKey: (s) => post(`/api/sites/${id(s)}/regenerate-key`),
+    listSites: () => call('get', '/api/sites'),
+    getSite: (id) => call('get', '/api/sites/{id}', { params: { id } }),
+    createSite: (body) => call('post', '/api/sites', { body }),
+    updateSite: (id, body) => call('put', '/api/sites/{id}', { params: { id }, body }),
+    deleteSite: (id) => call('delete', '/api/sites/{id}', { params: { id } }),
+    regenerateSiteKey: (id) => call('post', '/api/sites/{id}/regenerate-key', { params: { id } }),
 
-    listAgents: (query = {}) => get(`/api/agents${queryString({ ...query })}`),
-    getAgent: (a) => get(`/api/agents/${id(a)}`),
-    deleteAgent: (a) => del(`/api/agents/${id(a)}`),
-    agentStats: () => get('/api/agents/stats'),
-    unassignedAgents: () => get('/api/agents/unassigned'),
-    moveAgent: (a, siteId) => post(`/api/agents/${id(a)}/move`, { site_id: siteId }),
-    registerAgent: (body) => post('/api/agents', body),
-    agentState: (a) => get(`/api/agents/${id(a)}/state`),
-    agentMetrics: (a, from, to) =>
-      get(`/api/agents/${id(a)}/metrics${queryString({ from: from.toISOString(), to: to.toISOString() })}`),
-    watchdogEvents: (a) => get(`/api/agents/${id(a)}/watchdog-events`),
+    listAgents: (query) => call('get', '/api/agents', { query }),
+    getAgent: (id) => call('get', '/api/agents/{id}', { params: { id } }),
+    deleteAgent: (id) => call('delete', '/api/agents/{id}', { params: { id } }),
+    agentStats: () => call('get', '/api/agents/stats'),
+    unassignedAgents: () => call('get', '/api/agents/unassigned'),
+    moveAgent: (id, siteId) => call('post', '/api/agents/{id}/move', { params: { id }, body: { site_id: siteId } }),
+    registerAgent: (body) => call('post', '/api/agents', { body }),
+    agentState: async (id) =>
+      // The document types `network` and `metrics` as any JSON (the agent's reports passed
+      // through); the dashboard reads them as the wire protocol's shapes.
+      (await call('get', '/api/agents/{id}/state', { params: { id } })) as AgentState,
+    agentMetrics: (id, from, to) =>
+      call('get', '/api/agents/{id}/metrics', {
+        params: { id },
+        query: { from: from.toISOString(), to: to.toISOString() },
+      }),
+    watchdogEvents: (id) => call('get', '/api/agents/{id}/watchdog-events', { params: { id } }),
 
-    sendCommand: (a, body) => post(`/api/agents/${id(a)}/command`, body),
-    listCommands: (query = {}) => get(`/api/commands${queryString({ ...query })}`),
-    getCommand: (c) => get(`/api/commands/${id(c)}`),
-    cancelCommand: (c) => post(`/api/commands/${id(c)}/cancel`),
+    sendCommand: (id, body) => call('post', '/api/agents/{id}/command', { params: { id }, body }),
+    listCommands: (query) => call('get', '/api/commands', { query }),
+    getCommand: (id) => call('get', '/api/commands/{id}', { params: { id } }),
+    cancelCommand: (id) => call('post', '/api/commands/{id}/cancel', { params: { id } }),
 
-    metricsSummary: () => get('/api/metrics/summary'),
+    metricsSummary: () => call('get', '/api/metrics/summary'),
 
-    listUsers: () => get('/api/users'),
-    createUser: (body) => post('/api/users', body),
-    deleteUser: (u) => del(`/api/users/${id(u)}`),
+    listUsers: () => call('get', '/api/users'),
+    createUser: (body) => call('post', '/api/users', { body }),
+    deleteUser: (id) => call('delete', '/api/users/{id}', { params: { id } }),
 
     eventsUrl: () => `${base}/api/events${queryString({ access_token: options.getToken() })}`,
   };
