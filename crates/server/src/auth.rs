@@ -1,4 +1,4 @@
-//! Credentials: user passwords (Argon2id), user sessions (JWT, 24 h), agent keys (`grmm_`,
+//! Credentials: user passwords (Argon2id), user sessions (JWT naming a server-side session, 24 h), agent keys (`grmm_`,
 //! stored as SHA-256).
 
 use std::path::Path;
@@ -131,6 +131,8 @@ pub struct Claims {
     /// User id.
     pub sub: String,
     pub role: String,
+    /// The server-side session this token belongs to; it must still be live.
+    pub sid: String,
     pub iat: i64,
     pub exp: i64,
 }
@@ -149,22 +151,24 @@ impl JwtKeys {
         }
     }
 
-    /// A token for the user, and its expiry (Unix seconds).
-    pub fn issue(&self, user_id: &str, role: &str) -> anyhow::Result<(String, i64)> {
+    /// A token for the user's session `sid`, and its expiry (Unix seconds).
+    pub fn issue(&self, user_id: &str, role: &str, sid: &str) -> anyhow::Result<(String, i64)> {
         let now = chrono::Utc::now().timestamp();
-        self.issue_at(user_id, role, now, now + SESSION_HOURS * 3600)
+        self.issue_at(user_id, role, sid, now, now + SESSION_HOURS * 3600)
     }
 
     pub fn issue_at(
         &self,
         user_id: &str,
         role: &str,
+        sid: &str,
         iat: i64,
         exp: i64,
     ) -> anyhow::Result<(String, i64)> {
         let claims = Claims {
             sub: user_id.to_owned(),
             role: role.to_owned(),
+            sid: sid.to_owned(),
             iat,
             exp,
         };
@@ -251,12 +255,13 @@ mod tests {
     #[test]
     fn jwt_expiry_is_enforced() {
         let keys = JwtKeys::new(&[7u8; 32]);
-        let (t, exp) = keys.issue("u1", "admin").unwrap();
+        let (t, exp) = keys.issue("u1", "admin", "s1").unwrap();
         let now = chrono::Utc::now().timestamp();
         assert!((exp - now - 24 * 3600).abs() <= 2);
         assert_eq!(keys.verify(&t).unwrap().sub, "u1");
+        assert_eq!(keys.verify(&t).unwrap().sid, "s1");
         let (old, _) = keys
-            .issue_at("u1", "admin", now - 100_000, now - 10)
+            .issue_at("u1", "admin", "s1", now - 100_000, now - 10)
             .unwrap();
         assert!(keys.verify(&old).is_none());
         assert!(JwtKeys::new(&[8u8; 32]).verify(&t).is_none());

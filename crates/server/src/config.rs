@@ -64,9 +64,18 @@ pub struct Config {
     pub commands_per_minute_per_user: u32,
     /// Commands that may be queued for one agent per minute.
     pub commands_per_minute_per_agent: u32,
-    /// Failed logins per 15 minutes from one address, and for one account.
+    /// Sign-in attempts per 15 minutes from one address (all accounts), counted before the
+    /// password is checked; a success gives its attempt back.
     pub login_attempts_per_address: u32,
+    /// Sign-in attempts per 15 minutes for one account from one address; a success resets it.
+    /// Per address, so a stranger cannot lock a user out of their own address.
     pub login_attempts_per_account: u32,
+    /// Failed sign-ins on one account (from anywhere, 15 minutes) after which attempts from
+    /// addresses that account never signed in from are spaced out (a slowdown, not a lockout).
+    pub login_slowdown_after_failures: u32,
+    /// The spacing, per account, of those slowed attempts; one waiting longer than 5 s is
+    /// answered 429.
+    pub login_slowdown_interval_ms: u64,
 }
 
 fn list_or_comma_separated<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
@@ -114,6 +123,8 @@ impl Default for Config {
             commands_per_minute_per_agent: 60,
             login_attempts_per_address: 20,
             login_attempts_per_account: 10,
+            login_slowdown_after_failures: 10,
+            login_slowdown_interval_ms: 3000,
         }
     }
 }
@@ -396,6 +407,18 @@ impl Config {
             self.login_attempts_per_account.into(),
             1..=10_000,
             "1..=10000",
+        )?;
+        check(
+            "login_slowdown_after_failures",
+            self.login_slowdown_after_failures.into(),
+            1..=100_000,
+            "1..=100000",
+        )?;
+        check(
+            "login_slowdown_interval_ms",
+            self.login_slowdown_interval_ms,
+            0..=60_000,
+            "0..=60000",
         )?;
         if self.idle_timeout_seconds <= self.ping_interval_seconds {
             return Err(ConfigError::Range {

@@ -16,6 +16,7 @@ pub mod hub;
 pub mod logging;
 pub mod rate_limit;
 pub mod session;
+pub mod sign_in;
 pub mod site_code;
 pub mod state;
 pub mod testing;
@@ -43,6 +44,7 @@ pub async fn build_state(
         hub: Default::default(),
         events: Default::default(),
         limiter: Default::default(),
+        sign_in: Default::default(),
         shutdown,
         config,
     }))
@@ -55,9 +57,26 @@ pub async fn launch(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    launch_observed(config, listener, shutdown, |_| {}).await
+}
+
+/// [`launch`], handing the state to `observe` once built (tests read counters from it).
+pub async fn launch_observed(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    observe: impl FnOnce(&AppState) + Send,
+) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let state = build_state(config, stop_rx).await?;
+    observe(&state);
     tracing::info!(addr = %listener.local_addr()?, backend = ?state.store.backend(), "GuruRMM server listening");
+    if state.store.count_users().await? == 0 {
+        tracing::warn!(
+            "no user yet: create the first administrator with `{}`",
+            http::auth::FIRST_ADMIN_COMMAND
+        );
+    }
     let upkeep = tokio::spawn(upkeep::run(state.clone()));
     let app = http::router(state.clone());
     let signal = async move {

@@ -18,6 +18,8 @@ pub struct Inner {
     pub hub: Hub,
     pub events: EventBus,
     pub limiter: RateLimiter,
+    /// Event-stream tickets, the "session ended" broadcast, the password-check count.
+    pub sign_in: crate::sign_in::SignIn,
     /// Flips to true when the server shuts down, so long-lived sockets close.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }

@@ -58,6 +58,7 @@ pub struct TestServer {
     pub config: Config,
     pub db: TestDb,
     _data: tempfile::TempDir,
+    state: std::sync::Arc<std::sync::Mutex<Option<crate::state::AppState>>>,
     running: Option<(oneshot::Sender<()>, JoinHandle<anyhow::Result<()>>)>,
 }
 
@@ -115,6 +116,7 @@ impl TestServer {
             config,
             db,
             _data: data,
+            state: Default::default(),
             running: None,
         };
         server.launch().await;
@@ -143,9 +145,15 @@ impl TestServer {
         self.ws_url = format!("ws://{}/ws", self.addr);
         let (tx, rx) = oneshot::channel::<()>();
         let config = self.config.clone();
-        let handle = tokio::spawn(crate::launch(config, listener, async move {
-            let _ = rx.await;
-        }));
+        let slot = self.state.clone();
+        let handle = tokio::spawn(crate::launch_observed(
+            config,
+            listener,
+            async move {
+                let _ = rx.await;
+            },
+            move |state| *slot.lock().expect("state slot") = Some(state.clone()),
+        ));
         // Ready when health answers.
         for _ in 0..100 {
             if let Ok(r) = self
@@ -178,6 +186,15 @@ impl TestServer {
     pub async fn restart(&mut self) {
         self.stop().await;
         self.launch().await;
+    }
+
+    /// The running server's state (counters tests read).
+    pub fn state(&self) -> crate::state::AppState {
+        self.state
+            .lock()
+            .expect("state slot")
+            .clone()
+            .expect("the server is running")
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -219,6 +236,15 @@ impl TestServer {
         let status = r.status().as_u16();
         let text = r.text().await.unwrap_or_default();
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// `GET /api/events?ticket=` (the response stays open while it is kept).
+    pub async fn events_with_ticket(&self, ticket: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(&format!("/api/events?ticket={ticket}")))
+            .send()
+            .await
+            .expect("events request")
     }
 
     /// Authenticated GET; panics unless 2xx.

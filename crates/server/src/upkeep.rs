@@ -18,6 +18,11 @@ pub async fn run(state: AppState) {
             last_prune = Some(tokio::time::Instant::now());
             prune_metrics(&state).await;
             state.limiter.prune(Duration::from_secs(3600));
+            // Old sessions are kept a while: the sign-in slowdown spares addresses a user
+            // signed in from.
+            if let Err(e) = state.store.prune_sessions(90 * 86_400_000).await {
+                tracing::error!(error = %e, "pruning sessions failed");
+            }
         }
     }
 }

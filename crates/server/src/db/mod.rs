@@ -9,13 +9,15 @@ mod audit;
 mod clients;
 mod commands;
 mod metrics;
+mod sessions;
 mod users;
 
 pub use agents::{AgentFilter, AgentRecord, AgentState, AgentStats, AgentStatus, NewAgent};
 pub use clients::{ClientRecord, SiteRecord};
 pub use commands::{CommandFilter, CommandRecord, NewCommand};
 pub use metrics::{MetricsPoint, MetricsSummary, WatchdogEventRecord};
-pub use users::UserRecord;
+pub use sessions::{NewSession, SessionRecord};
+pub use users::{UserChange, UserRecord};
 
 use std::str::FromStr;
 

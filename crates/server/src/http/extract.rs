@@ -130,27 +130,40 @@ pub(crate) fn reject_nul_in_uri(uri: &Uri) -> Result<(), ApiError> {
 }
 
 /// A signed-in user, put into the request by the route's access layer (see
-/// [`super::Access`]). The user must still exist: deleting a user ends their sessions.
+/// [`super::Access`]), with the live session the request was made with.
 #[derive(Debug, Clone)]
 pub struct AuthUser {
     pub id: String,
     pub email: String,
     pub role: Role,
+    pub session_id: String,
 }
 
+/// The user of a valid JWT whose session is still live (one indexed lookup).
 pub(crate) async fn user_from_token(state: &AppState, token: &str) -> Result<AuthUser, ApiError> {
     let claims = state.jwt.verify(token).ok_or_else(|| {
         ApiError::Unauthorized("invalid or expired session; sign in again".into())
     })?;
-    let user = state
-        .store
-        .user_by_id(&claims.sub)
-        .await?
-        .ok_or_else(|| ApiError::Unauthorized("this account no longer exists".into()))?;
+    let user = user_from_session(state, &claims.sid).await?;
+    if user.id != claims.sub {
+        return Err(ApiError::Unauthorized(
+            "invalid session; sign in again".into(),
+        ));
+    }
+    Ok(user)
+}
+
+/// The user of a live session: not ended, not expired, the user still there and enabled.
+pub(crate) async fn user_from_session(state: &AppState, sid: &str) -> Result<AuthUser, ApiError> {
+    let (session, user) =
+        state.store.live_session(sid).await?.ok_or_else(|| {
+            ApiError::Unauthorized("this session has ended; sign in again".into())
+        })?;
     Ok(AuthUser {
         id: user.id,
         email: user.email,
         role: user.role,
+        session_id: session.id,
     })
 }
 
@@ -166,13 +179,13 @@ pub(crate) fn bearer(parts: &Parts) -> Option<&str> {
         .map(str::trim)
 }
 
-/// `?access_token=` for EventSource.
-pub(crate) fn query_token(parts: &Parts) -> Option<String> {
+/// `?ticket=` for EventSource: a single-use ticket from `POST /api/auth/event-ticket`.
+pub(crate) fn query_ticket(parts: &Parts) -> Option<String> {
     let pairs: Vec<(String, String)> =
         serde_urlencoded::from_str(parts.uri.query().unwrap_or_default()).ok()?;
     pairs
         .into_iter()
-        .find(|(k, _)| k == "access_token")
+        .find(|(k, _)| k == "ticket")
         .map(|(_, v)| v)
 }
 

@@ -4,7 +4,7 @@
 //! can drift from it.
 
 mod agents;
-mod auth;
+pub mod auth;
 mod clients;
 mod commands;
 pub mod dashboard;
@@ -71,8 +71,9 @@ pub struct ApiRoute {
     pub path: &'static str,
     pub summary: &'static str,
     pub access: Access,
-    /// Also accept the JWT as `?access_token=` (EventSource cannot send headers).
-    pub token_in_query: bool,
+    /// Also accept a single-use ticket as `?ticket=` (EventSource cannot send headers; the
+    /// long-lived JWT never goes into a URL).
+    pub ticket_in_query: bool,
     handler: MethodRouter<AppState>,
     body: Option<(Value, bool)>,
     success: (u16, Option<(&'static str, Value)>),
@@ -105,7 +106,7 @@ pub fn route(
         path,
         summary,
         access,
-        token_in_query: false,
+        ticket_in_query: false,
         handler,
         body: None,
         success: (200, None),
@@ -194,8 +195,8 @@ impl ApiRoute {
         self
     }
 
-    pub fn token_in_query(mut self) -> Self {
-        self.token_in_query = true;
+    pub fn ticket_in_query(mut self) -> Self {
+        self.ticket_in_query = true;
         self
     }
 
@@ -213,14 +214,36 @@ pub fn api_routes() -> Vec<ApiRoute> {
     use Access::*;
     vec![
         route("POST", "/api/auth/login", Anyone,
-            "Sign in with email and password; returns a JWT valid 24 h", post(auth::login))
-            .body::<LoginRequest>().ok::<LoginResponse>().errors(&[400, 401, 429]),
+            "Sign in with email and password; returns a JWT for a new session, valid 24 h",
+            post(auth::login))
+            .body::<LoginRequest>().ok::<LoginResponse>().errors(&[400, 401, 403, 429]),
         route("POST", "/api/auth/register", Anyone,
             "Self-registration (disabled unless configured); creates a technician",
             post(auth::register))
             .body::<NewUserRequest>().created::<User>().errors(&[400, 403, 409]),
+        route("GET", "/api/auth/status", Anyone,
+            "Whether the server still needs its first administrator, and how to create one",
+            get(auth::status))
+            .ok::<AuthStatus>(),
         route("GET", "/api/auth/me", Viewer, "The signed-in user", get(auth::me))
             .ok::<User>(),
+        route("POST", "/api/auth/logout", Viewer, "Sign out: ends this session on the server",
+            post(auth::logout))
+            .no_content(),
+        route("POST", "/api/auth/password", Viewer,
+            "Change your own password; ends all your sessions and answers a new one",
+            post(auth::change_password))
+            .body::<ChangePasswordRequest>().ok::<LoginResponse>().errors(&[429]),
+        route("GET", "/api/auth/sessions", Viewer, "Your live sessions; `current` marks this one",
+            get(auth::list_sessions))
+            .ok_list::<Session>(),
+        route("DELETE", "/api/auth/sessions/{id}", Viewer, "End one of your own sessions",
+            delete(auth::end_session))
+            .no_content(),
+        route("POST", "/api/auth/event-ticket", Viewer,
+            "A single-use ticket for GET /api/events?ticket=, valid about 30 s",
+            post(auth::event_ticket))
+            .ok::<EventTicket>(),
         route("GET", "/api/users", Admin, "List users", get(auth::list_users))
             .ok_list::<User>(),
         route("POST", "/api/users", Admin, "Create a user", post(auth::add_user))
@@ -229,6 +252,10 @@ pub fn api_routes() -> Vec<ApiRoute> {
         route("DELETE", "/api/users/{id}", Admin,
             "Delete a user (not yourself); their sessions end", delete(auth::delete_user))
             .no_content().errors(&[400]),
+        route("PUT", "/api/users/{id}", Admin,
+            "Change a user's role, reset their password, disable or enable them; their sessions end",
+            put(auth::update_user))
+            .body::<UpdateUserRequest>().ok::<User>(),
         route("GET", "/api/clients", Viewer, "List clients", get(clients::list_clients))
             .ok_list::<Client>(),
         route("POST", "/api/clients", Technician, "Create a client",
@@ -314,7 +341,7 @@ pub fn api_routes() -> Vec<ApiRoute> {
             .ok::<MetricsSummary>(),
         route("GET", "/api/events", Viewer,
             "Server-sent events: agent_status, command_updated", get(events::stream))
-            .token_in_query().query::<EventsQuery>()
+            .ticket_in_query().query::<EventsQuery>()
             .ok_as("text/event-stream", json!({"type": "string"})),
         route("POST", "/api/agent/register-legacy", Anyone,
             "Legacy agent enrolls with a site code", post(legacy::register))
@@ -440,8 +467,8 @@ impl ApiRoute {
 
         let security = match self.access {
             Access::Anyone => json!([]),
-            Access::Viewer | Access::Technician | Access::Admin if self.token_in_query => {
-                json!([{"bearerJwt": []}, {"accessToken": []}])
+            Access::Viewer | Access::Technician | Access::Admin if self.ticket_in_query => {
+                json!([{"bearerJwt": []}, {"eventTicket": []}])
             }
             Access::Viewer | Access::Technician | Access::Admin => json!([{"bearerJwt": []}]),
             Access::AgentKey => json!([{"agentKey": []}]),
@@ -502,7 +529,7 @@ pub fn openapi() -> Value {
         "components": {
             "securitySchemes": {
                 "bearerJwt": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
-                "accessToken": {"type": "apiKey", "in": "query", "name": "access_token", "description": "the JWT, for EventSource"},
+                "eventTicket": {"type": "apiKey", "in": "query", "name": "ticket", "description": "a single-use ticket from POST /api/auth/event-ticket, for EventSource"},
                 "agentKey": {"type": "http", "scheme": "bearer", "description": "the agent's grmm_ key"}
             },
             "schemas": schemas,
@@ -519,11 +546,11 @@ async fn openapi_json() -> axum::Json<Value> {
 async fn authorize(
     state: AppState,
     access: Access,
-    token_in_query: bool,
+    ticket_in_query: bool,
     mut req: Request,
     next: Next,
 ) -> Response {
-    match check_access(&state, access, token_in_query, &mut req).await {
+    match check_access(&state, access, ticket_in_query, &mut req).await {
         Ok(()) => next.run(req).await,
         Err(e) => e.into_response(),
     }
@@ -532,7 +559,7 @@ async fn authorize(
 async fn check_access(
     state: &AppState,
     access: Access,
-    token_in_query: bool,
+    ticket_in_query: bool,
     req: &mut Request,
 ) -> Result<(), ApiError> {
     extract::reject_nul_in_uri(req.uri())?;
@@ -546,19 +573,25 @@ async fn check_access(
                 Ok(())
             }
             Access::Viewer | Access::Technician | Access::Admin => {
-                let token = extract::bearer(&parts)
-                    .map(str::to_owned)
-                    .or_else(|| {
-                        token_in_query
-                            .then(|| extract::query_token(&parts))
-                            .flatten()
-                    })
-                    .ok_or_else(|| {
-                        ApiError::Unauthorized(
+                let ticket = ticket_in_query
+                    .then(|| extract::query_ticket(&parts))
+                    .flatten();
+                let user = match (extract::bearer(&parts), ticket) {
+                    (Some(token), _) => extract::user_from_token(state, token).await?,
+                    (None, Some(ticket)) => {
+                        let sid = state.sign_in.redeem_ticket(&ticket).ok_or_else(|| {
+                            ApiError::Unauthorized(
+                                "unknown, used or expired ticket; get a new one".into(),
+                            )
+                        })?;
+                        extract::user_from_session(state, &sid).await?
+                    }
+                    (None, None) => {
+                        return Err(ApiError::Unauthorized(
                             "sign in first: missing Authorization: Bearer token".into(),
-                        )
-                    })?;
-                let user = extract::user_from_token(state, &token).await?;
+                        ))
+                    }
+                };
                 match access {
                     Access::Technician if user.role < Role::Technician => {
                         return Err(ApiError::Forbidden(
@@ -584,7 +617,7 @@ pub fn router(state: AppState) -> Router {
     // Several methods share a path: merge them into one method router per path.
     let mut by_path: Vec<(&'static str, MethodRouter<AppState>)> = Vec::new();
     for r in api_routes() {
-        let (access, in_query, layer_state) = (r.access, r.token_in_query, state.clone());
+        let (access, in_query, layer_state) = (r.access, r.ticket_in_query, state.clone());
         let handler = r.handler.route_layer(axum::middleware::from_fn(
             move |req: Request, next: Next| {
                 authorize(layer_state.clone(), access, in_query, req, next)
@@ -616,7 +649,10 @@ pub fn router(state: AppState) -> Router {
             state.config.max_body_bytes,
         ))
         .layer(cors)
-        .layer(TraceLayer::new_for_http())
+        // Spans name the path only: a query string could carry a ticket.
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            tracing::debug_span!("request", method = %req.method(), path = %req.uri().path())
+        }))
         .with_state(state)
 }
 

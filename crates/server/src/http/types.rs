@@ -69,6 +69,8 @@ pub struct User {
     pub id: String,
     pub email: String,
     pub role: Role,
+    /// A disabled user cannot sign in.
+    pub disabled: bool,
     pub created_at: String,
 }
 
@@ -78,9 +80,76 @@ impl From<db::UserRecord> for User {
             id: r.id,
             email: r.email,
             role: r.role,
+            disabled: r.disabled,
             created_at: time(r.created_at),
         }
     }
+}
+
+/// An admin's change to a user: any of role, a new password, disabled. Every change ends all
+/// of the user's sessions.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUserRequest {
+    #[serde(default)]
+    pub role: Option<Role>,
+    /// A new password (at least 8 characters).
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(default)]
+    pub disabled: Option<bool>,
+}
+
+/// The signed-in user's own password change.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePasswordRequest {
+    pub current_password: String,
+    /// At least 8 characters.
+    pub new_password: String,
+}
+
+/// One of the signed-in user's sessions (a signed-in browser or client).
+#[derive(Serialize, ToSchema)]
+pub struct Session {
+    pub id: String,
+    /// The session this request was made with.
+    pub current: bool,
+    pub created_at: String,
+    pub last_used_at: String,
+    pub expires_at: String,
+    pub user_agent: Option<String>,
+    pub source_address: Option<String>,
+}
+
+impl Session {
+    pub fn new(r: db::SessionRecord, current_id: &str) -> Session {
+        Session {
+            current: r.id == current_id,
+            id: r.id,
+            created_at: time(r.created_at),
+            last_used_at: time(r.last_used_at),
+            expires_at: time(r.expires_at),
+            user_agent: r.user_agent,
+            source_address: r.source_address,
+        }
+    }
+}
+
+/// Whether the server still needs its first administrator (shown on the sign-in page).
+#[derive(Serialize, ToSchema)]
+pub struct AuthStatus {
+    pub needs_first_admin: bool,
+    /// How to create one, when needed.
+    pub hint: Option<String>,
+}
+
+/// A single-use ticket for `GET /api/events?ticket=`.
+#[derive(Serialize, ToSchema)]
+pub struct EventTicket {
+    pub ticket: String,
+    /// RFC 3339; a ticket lives about 30 seconds.
+    pub expires_at: String,
 }
 
 // ---- clients and sites
@@ -491,8 +560,9 @@ pub struct CommandListQuery {
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct EventsQuery {
-    /// The JWT, for EventSource, which cannot send headers.
-    pub access_token: Option<String>,
+    /// A single-use ticket from `POST /api/auth/event-ticket`, for EventSource, which cannot
+    /// send headers.
+    pub ticket: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]

@@ -136,6 +136,7 @@ async fn bad_credentials(db: TestDb) {
         .issue_at(
             me["id"].as_str().unwrap(),
             "admin",
+            "some-session",
             now - 90_000,
             now - 3600,
         )
@@ -147,7 +148,7 @@ async fn bad_credentials(db: TestDb) {
         "{body}"
     );
     let (forged, _) = gururmm_server::auth::JwtKeys::new(&[1u8; 48])
-        .issue(me["id"].as_str().unwrap(), "admin")
+        .issue(me["id"].as_str().unwrap(), "admin", "some-session")
         .unwrap();
     let (status, _) = raw(&server, Method::GET, "/api/agents", "", Some(&forged)).await;
     assert_eq!(status, 401);

@@ -11,6 +11,7 @@ mod enrollment;
 mod legacy;
 mod resources;
 mod session;
+mod sign_in;
 mod storage;
 
 /// Declares `name::sqlite` and `name::postgres`, each running `body(TestDb)`.

@@ -280,14 +280,14 @@ on_both_databases!(
 );
 
 /// The dashboard's live stream: an agent coming online and a command changing state arrive as
-/// server-sent events; the stream needs a valid token.
+/// server-sent events; the stream needs a single-use ticket, never the JWT in the URL.
 async fn live_events_stream(db: TestDb) {
     use futures_util::StreamExt;
     let server = TestServer::start(db).await;
     let (_, _, code) = server.create_site().await;
     let r = server
         .client
-        .get(server.url("/api/events?access_token=garbage"))
+        .get(server.url("/api/events?ticket=garbage"))
         .send()
         .await
         .unwrap();
@@ -298,6 +298,11 @@ async fn live_events_stream(db: TestDb) {
         .send()
         .await
         .unwrap();
+    assert_eq!(r.status().as_u16(), 401, "the JWT is not taken from a URL");
+    let ticket = server.post("/api/auth/event-ticket", json!({})).await;
+    let r = server
+        .events_with_ticket(ticket["ticket"].as_str().unwrap())
+        .await;
     assert_eq!(r.status().as_u16(), 200);
     assert!(r.headers()["content-type"]
         .to_str()
