@@ -9,8 +9,9 @@
 // playwright-core: log in, create a client and a site, read the site code from the page, start
 // target/debug/gururmm-agent with it, see the agent come online without a reload, run
 // `echo hello-from-e2e` and read its output, find it in the commands list, stop the agent and
-// see it go offline without a reload, look at every other page (also dark and narrow), log out,
-// and check that an invalid session returns to the login page.
+// see it go offline without a reload, look at every other page (also dark and narrow), log out
+// (and check the server refuses the old token), and check that an invalid session returns to
+// the login page. The live updates come through the ticket-based event stream.
 // A screenshot of each page goes to artifacts/screenshots/; logs to artifacts/e2e/.
 //
 // Environment: GURURMM_SERVER_BIN, GURURMM_AGENT_BIN (default target/debug/...),
@@ -470,11 +471,22 @@ async function main() {
     await page.setViewportSize({ width: 1280, height: 860 });
   });
 
-  step('log out', async () => {
+  step('the account page lists this session and changes nothing by looking', async () => {
+    await goto('Account');
+    await page.getByRole('heading', { name: 'Your account' }).waitFor();
+    await page.getByText('(this browser)').waitFor();
+    await shot('15-account');
+  });
+
+  step('log out ends the session on the server: the old token is refused', async () => {
+    const token = await page.evaluate(() => JSON.parse(localStorage.getItem('gururmm.session') ?? '{}').token);
+    if (!token) throw new Error('no stored token before signing out');
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.getByRole('button', { name: 'Sign in' }).waitFor();
     await page.getByText('You have signed out.').waitFor();
     await shot('15-logged-out');
+    const res = await fetch(`${backend.base}/api/auth/me`, { headers: { Authorization: `Bearer ${token}` } });
+    if (res.status !== 401) throw new Error(`the signed-out token still works: ${res.status}`);
   });
 
   step('a technician signs in and sees no Users page', async () => {

@@ -11,6 +11,7 @@ import { ConsolePage } from './pages/ConsolePage';
 import { CommandsPage } from './pages/CommandsPage';
 import { UnassignedPage } from './pages/UnassignedPage';
 import { UsersPage } from './pages/UsersPage';
+import { AccountPage } from './pages/AccountPage';
 
 interface Route {
   path: string;
@@ -26,6 +27,7 @@ const ROUTES: Route[] = [
   { path: '/commands', render: (_p, loc) => <CommandsPage initialAgent={loc.query.get('agent') ?? ''} /> },
   { path: '/unassigned', render: () => <UnassignedPage /> },
   { path: '/users', render: () => <UsersPage /> },
+  { path: '/account', render: () => <AccountPage /> },
 ];
 
 const NAV: { path: string; label: string; adminOnly?: boolean }[] = [
@@ -35,6 +37,7 @@ const NAV: { path: string; label: string; adminOnly?: boolean }[] = [
   { path: '/commands', label: 'Commands' },
   { path: '/unassigned', label: 'Unassigned' },
   { path: '/users', label: 'Users', adminOnly: true },
+  { path: '/account', label: 'Account' },
 ];
 
 function LiveIndicator() {
@@ -49,7 +52,7 @@ function LiveIndicator() {
 }
 
 function Shell({ loc }: { loc: Location }) {
-  const { session, logout } = useSession();
+  const { session, signOut } = useSession();
   if (!session) return null;
   const user = session.user;
   let content: ReactNode = (
@@ -100,7 +103,7 @@ function Shell({ loc }: { loc: Location }) {
               // A deliberate sign-out starts the next session on the fleet page; an expired one
               // keeps the address so signing in again returns to the same page.
               navigate('/', undefined, { replace: true });
-              logout('You have signed out.');
+              void signOut();
             }}
           >
             Sign out

@@ -97,9 +97,18 @@ describe('createApi', () => {
     expect(JSON.parse(f.mock.calls[0][1]?.body as string)).toEqual({ command_type: 'shell', command: 'echo hi', timeout_seconds: 30, elevated: false });
   });
 
-  it('builds the event stream URL with the token in the query', () => {
+  it('builds the event stream URL with a ticket, never the token', () => {
     const { api } = apiWith(fakeFetch(200, {}), 'a.b.c');
-    expect(api.eventsUrl()).toBe('/api/events?access_token=a.b.c');
+    expect(api.eventsUrl('t 1')).toBe('/api/events?ticket=t+1');
+  });
+
+  it('signs out on the server and fetches event tickets with the token', async () => {
+    const f = fakeFetch(204, '');
+    const { api } = apiWith(f, 'a.b.c');
+    await api.logout();
+    expect(f.mock.calls[0][0]).toBe('/api/auth/logout');
+    expect(f.mock.calls[0][1]?.method).toBe('POST');
+    expect((f.mock.calls[0][1]?.headers as Record<string, string>).Authorization).toBe('Bearer a.b.c');
   });
 
   it('shows a 403 and a 429 in words', async () => {

@@ -11,6 +11,9 @@ type Schemas = components['schemas'];
 export type Role = Schemas['Role'];
 export type User = Schemas['User'];
 export type LoginResponse = Schemas['LoginResponse'];
+/** One of the signed-in user's server-side sessions. */
+export type AuthSession = Schemas['Session'];
+export type AuthStatus = Schemas['AuthStatus'];
 export type Client = Schemas['Client'];
 export type Site = Schemas['Site'];
 export type AgentStatus = Schemas['AgentStatus'];
@@ -142,7 +145,17 @@ export interface ApiOptions {
 
 export interface ApiClient {
   login(email: string, password: string): Promise<LoginResponse>;
+  /** Ends this session on the server. */
+  logout(): Promise<void>;
   me(): Promise<User>;
+  /** Whether the server has no user yet, with how to create the first administrator. */
+  authStatus(): Promise<AuthStatus>;
+  /** Ends every session of the user; the answer is a fresh session for this browser. */
+  changePassword(body: Schemas['ChangePasswordRequest']): Promise<LoginResponse>;
+  listSessions(): Promise<AuthSession[]>;
+  endSession(id: string): Promise<void>;
+  /** A single-use ticket (about 30 s) for opening the event stream. */
+  eventTicket(): Promise<Schemas['EventTicket']>;
 
   listClients(): Promise<Client[]>;
   getClient(id: string): Promise<Client>;
@@ -180,9 +193,12 @@ export interface ApiClient {
   listUsers(): Promise<User[]>;
   createUser(body: Schemas['NewUserRequest']): Promise<User>;
   deleteUser(id: string): Promise<void>;
+  /** Role, password reset, disabled: any change ends all of that user's sessions. */
+  updateUser(id: string, body: Schemas['UpdateUserRequest']): Promise<User>;
 
-  /** URL of the event stream, with the token in the query (EventSource sends no headers). */
-  eventsUrl(): string;
+  /** URL of the event stream with a single-use ticket (EventSource sends no headers; the
+   * long-lived token never goes into a URL). */
+  eventsUrl(ticket: string): string;
 }
 
 /** `?a=1&b=2` from the defined, non-empty values of `params`; '' when none. */
@@ -316,7 +332,13 @@ export function createApi(options: ApiOptions): ApiClient {
   return {
     login: (email, password) =>
       call('post', '/api/auth/login', { body: { email, password }, authenticated: false }),
+    logout: () => call('post', '/api/auth/logout'),
     me: () => call('get', '/api/auth/me'),
+    authStatus: () => call('get', '/api/auth/status', { authenticated: false }),
+    changePassword: (body) => call('post', '/api/auth/password', { body }),
+    listSessions: () => call('get', '/api/auth/sessions'),
+    endSession: (id) => call('delete', '/api/auth/sessions/{id}', { params: { id } }),
+    eventTicket: () => call('post', '/api/auth/event-ticket'),
 
     listClients: () => call('get', '/api/clients'),
     getClient: (id) => call('get', '/api/clients/{id}', { params: { id } }),
@@ -360,7 +382,8 @@ export function createApi(options: ApiOptions): ApiClient {
     listUsers: () => call('get', '/api/users'),
     createUser: (body) => call('post', '/api/users', { body }),
     deleteUser: (id) => call('delete', '/api/users/{id}', { params: { id } }),
+    updateUser: (id, body) => call('put', '/api/users/{id}', { params: { id }, body }),
 
-    eventsUrl: () => `${base}/api/events${queryString({ access_token: options.getToken() })}`,
+    eventsUrl: (ticket) => `${base}/api/events${queryString({ ticket })}`,
   };
 }

@@ -55,10 +55,25 @@ export function LiveProvider({ children }: { children: ReactNode }) {
       for (const l of listeners.current) l(event);
     };
 
-    const open = () => {
+    const retry = () => {
+      attempts += 1;
+      retryTimer = window.setTimeout(open, Math.min(30_000, 1000 * 2 ** (attempts - 1)));
+    };
+
+    // Every (re)connection gets a fresh single-use ticket: the token never goes into a URL.
+    // A 401 on the ticket request ends the session (the API client's onUnauthorized).
+    const open = async () => {
       if (stopped) return;
       setState(attempts === 0 ? 'connecting' : 'reconnecting');
-      source = new EventSource(api.eventsUrl());
+      let ticket: string;
+      try {
+        ticket = (await api.eventTicket()).ticket;
+      } catch {
+        if (!stopped) retry();
+        return;
+      }
+      if (stopped) return;
+      source = new EventSource(api.eventsUrl(ticket));
       for (const t of LIVE_EVENT_TYPES) source.addEventListener(t, dispatch(t) as EventListener);
       source.onopen = () => {
         attempts = 0;
@@ -66,17 +81,13 @@ export function LiveProvider({ children }: { children: ReactNode }) {
       };
       source.onerror = () => {
         setState('reconnecting');
-        if (source && source.readyState === EventSource.CLOSED) {
-          // The server refused the stream (an expired token gives 401): ask /me, whose 401
-          // ends the session; otherwise try again later.
-          source.close();
-          api.me().catch(() => undefined);
-          attempts += 1;
-          retryTimer = window.setTimeout(open, Math.min(30_000, 1000 * 2 ** attempts));
-        }
+        // A ticket works once, so the browser's own reconnect cannot succeed: close and open
+        // again with a new ticket (whose request ends the session if it is over).
+        source?.close();
+        retry();
       };
     };
-    open();
+    void open();
     return () => {
       stopped = true;
       window.clearTimeout(retryTimer);

@@ -2,7 +2,7 @@
 // and the API client bound to it. Any 401 or the token's expiry ends the session and sends the
 // user back to the login page with a message saying why.
 import { createContext, useCallback, useContext, useEffect, useMemo, useRef, useState, type ReactNode } from 'react';
-import { createApi, type ApiClient, type User } from './api';
+import { ApiError, createApi, type ApiClient, type LoginResponse, type User } from './api';
 
 export interface Session {
   token: string;
@@ -34,8 +34,15 @@ interface SessionContextValue {
   /** Why the last session ended, shown on the login page. */
   notice: string | null;
   login(email: string, password: string): Promise<void>;
+  /** Forgets the session in this browser only (it already ended on the server). */
   logout(notice?: string): void;
+  /** Signs out: ends the session on the server, then here. */
+  signOut(): Promise<void>;
+  /** Takes a fresh session the server handed out (after a password change). */
+  adopt(res: LoginResponse): void;
 }
+
+export const SIGNED_OUT_MESSAGE = 'You have signed out.';
 
 const SessionContext = createContext<SessionContextValue | null>(null);
 
@@ -64,17 +71,31 @@ export function SessionProvider({ children }: { children: ReactNode }) {
     [logout],
   );
 
+  const adopt = useCallback((res: LoginResponse) => {
+    const s: Session = { token: res.token, expires_at: res.expires_at, user: res.user };
+    window.localStorage.setItem(STORAGE_KEY, JSON.stringify(s));
+    tokenRef.current = s.token;
+    setNotice(null);
+    setSession(s);
+  }, []);
+
   const login = useCallback(
     async (email: string, password: string) => {
-      const res = await api.login(email, password);
-      const s: Session = { token: res.token, expires_at: res.expires_at, user: res.user };
-      window.localStorage.setItem(STORAGE_KEY, JSON.stringify(s));
-      tokenRef.current = s.token;
-      setNotice(null);
-      setSession(s);
+      adopt(await api.login(email, password));
     },
-    [api],
+    [api, adopt],
   );
+
+  const signOut = useCallback(async () => {
+    try {
+      await api.logout();
+      logout(SIGNED_OUT_MESSAGE);
+    } catch (err) {
+      // A 401 means it was over already; anything else: the server did not hear it.
+      const unheard = !(err instanceof ApiError && err.status === 401);
+      logout(unheard ? 'Signed out in this browser, but the server could not be told: the session stays valid until it expires.' : SIGNED_OUT_MESSAGE);
+    }
+  }, [api, logout]);
 
   // End the session when the token's own expiry passes, even with no request in flight.
   useEffect(() => {
@@ -94,7 +115,10 @@ export function SessionProvider({ children }: { children: ReactNode }) {
     return () => window.removeEventListener('storage', onStorage);
   }, []);
 
-  const value = useMemo(() => ({ session, api, notice, login, logout }), [session, api, notice, login, logout]);
+  const value = useMemo(
+    () => ({ session, api, notice, login, logout, signOut, adopt }),
+    [session, api, notice, login, logout, signOut, adopt],
+  );
   return <SessionContext.Provider value={value}>{children}</SessionContext.Provider>;
 }
 

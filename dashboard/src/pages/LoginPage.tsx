@@ -3,15 +3,29 @@ import { useSession } from '../session';
 import { ErrorMessage } from '../components/ui';
 
 export function LoginPage() {
-  const { login, notice } = useSession();
+  const { login, notice, api } = useSession();
   const [email, setEmail] = useState('');
   const [password, setPassword] = useState('');
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
 
+  const [firstAdminHint, setFirstAdminHint] = useState<string | null>(null);
+
   useEffect(() => {
     document.title = 'Sign in · GuruRMM';
   }, []);
+
+  // A server with no user yet says how to create the first administrator.
+  useEffect(() => {
+    let current = true;
+    api.authStatus().then(
+      (s) => current && setFirstAdminHint(s.needs_first_admin ? (s.hint ?? 'gururmm-server user add') : null),
+      () => undefined,
+    );
+    return () => {
+      current = false;
+    };
+  }, [api]);
 
   async function submit(e: FormEvent) {
     e.preventDefault();
@@ -34,6 +48,12 @@ export function LoginPage() {
           <p className="notice" role="status">
             {notice}
           </p>
+        ) : null}
+        {firstAdminHint ? (
+          <div className="notice" role="status">
+            <p>This server has no user yet. Create the first administrator on the server:</p>
+            <code>{firstAdminHint}</code>
+          </div>
         ) : null}
         <div className="field">
           <label htmlFor="login-email">Email</label>

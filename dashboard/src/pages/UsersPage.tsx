@@ -3,7 +3,8 @@ import type { Role, User } from '../api';
 import { useApi } from '../session';
 import { useAction, useAsync } from '../hooks';
 import { formatDateTime } from '../lib/format';
-import { ConfirmButton, ErrorMessage, Loading, PageHeader, Table } from '../components/ui';
+import { ConfirmButton, Dialog, ErrorMessage, Field, Loading, PageHeader, Table } from '../components/ui';
+import type { ApiClient } from '../api';
 
 const ROLES: { value: Role; text: string }[] = [
   { value: 'viewer', text: 'Viewer: sees everything, changes nothing' },
@@ -70,33 +71,104 @@ export function UsersPage() {
       <ErrorMessage error={users.error} prefix="Users could not be loaded" />
       {users.loading && !users.data ? <Loading what="Loading users" /> : null}
       {users.data && users.data.length > 0 ? (
-        <Table caption="Users" columns={['Email', 'Role', 'Created', 'Actions']}>
-              {users.data.map((u) => (
-                <tr key={u.id}>
-                  <td>{u.email}</td>
-                  <td>{u.role}</td>
-                  <td>{formatDateTime(u.created_at)}</td>
-                  <td>
-                    {u.id === me.id ? (
-                      <span className="muted">you</span>
-                    ) : (
-                      <ConfirmButton
-                        label="Delete"
-                        danger
-                        title={`Delete user ${u.email}?`}
-                        message={<p>{u.email} can no longer sign in.</p>}
-                        confirmLabel="Delete user"
-                        onConfirm={async () => {
-                          await api.deleteUser(u.id);
-                          users.reload();
-                        }}
-                      />
-                    )}
-                  </td>
-                </tr>
-              ))}
+        <Table caption="Users" columns={['Email', 'Role', 'Status', 'Created', 'Actions']}>
+          {users.data.map((u) => (
+            <UserRow key={u.id} api={api} user={u} isMe={u.id === me.id} onChanged={users.reload} />
+          ))}
         </Table>
       ) : null}
     </>
+  );
+}
+
+/** One user: role, status and the admin's actions. Every change signs the user out everywhere. */
+function UserRow({ api, user: u, isMe, onChanged }: { api: ApiClient; user: User; isMe: boolean; onChanged: () => void }) {
+  const [resetting, setResetting] = useState(false);
+  const [newPassword, setNewPassword] = useState('');
+  const setRole = useAction(async (role: Role) => {
+    await api.updateUser(u.id, { role });
+    onChanged();
+  });
+  const reset = useAction(async () => {
+    await api.updateUser(u.id, { password: newPassword });
+    setNewPassword('');
+    setResetting(false);
+  });
+  return (
+    <tr data-user-email={u.email}>
+      <td>{u.email}</td>
+      <td>
+        {isMe ? (
+          u.role
+        ) : (
+          <select aria-label={`Role of ${u.email}`} value={u.role} disabled={setRole.busy} onChange={(e) => void setRole.run(e.target.value as Role)}>
+            {ROLES.map((r) => (
+              <option key={r.value} value={r.value}>
+                {r.value}
+              </option>
+            ))}
+          </select>
+        )}
+        <ErrorMessage error={setRole.error} />
+      </td>
+      <td>{u.disabled ? 'Disabled' : 'Active'}</td>
+      <td>{formatDateTime(u.created_at)}</td>
+      <td className="actions">
+        <button type="button" className="secondary small" onClick={() => setResetting(true)}>
+          Reset password
+        </button>
+        {/* Mounted only while open: its title would otherwise match the new-user form's labels. */}
+        {resetting ? (
+          <Dialog open title={`New password for ${u.email}`} onClose={() => setResetting(false)}>
+            <form
+              onSubmit={(e) => {
+                e.preventDefault();
+                void reset.run();
+              }}
+            >
+              <Field label="New password" hint="At least 8 characters. The user is signed out everywhere.">
+                {(id) => <input id={id} type="password" required minLength={8} autoComplete="new-password" value={newPassword} onChange={(e) => setNewPassword(e.target.value)} />}
+              </Field>
+              <ErrorMessage error={reset.error} />
+              <div className="dialog-actions">
+                <button type="button" className="secondary" onClick={() => setResetting(false)}>
+                  Cancel
+                </button>
+                <button type="submit" className="primary" disabled={reset.busy}>
+                  {reset.busy ? 'Saving…' : 'Set password'}
+                </button>
+              </div>
+            </form>
+          </Dialog>
+        ) : null}
+        {isMe ? (
+          <span className="muted"> you</span>
+        ) : (
+          <>
+            <ConfirmButton
+              label={u.disabled ? 'Enable' : 'Disable'}
+              title={u.disabled ? `Enable ${u.email}?` : `Disable ${u.email}?`}
+              message={<p>{u.disabled ? `${u.email} can sign in again.` : `${u.email} is signed out at once and cannot sign in until enabled.`}</p>}
+              confirmLabel={u.disabled ? 'Enable user' : 'Disable user'}
+              onConfirm={async () => {
+                await api.updateUser(u.id, { disabled: !u.disabled });
+                onChanged();
+              }}
+            />
+            <ConfirmButton
+              label="Delete"
+              danger
+              title={`Delete user ${u.email}?`}
+              message={<p>{u.email} can no longer sign in.</p>}
+              confirmLabel="Delete user"
+              onConfirm={async () => {
+                await api.deleteUser(u.id);
+                onChanged();
+              }}
+            />
+          </>
+        )}
+      </td>
+    </tr>
   );
 }
