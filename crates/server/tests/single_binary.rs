@@ -152,3 +152,116 @@ async fn the_binary_alone_serves_dashboard_and_api() {
     );
     assert!(Path::new(&binary).exists());
 }
+
+/// Logged at debug level, a session's secrets never reach the log: not the password, not the
+/// JWT, not an event-stream ticket. A server with no user says in its log how to create the
+/// first administrator.
+#[tokio::test]
+async fn the_log_holds_no_token_or_ticket() {
+    let folder = tempfile::tempdir().expect("temp dir");
+    let log_path = folder.path().join("server.log");
+    let port = free_port();
+    let server_cmd = || {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_gururmm-server"));
+        command.current_dir(folder.path());
+        for (key, _) in std::env::vars() {
+            if key == "DATABASE_URL" || key.starts_with("GURURMM_") {
+                command.env_remove(key);
+            }
+        }
+        command
+            .env("GURURMM_LISTEN", format!("127.0.0.1:{port}"))
+            .env("GURURMM_LOG", "debug");
+        command
+    };
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut server = Running(
+        server_cmd()
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("start the server"),
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    wait_healthy(&client, &base, &mut server).await;
+    let status: serde_json::Value = client
+        .get(format!("{base}/api/auth/status"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["needs_first_admin"], true);
+
+    let password = "log-test-password-1";
+    let added = server_cmd()
+        .args([
+            "user",
+            "add",
+            "--email",
+            "log@example.com",
+            "--role",
+            "admin",
+        ])
+        .env("GURURMM_USER_PASSWORD", password)
+        .output()
+        .expect("user add");
+    assert!(added.status.success(), "{added:?}");
+    let login: serde_json::Value = client
+        .post(format!("{base}/api/auth/login"))
+        .json(&serde_json::json!({"email": "log@example.com", "password": password}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["token"].as_str().expect("token").to_owned();
+    let ticket: serde_json::Value = client
+        .post(format!("{base}/api/auth/event-ticket"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ticket = ticket["ticket"].as_str().unwrap().to_owned();
+    let stream = client
+        .get(format!("{base}/api/events?ticket={ticket}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    drop(stream);
+    let refused = client
+        .get(format!("{base}/api/events?access_token={token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    drop(server);
+
+    let text = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        text.contains("gururmm-server user add --email"),
+        "no first-admin hint in the log:\n{text}"
+    );
+    assert!(
+        text.contains("/api/events"),
+        "requests are logged at debug:\n{text}"
+    );
+    let signature = token.rsplit('.').next().unwrap();
+    for (what, secret) in [
+        ("the JWT", signature),
+        ("the ticket", ticket.as_str()),
+        ("the password", password),
+    ] {
+        assert!(!text.contains(secret), "{what} is in the log:\n{text}");
+    }
+}
