@@ -9,6 +9,7 @@ mod audit;
 mod clients;
 mod commands;
 mod metrics;
+mod two_factor;
 mod users;
 
 pub use agents::{AgentFilter, AgentRecord, AgentState, AgentStats, AgentStatus, NewAgent};

@@ -14,6 +14,8 @@ pub struct UserRecord {
     pub role: Role,
     #[serde(with = "super::rfc3339")]
     pub created_at: i64,
+    /// Whether two-factor sign-in (TOTP) is on.
+    pub two_factor: bool,
 }
 
 fn from_row(row: &sqlx::any::AnyRow) -> DbResult<UserRecord> {
@@ -23,10 +25,12 @@ fn from_row(row: &sqlx::any::AnyRow) -> DbResult<UserRecord> {
         password_hash: row.try_get("password_hash")?,
         role: super::parse_column(row, "role")?,
         created_at: row.try_get("created_at")?,
+        two_factor: row.try_get::<i64, _>("two_factor")? != 0,
     })
 }
 
-const COLUMNS: &str = "id, email, password_hash, role, created_at";
+const COLUMNS: &str = "id, email, password_hash, role, created_at, \
+    CAST(CASE WHEN totp_secret IS NULL THEN 0 ELSE 1 END AS BIGINT) AS two_factor";
 
 impl Store {
     /// Creates a user with the audit row `user.create`. With no user as actor (the operator's

@@ -43,20 +43,39 @@ pub async fn login(
     let valid = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
         .await
         .map_err(|e| ApiError::Internal(e.into()))?;
+    let failed = |e: ApiError| {
+        state.limiter.record(&ip_key);
+        state.limiter.record(&account_key);
+        tracing::info!(ip = %peer.ip(), "failed login");
+        e
+    };
     let user = match (user, valid) {
         (Some(user), true) => user,
         _ => {
-            state.limiter.record(&ip_key);
-            state.limiter.record(&account_key);
-            tracing::info!(ip = %peer.ip(), "failed login");
-            return Err(ApiError::Unauthorized("wrong email or password".into()));
+            return Err(failed(ApiError::Unauthorized(
+                "wrong email or password".into(),
+            )))
         }
     };
+    match super::two_factor::check_second_factor(
+        &state,
+        &user,
+        req.totp_code.as_deref(),
+        req.recovery_code.as_deref(),
+    )
+    .await
+    {
+        Ok(()) => {}
+        // Asking for the code is not a failed attempt; a wrong code is.
+        Err(e @ ApiError::TwoFactorRequired(_)) => return Err(e),
+        Err(e) => return Err(failed(e)),
+    }
     state.limiter.reset(&account_key);
     let (token, exp) = state.jwt.issue(&user.id, user.role.as_str())?;
     Ok(axum::Json(LoginResponse {
         token,
         expires_at: crate::db::rfc3339::format(exp.saturating_mul(1000)),
+        two_factor_setup_required: state.config.require_two_factor && !user.two_factor,
         user: user.into(),
     }))
 }

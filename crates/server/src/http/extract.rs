@@ -136,6 +136,8 @@ pub struct AuthUser {
     pub id: String,
     pub email: String,
     pub role: Role,
+    /// Whether the account signs in with a second factor.
+    pub two_factor: bool,
 }
 
 pub(crate) async fn user_from_token(state: &AppState, token: &str) -> Result<AuthUser, ApiError> {
@@ -151,6 +153,7 @@ pub(crate) async fn user_from_token(state: &AppState, token: &str) -> Result<Aut
         id: user.id,
         email: user.email,
         role: user.role,
+        two_factor: user.two_factor,
     })
 }
 
