@@ -11,6 +11,7 @@ import { ConsolePage } from './pages/ConsolePage';
 import { CommandsPage } from './pages/CommandsPage';
 import { UnassignedPage } from './pages/UnassignedPage';
 import { UsersPage } from './pages/UsersPage';
+import { TwoFactorPage } from './pages/TwoFactorPage';
 
 interface Route {
   path: string;
@@ -26,6 +27,7 @@ const ROUTES: Route[] = [
   { path: '/commands', render: (_p, loc) => <CommandsPage initialAgent={loc.query.get('agent') ?? ''} /> },
   { path: '/unassigned', render: () => <UnassignedPage /> },
   { path: '/users', render: () => <UsersPage /> },
+  { path: '/account/two-factor', render: () => <TwoFactorPage /> },
 ];
 
 const NAV: { path: string; label: string; adminOnly?: boolean }[] = [
@@ -93,6 +95,9 @@ function Shell({ loc }: { loc: Location }) {
             {user.email}
           </span>
           <span className="role">({user.role})</span>
+          <a className="small" href={href('/account/two-factor')} aria-current={loc.path === '/account/two-factor' ? 'page' : undefined}>
+            Two-factor
+          </a>
           <button
             type="button"
             className="secondary small"

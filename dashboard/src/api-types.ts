@@ -261,6 +261,74 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/auth/two-factor": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The signed-in user's two-factor sign-in: on or not, required or not, recovery codes left */
+        get: operations["get_auth_two_factor"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/auth/two-factor/confirm": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Confirm the pending secret with a code: two-factor sign-in is on; the recovery codes are shown this once */
+        post: operations["post_auth_two_factor_confirm"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/auth/two-factor/disable": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Turn two-factor sign-in off, with a current code or a recovery code */
+        post: operations["post_auth_two_factor_disable"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/auth/two-factor/setup": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Start setting up two-factor sign-in: a new TOTP secret, pending until confirmed */
+        post: operations["post_auth_two_factor_setup"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/clients": {
         parameters: {
             query?: never;
@@ -523,6 +591,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/users/{id}/two-factor": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Turn a user's two-factor sign-in off (a lost device and lost recovery codes) */
+        delete: operations["delete_users_id_two_factor"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -687,6 +772,11 @@ export interface components {
         /** @description Every error: a status and a message saying what was wrong. */
         Error: {
             error: string;
+            /**
+             * @description Sign-in only: the password was right and the account's second factor is needed
+             *     (`totp_code` or `recovery_code`).
+             */
+            two_factor_required?: boolean | null;
         };
         Health: {
             /** @description `ok`. */
@@ -709,12 +799,21 @@ export interface components {
         LoginRequest: {
             email: string;
             password: string;
+            /** @description Or one of the account's one-time recovery codes. */
+            recovery_code?: string | null;
+            /** @description The 6-digit code of the authenticator app, for accounts with two-factor sign-in. */
+            totp_code?: string | null;
         };
         LoginResponse: {
             /** @description RFC 3339. */
             expires_at: string;
             /** @description JWT for `Authorization: Bearer`. */
             token: string;
+            /**
+             * @description The server requires two-factor sign-in and this account has none yet: until it sets
+             *     one up, only the two-factor setup is open to it.
+             */
+            two_factor_setup_required: boolean;
             user: components["schemas"]["User"];
         };
         MetricsHistory: {
@@ -823,6 +922,10 @@ export interface components {
             os_type: string;
             os_version: string;
         };
+        /** @description The recovery codes, shown this once: each signs in once instead of a code. */
+        RecoveryCodes: {
+            recovery_codes: string[];
+        };
         RegisterAgentBody: {
             hostname: string;
             site_id?: string | null;
@@ -867,11 +970,39 @@ export interface components {
             name: string;
             notes?: string | null;
         };
+        /** @description A code from the authenticator app. */
+        TwoFactorCode: {
+            /** @example 123456 */
+            code: string;
+        };
+        /**
+         * @description A secret being set up: show `otpauth_uri` as a QR code, or `secret` for typing by hand,
+         *     then confirm with a code from the app.
+         */
+        TwoFactorSetup: {
+            /** @example otpauth://totp/GuruRMM:tech%40example.com?secret=JBSWY3DPEHPK3PXP&issuer=GuruRMM */
+            otpauth_uri: string;
+            /** @description Base32. */
+            secret: string;
+        };
+        /** @description The signed-in user's two-factor sign-in. */
+        TwoFactorStatus: {
+            enabled: boolean;
+            /**
+             * Format: int64
+             * @description Unused recovery codes left.
+             */
+            recovery_codes_left: number;
+            /** @description Whether the server requires it of every user. */
+            required: boolean;
+        };
         User: {
             created_at: string;
             email: string;
             id: string;
             role: components["schemas"]["Role"];
+            /** @description Whether the account signs in with a second factor (TOTP). */
+            two_factor: boolean;
         };
         WatchdogEvent: {
             agent_id: string;
@@ -1120,6 +1251,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description The database is unavailable or busy */
             503: {
                 headers: {
@@ -1171,7 +1311,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Signed in, but the role does not allow this */
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -1227,6 +1367,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description The database is unavailable or busy */
             503: {
                 headers: {
@@ -1258,6 +1407,15 @@ export interface operations {
             };
             /** @description Missing, invalid or expired credentials */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1307,6 +1465,15 @@ export interface operations {
             };
             /** @description Missing, invalid or expired credentials */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1370,7 +1537,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Signed in, but the role does not allow this */
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -1441,7 +1608,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Signed in, but the role does not allow this */
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -1531,6 +1698,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description No such object */
             404: {
                 headers: {
@@ -1593,7 +1769,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Signed in, but the role does not allow this */
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -1669,6 +1845,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description No such object */
             404: {
                 headers: {
@@ -1720,6 +1905,15 @@ export interface operations {
             };
             /** @description Missing, invalid or expired credentials */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1876,7 +2070,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Signed in, but the role does not allow this */
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -1896,6 +2090,238 @@ export interface operations {
             };
             /** @description Body too large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    get_auth_two_factor: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TwoFactorStatus"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable or busy */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    post_auth_two_factor_confirm: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TwoFactorCode"];
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RecoveryCodes"];
+                };
+            };
+            /** @description Bad input: malformed JSON, a wrong field, a NUL byte in text */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable or busy */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    post_auth_two_factor_disable: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TwoFactorCode"];
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TwoFactorStatus"];
+                };
+            };
+            /** @description Bad input: malformed JSON, a wrong field, a NUL byte in text */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable or busy */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    post_auth_two_factor_setup: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TwoFactorSetup"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable or busy */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1925,6 +2351,15 @@ export interface operations {
             };
             /** @description Missing, invalid or expired credentials */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1983,7 +2418,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Signed in, but the role does not allow this */
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2043,6 +2478,15 @@ export interface operations {
             };
             /** @description Missing, invalid or expired credentials */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2112,7 +2556,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Signed in, but the role does not allow this */
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2186,7 +2630,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Signed in, but the role does not allow this */
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2246,6 +2690,15 @@ export interface operations {
             };
             /** @description Missing, invalid or expired credentials */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2318,6 +2771,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description The database is unavailable or busy */
             503: {
                 headers: {
@@ -2360,6 +2822,15 @@ export interface operations {
             };
             /** @description Missing, invalid or expired credentials */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2425,7 +2896,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Signed in, but the role does not allow this */
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2502,6 +2973,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description The database is unavailable or busy */
             503: {
                 headers: {
@@ -2569,6 +3049,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description The database is unavailable or busy */
             503: {
                 headers: {
@@ -2627,6 +3116,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description The database is unavailable or busy */
             503: {
                 headers: {
@@ -2678,7 +3176,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Signed in, but the role does not allow this */
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2738,6 +3236,15 @@ export interface operations {
             };
             /** @description Missing, invalid or expired credentials */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2807,7 +3314,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Signed in, but the role does not allow this */
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2881,7 +3388,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Signed in, but the role does not allow this */
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2948,7 +3455,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Signed in, but the role does not allow this */
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3004,7 +3511,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Signed in, but the role does not allow this */
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3064,7 +3571,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Signed in, but the role does not allow this */
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3138,7 +3645,72 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Signed in, but the role does not allow this */
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable or busy */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    delete_users_id_two_factor: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Done; no content */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Bad input: malformed JSON, a wrong field, a NUL byte in text */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
             403: {
                 headers: {
                     [name: string]: unknown;

@@ -70,11 +70,29 @@ export function UsersPage() {
       <ErrorMessage error={users.error} prefix="Users could not be loaded" />
       {users.loading && !users.data ? <Loading what="Loading users" /> : null}
       {users.data && users.data.length > 0 ? (
-        <Table caption="Users" columns={['Email', 'Role', 'Created', 'Actions']}>
+        <Table caption="Users" columns={['Email', 'Role', 'Two-factor', 'Created', 'Actions']}>
               {users.data.map((u) => (
                 <tr key={u.id}>
                   <td>{u.email}</td>
                   <td>{u.role}</td>
+                  <td>
+                    {u.two_factor ? 'on' : 'off'}
+                    {u.two_factor && u.id !== me.id ? (
+                      <>
+                        {' '}
+                        <ConfirmButton
+                          label="Reset"
+                          title={`Turn off two-factor sign-in for ${u.email}?`}
+                          message={<p>Use this when {u.email} lost both the authenticator app and the recovery codes. They sign in with the password alone until they set it up again.</p>}
+                          confirmLabel="Turn it off"
+                          onConfirm={async () => {
+                            await api.resetUserTwoFactor(u.id);
+                            users.reload();
+                          }}
+                        />
+                      </>
+                    ) : null}
+                  </td>
                   <td>{formatDateTime(u.created_at)}</td>
                   <td>
                     {u.id === me.id ? (
