@@ -17,6 +17,7 @@
 // Environment: GURURMM_SERVER_BIN, GURURMM_AGENT_BIN (default target/debug/...),
 // CHROMIUM (default /usr/bin/chromium), E2E_KEEP=1 keeps the temporary folder.
 import { spawn, spawnSync } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -44,6 +45,21 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'gururmm-e2e-'));
 const children = [];
 let passed = 0;
 let failed = 0;
+
+/** The RFC 6238 code (SHA-1, 6 digits, 30 s) an authenticator app shows for a base32 key. */
+function totpCode(base32, offsetSteps = 0) {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  let bits = '';
+  for (const ch of base32.replace(/=+$/, '').toUpperCase()) bits += alphabet.indexOf(ch).toString(2).padStart(5, '0');
+  const key = [];
+  for (let i = 0; i + 8 <= bits.length; i += 8) key.push(parseInt(bits.slice(i, i + 8), 2));
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor(Date.now() / 1000 / 30) + offsetSteps));
+  const h = crypto.createHmac('sha1', Buffer.from(key)).update(counter).digest();
+  const o = h[h.length - 1] & 0xf;
+  const n = (((h[o] & 0x7f) << 24) | (h[o + 1] << 16) | (h[o + 2] << 8) | h[o + 3]) % 1_000_000;
+  return String(n).padStart(6, '0');
+}
 
 function log(msg) {
   console.log(`[e2e] ${msg}`);
@@ -503,6 +519,33 @@ async function main() {
     await page.getByRole('button', { name: 'Sign in' }).waitFor();
   });
 
+  step('a technician turns on two-factor sign-in from a QR code, and then signs in with a code', async () => {
+    await page.getByLabel('Email').fill('tech@example.test');
+    await page.getByLabel('Password').fill('tech-Password-1234');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('heading', { name: 'Fleet overview' }).waitFor();
+    await page.getByRole('link', { name: 'Two-factor' }).click();
+    await page.getByRole('button', { name: 'Set up two-factor sign-in' }).click();
+    await page.getByRole('img', { name: 'QR code for the authenticator app' }).waitFor();
+    const secret = (await page.locator('code.secret').textContent()).trim();
+    await shot('16-two-factor-setup');
+    await page.getByLabel('Code from the app').fill(totpCode(secret));
+    await page.getByRole('button', { name: 'Turn on' }).click();
+    const codes = page.getByRole('list', { name: 'Recovery codes' }).getByRole('listitem');
+    await codes.first().waitFor();
+    if ((await codes.count()) !== 10) throw new Error('ten recovery codes expected');
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByLabel('Email').fill('tech@example.test');
+    await page.getByLabel('Password').fill('tech-Password-1234');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    // The password alone is not enough now: the page asks for the code.
+    await page.getByLabel('Authentication code').fill(totpCode(secret, 1));
+    await page.getByRole('button', { name: 'Verify and sign in' }).click();
+    await page.getByRole('heading', { name: 'Fleet overview' }).waitFor();
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByRole('button', { name: 'Sign in' }).waitFor();
+  });
+
   step('an expired session returns to the login page with a message', async () => {
     await page.evaluate(() =>
       localStorage.setItem(
@@ -512,7 +555,7 @@ async function main() {
     );
     await page.reload();
     await page.getByText('Your session has expired. Please sign in again.').waitFor();
-    await shot('16-session-expired');
+    await shot('17-session-expired');
   });
 
   try {

@@ -12,6 +12,7 @@ import { CommandsPage } from './pages/CommandsPage';
 import { UnassignedPage } from './pages/UnassignedPage';
 import { UsersPage } from './pages/UsersPage';
 import { AccountPage } from './pages/AccountPage';
+import { TwoFactorPage } from './pages/TwoFactorPage';
 
 interface Route {
   path: string;
@@ -28,6 +29,7 @@ const ROUTES: Route[] = [
   { path: '/unassigned', render: () => <UnassignedPage /> },
   { path: '/users', render: () => <UsersPage /> },
   { path: '/account', render: () => <AccountPage /> },
+  { path: '/account/two-factor', render: () => <TwoFactorPage /> },
 ];
 
 const NAV: { path: string; label: string; adminOnly?: boolean }[] = [
@@ -96,6 +98,9 @@ function Shell({ loc }: { loc: Location }) {
             {user.email}
           </span>
           <span className="role">({user.role})</span>
+          <a className="small" href={href('/account/two-factor')} aria-current={loc.path === '/account/two-factor' ? 'page' : undefined}>
+            Two-factor
+          </a>
           <button
             type="button"
             className="secondary small"

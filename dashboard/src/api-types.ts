@@ -363,6 +363,74 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/auth/two-factor": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The signed-in user's two-factor sign-in: on or not, required or not, recovery codes left */
+        get: operations["get_auth_two_factor"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/auth/two-factor/confirm": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Confirm the pending secret with a code: two-factor sign-in is on; the recovery codes are shown this once */
+        post: operations["post_auth_two_factor_confirm"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/auth/two-factor/disable": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Turn two-factor sign-in off, with a current code or a recovery code */
+        post: operations["post_auth_two_factor_disable"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/auth/two-factor/setup": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Start setting up two-factor sign-in: a new TOTP secret, pending until confirmed */
+        post: operations["post_auth_two_factor_setup"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/clients": {
         parameters: {
             query?: never;
@@ -626,6 +694,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/users/{id}/two-factor": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Turn a user's two-factor sign-in off (a lost device and lost recovery codes) */
+        delete: operations["delete_users_id_two_factor"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -802,6 +887,11 @@ export interface components {
         /** @description Every error: a status and a message saying what was wrong. */
         Error: {
             error: string;
+            /**
+             * @description Sign-in only: the password was right and the account's second factor is needed
+             *     (`totp_code` or `recovery_code`).
+             */
+            two_factor_required?: boolean | null;
         };
         /** @description A single-use ticket for `GET /api/events?ticket=`. */
         EventTicket: {
@@ -830,12 +920,21 @@ export interface components {
         LoginRequest: {
             email: string;
             password: string;
+            /** @description Or one of the account's one-time recovery codes. */
+            recovery_code?: string | null;
+            /** @description The 6-digit code of the authenticator app, for accounts with two-factor sign-in. */
+            totp_code?: string | null;
         };
         LoginResponse: {
             /** @description RFC 3339. */
             expires_at: string;
             /** @description JWT for `Authorization: Bearer`. */
             token: string;
+            /**
+             * @description The server requires two-factor sign-in and this account has none yet: until it sets
+             *     one up, only the two-factor setup is open to it.
+             */
+            two_factor_setup_required: boolean;
             user: components["schemas"]["User"];
         };
         MetricsHistory: {
@@ -944,6 +1043,10 @@ export interface components {
             os_type: string;
             os_version: string;
         };
+        /** @description The recovery codes, shown this once: each signs in once instead of a code. */
+        RecoveryCodes: {
+            recovery_codes: string[];
+        };
         RegisterAgentBody: {
             hostname: string;
             site_id?: string | null;
@@ -999,6 +1102,32 @@ export interface components {
             name: string;
             notes?: string | null;
         };
+        /** @description A code from the authenticator app. */
+        TwoFactorCode: {
+            /** @example 123456 */
+            code: string;
+        };
+        /**
+         * @description A secret being set up: show `otpauth_uri` as a QR code, or `secret` for typing by hand,
+         *     then confirm with a code from the app.
+         */
+        TwoFactorSetup: {
+            /** @example otpauth://totp/GuruRMM:tech%40example.com?secret=JBSWY3DPEHPK3PXP&issuer=GuruRMM */
+            otpauth_uri: string;
+            /** @description Base32. */
+            secret: string;
+        };
+        /** @description The signed-in user's two-factor sign-in. */
+        TwoFactorStatus: {
+            enabled: boolean;
+            /**
+             * Format: int64
+             * @description Unused recovery codes left.
+             */
+            recovery_codes_left: number;
+            /** @description Whether the server requires it of every user. */
+            required: boolean;
+        };
         /**
          * @description An admin's change to a user: any of role, a new password, disabled. Every change ends all
          *     of the user's sessions.
@@ -1016,6 +1145,8 @@ export interface components {
             email: string;
             id: string;
             role: components["schemas"]["Role"];
+            /** @description Whether the account signs in with a second factor (TOTP). */
+            two_factor: boolean;
         };
         WatchdogEvent: {
             agent_id: string;
@@ -1264,6 +1395,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description The database is unavailable or busy */
             503: {
                 headers: {
@@ -1315,7 +1455,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Signed in, but the role does not allow this */
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -1371,6 +1511,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description The database is unavailable or busy */
             503: {
                 headers: {
@@ -1402,6 +1551,15 @@ export interface operations {
             };
             /** @description Missing, invalid or expired credentials */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1451,6 +1609,15 @@ export interface operations {
             };
             /** @description Missing, invalid or expired credentials */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1514,7 +1681,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Signed in, but the role does not allow this */
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -1585,7 +1752,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Signed in, but the role does not allow this */
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -1675,6 +1842,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description No such object */
             404: {
                 headers: {
@@ -1737,7 +1913,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Signed in, but the role does not allow this */
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -1813,6 +1989,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description No such object */
             404: {
                 headers: {
@@ -1871,6 +2056,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description No such object */
             404: {
                 headers: {
@@ -1911,6 +2105,15 @@ export interface operations {
             };
             /** @description Missing, invalid or expired credentials */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1969,7 +2172,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Signed in, but the role does not allow this */
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2112,6 +2315,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description Body too large */
             413: {
                 headers: {
@@ -2172,7 +2384,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Signed in, but the role does not allow this */
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2228,6 +2440,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description The database is unavailable or busy */
             503: {
                 headers: {
@@ -2275,6 +2496,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description No such object */
             404: {
                 headers: {
@@ -2315,6 +2545,238 @@ export interface operations {
             };
         };
     };
+    get_auth_two_factor: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TwoFactorStatus"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable or busy */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    post_auth_two_factor_confirm: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TwoFactorCode"];
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RecoveryCodes"];
+                };
+            };
+            /** @description Bad input: malformed JSON, a wrong field, a NUL byte in text */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable or busy */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    post_auth_two_factor_disable: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TwoFactorCode"];
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TwoFactorStatus"];
+                };
+            };
+            /** @description Bad input: malformed JSON, a wrong field, a NUL byte in text */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable or busy */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    post_auth_two_factor_setup: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TwoFactorSetup"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable or busy */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     get_clients: {
         parameters: {
             query?: never;
@@ -2335,6 +2797,15 @@ export interface operations {
             };
             /** @description Missing, invalid or expired credentials */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2393,7 +2864,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Signed in, but the role does not allow this */
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2453,6 +2924,15 @@ export interface operations {
             };
             /** @description Missing, invalid or expired credentials */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2522,7 +3002,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Signed in, but the role does not allow this */
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2596,7 +3076,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Signed in, but the role does not allow this */
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2656,6 +3136,15 @@ export interface operations {
             };
             /** @description Missing, invalid or expired credentials */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2728,6 +3217,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description The database is unavailable or busy */
             503: {
                 headers: {
@@ -2770,6 +3268,15 @@ export interface operations {
             };
             /** @description Missing, invalid or expired credentials */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2835,7 +3342,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Signed in, but the role does not allow this */
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2915,6 +3422,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description The database is unavailable or busy */
             503: {
                 headers: {
@@ -2982,6 +3498,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description The database is unavailable or busy */
             503: {
                 headers: {
@@ -3040,6 +3565,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description The database is unavailable or busy */
             503: {
                 headers: {
@@ -3091,7 +3625,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Signed in, but the role does not allow this */
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3151,6 +3685,15 @@ export interface operations {
             };
             /** @description Missing, invalid or expired credentials */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3220,7 +3763,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Signed in, but the role does not allow this */
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3294,7 +3837,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Signed in, but the role does not allow this */
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3361,7 +3904,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Signed in, but the role does not allow this */
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3417,7 +3960,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Signed in, but the role does not allow this */
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3477,7 +4020,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Signed in, but the role does not allow this */
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3557,7 +4100,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Signed in, but the role does not allow this */
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3631,7 +4174,72 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Signed in, but the role does not allow this */
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable or busy */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    delete_users_id_two_factor: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Done; no content */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Bad input: malformed JSON, a wrong field, a NUL byte in text */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
             403: {
                 headers: {
                     [name: string]: unknown;

@@ -176,3 +176,22 @@ describe('queryString', () => {
     expect(queryString({ a: undefined, b: '', c: null })).toBe('');
   });
 });
+
+describe('two-factor sign-in', () => {
+  it('sends a six-digit code as totp_code and anything else as a recovery code', async () => {
+    const { secondFactorFields } = await import('./api');
+    expect(secondFactorFields(undefined)).toEqual({});
+    expect(secondFactorFields(' 123 456 ')).toEqual({ totp_code: '123456' });
+    expect(secondFactorFields('abcde-fghjk')).toEqual({ recovery_code: 'abcde-fghjk' });
+  });
+  it("marks the server's request for the second factor on the error", async () => {
+    const f = fakeFetch(401, { error: 'enter the code', two_factor_required: true });
+    const { api } = apiWith(f);
+    const err = await api.login('a@example.com', 'pw').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ApiError);
+    expect((err as ApiError).twoFactorRequired).toBe(true);
+    expect((err as ApiError).message).toBe('enter the code');
+    const plain = await apiWith(fakeFetch(401, { error: 'wrong email or password' })).api.login('a@example.com', 'pw').catch((e: unknown) => e);
+    expect((plain as ApiError).twoFactorRequired).toBe(false);
+  });
+});

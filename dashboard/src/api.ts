@@ -83,10 +83,23 @@ export const LIVE_EVENT_TYPES: LiveEvent['type'][] = ['agent_status', 'command_u
  */
 export class ApiError extends Error {
   readonly status: number;
-  constructor(status: number, message: string) {
+  /** Sign-in only: the password was right and the account's second factor is needed. */
+  readonly twoFactorRequired: boolean;
+  constructor(status: number, message: string, twoFactorRequired = false) {
     super(message);
     this.name = 'ApiError';
     this.status = status;
+    this.twoFactorRequired = twoFactorRequired;
+  }
+}
+
+/** Whether a failed answer's body carries the server's `two_factor_required` flag. */
+function asksForSecondFactor(body: string): boolean {
+  try {
+    const parsed: unknown = JSON.parse(body);
+    return !!parsed && typeof parsed === 'object' && (parsed as Record<string, unknown>).two_factor_required === true;
+  } catch {
+    return false;
   }
 }
 
@@ -144,7 +157,8 @@ export interface ApiOptions {
 }
 
 export interface ApiClient {
-  login(email: string, password: string): Promise<LoginResponse>;
+  /** `secondFactor`: a code from the authenticator app, or a recovery code. */
+  login(email: string, password: string, secondFactor?: string): Promise<LoginResponse>;
   /** Ends this session on the server. */
   logout(): Promise<void>;
   me(): Promise<User>;
@@ -195,6 +209,15 @@ export interface ApiClient {
   deleteUser(id: string): Promise<void>;
   /** Role, password reset, disabled: any change ends all of that user's sessions. */
   updateUser(id: string, body: Schemas['UpdateUserRequest']): Promise<User>;
+  /** Admin: turns a user's two-factor sign-in off (lost device and recovery codes). */
+  resetUserTwoFactor(id: string): Promise<void>;
+
+  twoFactorStatus(): Promise<Schemas['TwoFactorStatus']>;
+  /** A new secret, pending until `confirmTwoFactor` gets a code made from it. */
+  setupTwoFactor(): Promise<Schemas['TwoFactorSetup']>;
+  /** Turns two-factor sign-in on; the answer's recovery codes are shown this once. */
+  confirmTwoFactor(code: string): Promise<Schemas['RecoveryCodes']>;
+  disableTwoFactor(code: string): Promise<Schemas['TwoFactorStatus']>;
 
   /** URL of the event stream with a single-use ticket (EventSource sends no headers; the
    * long-lived token never goes into a URL). */
@@ -311,7 +334,7 @@ export function createCall(options: ApiOptions): Call {
     const text = await response.text().catch(() => '');
     if (!response.ok) {
       if (response.status === 401 && authenticated) options.onUnauthorized?.();
-      throw new ApiError(response.status, errorMessageFromBody(response.status, text));
+      throw new ApiError(response.status, errorMessageFromBody(response.status, text), asksForSecondFactor(text));
     }
     if (response.status === 204 || !text.trim()) return undefined;
     try {
@@ -325,13 +348,23 @@ export function createCall(options: ApiOptions): Call {
   return call as Call;
 }
 
+/**
+ * A six-digit code goes as `totp_code`; anything else (`abcde-fghjk`) as `recovery_code`.
+ * Nothing when there is no second factor to send.
+ */
+export function secondFactorFields(code?: string): { totp_code?: string; recovery_code?: string } {
+  const c = (code ?? '').trim();
+  if (!c) return {};
+  return /^[0-9\s]+$/.test(c) ? { totp_code: c.replace(/\s/g, '') } : { recovery_code: c };
+}
+
 export function createApi(options: ApiOptions): ApiClient {
   const base = options.baseUrl ?? '';
   const call = createCall(options);
 
   return {
-    login: (email, password) =>
-      call('post', '/api/auth/login', { body: { email, password }, authenticated: false }),
+    login: (email, password, secondFactor) =>
+      call('post', '/api/auth/login', { body: { email, password, ...secondFactorFields(secondFactor) }, authenticated: false }),
     logout: () => call('post', '/api/auth/logout'),
     me: () => call('get', '/api/auth/me'),
     authStatus: () => call('get', '/api/auth/status', { authenticated: false }),
@@ -383,6 +416,12 @@ export function createApi(options: ApiOptions): ApiClient {
     createUser: (body) => call('post', '/api/users', { body }),
     deleteUser: (id) => call('delete', '/api/users/{id}', { params: { id } }),
     updateUser: (id, body) => call('put', '/api/users/{id}', { params: { id }, body }),
+    resetUserTwoFactor: (id) => call('delete', '/api/users/{id}/two-factor', { params: { id } }),
+
+    twoFactorStatus: () => call('get', '/api/auth/two-factor'),
+    setupTwoFactor: () => call('post', '/api/auth/two-factor/setup'),
+    confirmTwoFactor: (code) => call('post', '/api/auth/two-factor/confirm', { body: { code } }),
+    disableTwoFactor: (code) => call('post', '/api/auth/two-factor/disable', { body: { code } }),
 
     eventsUrl: (ticket) => `${base}/api/events${queryString({ ticket })}`,
   };

@@ -3,6 +3,7 @@
 // user back to the login page with a message saying why.
 import { createContext, useCallback, useContext, useEffect, useMemo, useRef, useState, type ReactNode } from 'react';
 import { ApiError, createApi, type ApiClient, type LoginResponse, type User } from './api';
+import { navigate } from './lib/router';
 
 export interface Session {
   token: string;
@@ -33,7 +34,8 @@ interface SessionContextValue {
   api: ApiClient;
   /** Why the last session ended, shown on the login page. */
   notice: string | null;
-  login(email: string, password: string): Promise<void>;
+  /** Signs in; `secondFactor` is a TOTP or recovery code for accounts that need one. */
+  login(email: string, password: string, secondFactor?: string): Promise<void>;
   /** Forgets the session in this browser only (it already ended on the server). */
   logout(notice?: string): void;
   /** Signs out: ends the session on the server, then here. */
@@ -80,8 +82,12 @@ export function SessionProvider({ children }: { children: ReactNode }) {
   }, []);
 
   const login = useCallback(
-    async (email: string, password: string) => {
-      adopt(await api.login(email, password));
+    async (email: string, password: string, secondFactor?: string) => {
+      const res = await api.login(email, password, secondFactor);
+      // The server requires a second factor this account lacks: its setup is the only page
+      // open to it, so start there.
+      if (res.two_factor_setup_required) navigate('/account/two-factor', undefined, { replace: true });
+      adopt(res);
     },
     [api, adopt],
   );

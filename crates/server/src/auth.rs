@@ -209,7 +209,7 @@ pub fn load_or_create_secret(configured: &str, data_dir: &Path) -> anyhow::Resul
 }
 
 /// Writes a file only its owner can read.
-fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     #[cfg(unix)]
     {
         use std::io::Write;

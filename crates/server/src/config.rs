@@ -30,6 +30,9 @@ pub struct Config {
     pub cors_origins: Vec<String>,
     /// Whether `POST /api/auth/register` may create users (as technicians).
     pub allow_registration: bool,
+    /// Every user must sign in with a second factor (TOTP); until they set one up, they can
+    /// reach only their account's two-factor setup.
+    pub require_two_factor: bool,
     /// Serve the dashboard from this folder instead of the copy built into the binary
     /// (for dashboard development).
     pub dashboard_dir: Option<PathBuf>,
@@ -105,6 +108,7 @@ impl Default for Config {
             jwt_secret: String::new(),
             cors_origins: Vec::new(),
             allow_registration: false,
+            require_two_factor: false,
             dashboard_dir: None,
             downloads_dir: None,
             log_to_file: false,
@@ -146,6 +150,7 @@ impl std::fmt::Debug for Config {
             )
             .field("cors_origins", &self.cors_origins)
             .field("allow_registration", &self.allow_registration)
+            .field("require_two_factor", &self.require_two_factor)
             .field("dashboard_dir", &self.dashboard_dir)
             .field("downloads_dir", &self.downloads_dir())
             .field("log_dir", &self.log_dir())

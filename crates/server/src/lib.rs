@@ -20,6 +20,7 @@ pub mod sign_in;
 pub mod site_code;
 pub mod state;
 pub mod testing;
+pub mod two_factor;
 mod upkeep;
 
 use std::future::Future;
@@ -40,6 +41,7 @@ pub async fn build_state(
     let secret = auth::load_or_create_secret(&config.jwt_secret, &config.data_dir)?;
     Ok(AppState::new(Inner {
         jwt: auth::JwtKeys::new(&secret),
+        two_factor: two_factor::SecretBox::load_or_create(&config.data_dir)?,
         store,
         hub: Default::default(),
         events: Default::default(),

@@ -15,6 +15,8 @@ pub struct Inner {
     pub config: Config,
     pub store: Store,
     pub jwt: JwtKeys,
+    /// Seals TOTP secrets at rest.
+    pub two_factor: crate::two_factor::SecretBox,
     pub hub: Hub,
     pub events: EventBus,
     pub limiter: RateLimiter,

@@ -1,4 +1,5 @@
 import { useEffect, useState, type FormEvent } from 'react';
+import { ApiError } from '../api';
 import { useSession } from '../session';
 import { ErrorMessage } from '../components/ui';
 
@@ -6,6 +7,9 @@ export function LoginPage() {
   const { login, notice, api } = useSession();
   const [email, setEmail] = useState('');
   const [password, setPassword] = useState('');
+  // Shown once the server said this account also needs its second factor.
+  const [needsCode, setNeedsCode] = useState(false);
+  const [code, setCode] = useState('');
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
 
@@ -32,9 +36,13 @@ export function LoginPage() {
     setBusy(true);
     setError(null);
     try {
-      await login(email.trim(), password);
+      await login(email.trim(), password, needsCode ? code : undefined);
     } catch (err) {
-      setError(err);
+      if (err instanceof ApiError && err.twoFactorRequired && !needsCode) {
+        setNeedsCode(true);
+      } else {
+        setError(err);
+      }
       setBusy(false);
     }
   }
@@ -63,9 +71,27 @@ export function LoginPage() {
           <label htmlFor="login-password">Password</label>
           <input id="login-password" type="password" autoComplete="current-password" required value={password} onChange={(e) => setPassword(e.target.value)} />
         </div>
+        {needsCode ? (
+          <div className="field">
+            <label htmlFor="login-code">Authentication code</label>
+            <input
+              id="login-code"
+              autoComplete="one-time-code"
+              inputMode="text"
+              required
+              autoFocus
+              value={code}
+              onChange={(e) => setCode(e.target.value)}
+              aria-describedby="login-code-help"
+            />
+            <p id="login-code-help" className="muted small">
+              The 6-digit code from your authenticator app, or one of your recovery codes.
+            </p>
+          </div>
+        ) : null}
         <ErrorMessage error={error} />
         <button type="submit" className="primary" disabled={busy}>
-          {busy ? 'Signing in…' : 'Sign in'}
+          {busy ? 'Signing in…' : needsCode ? 'Verify and sign in' : 'Sign in'}
         </button>
       </form>
     </main>

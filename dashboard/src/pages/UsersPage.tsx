@@ -71,7 +71,7 @@ export function UsersPage() {
       <ErrorMessage error={users.error} prefix="Users could not be loaded" />
       {users.loading && !users.data ? <Loading what="Loading users" /> : null}
       {users.data && users.data.length > 0 ? (
-        <Table caption="Users" columns={['Email', 'Role', 'Status', 'Created', 'Actions']}>
+        <Table caption="Users" columns={['Email', 'Role', 'Status', 'Two-factor', 'Created', 'Actions']}>
           {users.data.map((u) => (
             <UserRow key={u.id} api={api} user={u} isMe={u.id === me.id} onChanged={users.reload} />
           ))}
@@ -112,6 +112,24 @@ function UserRow({ api, user: u, isMe, onChanged }: { api: ApiClient; user: User
         <ErrorMessage error={setRole.error} />
       </td>
       <td>{u.disabled ? 'Disabled' : 'Active'}</td>
+      <td>
+        {u.two_factor ? 'on' : 'off'}
+        {u.two_factor && !isMe ? (
+          <>
+            {' '}
+            <ConfirmButton
+              label="Reset"
+              title={`Turn off two-factor sign-in for ${u.email}?`}
+              message={<p>Use this when {u.email} lost both the authenticator app and the recovery codes. They sign in with the password alone until they set it up again.</p>}
+              confirmLabel="Turn it off"
+              onConfirm={async () => {
+                await api.resetUserTwoFactor(u.id);
+                onChanged();
+              }}
+            />
+          </>
+        ) : null}
+      </td>
       <td>{formatDateTime(u.created_at)}</td>
       <td className="actions">
         <button type="button" className="secondary small" onClick={() => setResetting(true)}>

@@ -10,6 +10,7 @@ mod clients;
 mod commands;
 mod metrics;
 mod sessions;
+mod two_factor;
 mod users;
 
 pub use agents::{AgentFilter, AgentRecord, AgentState, AgentStats, AgentStatus, NewAgent};

@@ -16,6 +16,8 @@ pub struct UserRecord {
     pub disabled: bool,
     #[serde(with = "super::rfc3339")]
     pub created_at: i64,
+    /// Whether two-factor sign-in (TOTP) is on.
+    pub two_factor: bool,
 }
 
 /// An admin's change to a user; `None` leaves that part as it is.
@@ -34,14 +36,16 @@ fn from_row(row: &sqlx::any::AnyRow) -> DbResult<UserRecord> {
         role: super::parse_column(row, "role")?,
         disabled: row.try_get::<i64, _>("disabled")? != 0,
         created_at: row.try_get("created_at")?,
+        two_factor: row.try_get::<i64, _>("two_factor")? != 0,
     })
 }
 
-const COLUMNS: &str = "id, email, password_hash, role, disabled, created_at";
+const COLUMNS: &str = "id, email, password_hash, role, disabled, created_at, \
+    CAST(CASE WHEN totp_secret IS NULL THEN 0 ELSE 1 END AS BIGINT) AS two_factor";
 
 /// The same columns of `users` aliased `u`, for joins.
-pub(super) const U_COLUMNS: &str =
-    "u.id, u.email, u.password_hash, u.role, u.disabled, u.created_at";
+pub(super) const U_COLUMNS: &str = "u.id, u.email, u.password_hash, u.role, u.disabled, \
+    u.created_at, CAST(CASE WHEN u.totp_secret IS NULL THEN 0 ELSE 1 END AS BIGINT) AS two_factor";
 
 pub(super) fn user_from_row(row: &sqlx::any::AnyRow) -> DbResult<UserRecord> {
     from_row(row)

@@ -67,18 +67,41 @@ pub async fn login(
         .map(|u| u.password_hash.clone())
         .unwrap_or_else(|| dummy_hash().to_owned());
     let valid = state.sign_in.verify_password(req.password, hash).await?;
+    let failed = |e: ApiError| {
+        state.limiter.record(&failures_key);
+        tracing::info!(ip = %peer.ip(), "failed login");
+        e
+    };
     let user = match (user, valid) {
         (Some(user), true) => user,
         _ => {
-            state.limiter.record(&failures_key);
-            tracing::info!(ip = %peer.ip(), "failed login");
-            return Err(ApiError::Unauthorized("wrong email or password".into()));
+            return Err(failed(ApiError::Unauthorized(
+                "wrong email or password".into(),
+            )))
         }
     };
     if user.disabled {
         return Err(ApiError::Forbidden(
             "this account is disabled; ask an administrator".into(),
         ));
+    }
+    match super::two_factor::check_second_factor(
+        &state,
+        &user,
+        req.totp_code.as_deref(),
+        req.recovery_code.as_deref(),
+    )
+    .await
+    {
+        Ok(()) => {}
+        // Asking for the code is not a failed attempt (the password was right): its attempt
+        // is given back. A wrong code is a failure.
+        Err(e @ ApiError::TwoFactorRequired(_)) => {
+            state.limiter.release_one(&ip_key);
+            state.limiter.release_one(&pair_key);
+            return Err(e);
+        }
+        Err(e) => return Err(failed(e)),
     }
     // The right password gives back its attempt and clears this address's count for the
     // account; failures from elsewhere stay counted.
@@ -118,6 +141,7 @@ async fn start_session(
     Ok(LoginResponse {
         token,
         expires_at: crate::db::rfc3339::format(exp.saturating_mul(1000)),
+        two_factor_setup_required: state.config.require_two_factor && !user.two_factor,
         user: user.into(),
     })
 }

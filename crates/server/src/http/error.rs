@@ -29,6 +29,9 @@ pub enum ApiError {
     },
     #[error("{0}")]
     Unavailable(String),
+    /// 401: the password was right, and the account also needs its second factor.
+    #[error("{0}")]
+    TwoFactorRequired(String),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -43,7 +46,7 @@ impl ApiError {
     fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized(_) | ApiError::TwoFactorRequired(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
@@ -88,7 +91,14 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
-        let mut response = (status, Json(json!({ "error": message }))).into_response();
+        let body = match &self {
+            // The sign-in page asks for the code when it sees this flag.
+            ApiError::TwoFactorRequired(_) => {
+                json!({ "error": message, "two_factor_required": true })
+            }
+            _ => json!({ "error": message }),
+        };
+        let mut response = (status, Json(body)).into_response();
         if let ApiError::TooManyRequests {
             retry_after_seconds,
             ..

@@ -137,6 +137,8 @@ pub struct AuthUser {
     pub email: String,
     pub role: Role,
     pub session_id: String,
+    /// Whether the account signs in with a second factor.
+    pub two_factor: bool,
 }
 
 /// The user of a valid JWT whose session is still live (one indexed lookup).
@@ -164,6 +166,7 @@ pub(crate) async fn user_from_session(state: &AppState, sid: &str) -> Result<Aut
         email: user.email,
         role: user.role,
         session_id: session.id,
+        two_factor: user.two_factor,
     })
 }
 

@@ -12,6 +12,7 @@ pub mod error;
 mod events;
 pub mod extract;
 mod legacy;
+mod two_factor;
 pub mod types;
 
 use axum::extract::{Request, State};
@@ -74,6 +75,8 @@ pub struct ApiRoute {
     /// Also accept a single-use ticket as `?ticket=` (EventSource cannot send headers; the
     /// long-lived JWT never goes into a URL).
     pub ticket_in_query: bool,
+    /// Open to a user who still has to set up the second factor the server requires.
+    pub before_two_factor: bool,
     handler: MethodRouter<AppState>,
     body: Option<(Value, bool)>,
     success: (u16, Option<(&'static str, Value)>),
@@ -107,6 +110,7 @@ pub fn route(
         summary,
         access,
         ticket_in_query: false,
+        before_two_factor: false,
         handler,
         body: None,
         success: (200, None),
@@ -200,6 +204,13 @@ impl ApiRoute {
         self
     }
 
+    /// Open to a signed-in user who has not yet set up the second factor the server requires
+    /// (`require_two_factor`); every other user route refuses them with 403 until they have.
+    pub fn before_two_factor(mut self) -> Self {
+        self.before_two_factor = true;
+        self
+    }
+
     /// `get_clients_id` for `GET /api/clients/{id}`.
     pub fn operation_id(&self) -> String {
         let path = self.path.trim_start_matches("/api/");
@@ -226,10 +237,10 @@ pub fn api_routes() -> Vec<ApiRoute> {
             get(auth::status))
             .ok::<AuthStatus>(),
         route("GET", "/api/auth/me", Viewer, "The signed-in user", get(auth::me))
-            .ok::<User>(),
+            .ok::<User>().before_two_factor(),
         route("POST", "/api/auth/logout", Viewer, "Sign out: ends this session on the server",
             post(auth::logout))
-            .no_content(),
+            .no_content().before_two_factor(),
         route("POST", "/api/auth/password", Viewer,
             "Change your own password; ends all your sessions and answers a new one",
             post(auth::change_password))
@@ -244,6 +255,22 @@ pub fn api_routes() -> Vec<ApiRoute> {
             "A single-use ticket for GET /api/events?ticket=, valid about 30 s",
             post(auth::event_ticket))
             .ok::<EventTicket>(),
+        route("GET", "/api/auth/two-factor", Viewer,
+            "The signed-in user's two-factor sign-in: on or not, required or not, recovery codes left",
+            get(two_factor::status))
+            .ok::<TwoFactorStatus>().before_two_factor(),
+        route("POST", "/api/auth/two-factor/setup", Viewer,
+            "Start setting up two-factor sign-in: a new TOTP secret, pending until confirmed",
+            post(two_factor::setup))
+            .ok::<TwoFactorSetup>().errors(&[409]).before_two_factor(),
+        route("POST", "/api/auth/two-factor/confirm", Viewer,
+            "Confirm the pending secret with a code: two-factor sign-in is on; the recovery codes are shown this once",
+            post(two_factor::confirm))
+            .body::<TwoFactorCode>().ok::<RecoveryCodes>().errors(&[409]).before_two_factor(),
+        route("POST", "/api/auth/two-factor/disable", Viewer,
+            "Turn two-factor sign-in off, with a current code or a recovery code",
+            post(two_factor::disable))
+            .body::<TwoFactorCode>().ok::<TwoFactorStatus>().errors(&[409]),
         route("GET", "/api/users", Admin, "List users", get(auth::list_users))
             .ok_list::<User>(),
         route("POST", "/api/users", Admin, "Create a user", post(auth::add_user))
@@ -256,6 +283,10 @@ pub fn api_routes() -> Vec<ApiRoute> {
             "Change a user's role, reset their password, disable or enable them; their sessions end",
             put(auth::update_user))
             .body::<UpdateUserRequest>().ok::<User>(),
+        route("DELETE", "/api/users/{id}/two-factor", Admin,
+            "Turn a user's two-factor sign-in off (a lost device and lost recovery codes)",
+            delete(two_factor::reset_for_user))
+            .no_content(),
         route("GET", "/api/clients", Viewer, "List clients", get(clients::list_clients))
             .ok_list::<Client>(),
         route("POST", "/api/clients", Technician, "Create a client",
@@ -390,7 +421,7 @@ fn status_text(status: u16) -> &'static str {
         204 => "Done; no content",
         400 => "Bad input: malformed JSON, a wrong field, a NUL byte in text",
         401 => "Missing, invalid or expired credentials",
-        403 => "Signed in, but the role does not allow this",
+        403 => "Signed in, but the role does not allow this (or the server requires a second factor not yet set up)",
         404 => "No such object",
         409 => "Conflicts with the current state",
         413 => "Body too large",
@@ -413,8 +444,10 @@ impl ApiRoute {
         let mut errors = self.errors.clone();
         match self.access {
             Access::Anyone => {}
-            Access::Viewer | Access::AgentKey => errors.push(401),
-            Access::Technician | Access::Admin => errors.extend([401, 403]),
+            Access::AgentKey => errors.push(401),
+            // 403 also when the server requires a second factor the user has not set up.
+            Access::Viewer if self.before_two_factor => errors.push(401),
+            Access::Viewer | Access::Technician | Access::Admin => errors.extend([401, 403]),
         }
         if self.body.is_some() || !self.params.is_empty() {
             errors.push(400);
@@ -543,14 +576,15 @@ async fn openapi_json() -> axum::Json<Value> {
 
 /// Checks the caller against the route's [`Access`] and hands the handler who it is (an
 /// [`extract::AuthUser`] or an [`extract::AgentKey`] in the request's extensions).
+/// `rules`: the route's `ticket_in_query` and `before_two_factor`.
 async fn authorize(
     state: AppState,
     access: Access,
-    ticket_in_query: bool,
+    rules: (bool, bool),
     mut req: Request,
     next: Next,
 ) -> Response {
-    match check_access(&state, access, ticket_in_query, &mut req).await {
+    match check_access(&state, access, rules, &mut req).await {
         Ok(()) => next.run(req).await,
         Err(e) => e.into_response(),
     }
@@ -559,7 +593,7 @@ async fn authorize(
 async fn check_access(
     state: &AppState,
     access: Access,
-    ticket_in_query: bool,
+    (ticket_in_query, before_two_factor): (bool, bool),
     req: &mut Request,
 ) -> Result<(), ApiError> {
     extract::reject_nul_in_uri(req.uri())?;
@@ -603,6 +637,12 @@ async fn check_access(
                     }
                     _ => {}
                 }
+                if state.config.require_two_factor && !user.two_factor && !before_two_factor {
+                    return Err(ApiError::Forbidden(
+                        "this server requires two-factor sign-in: set it up on your account page first"
+                            .into(),
+                    ));
+                }
                 parts.extensions.insert(user);
                 Ok(())
             }
@@ -617,10 +657,11 @@ pub fn router(state: AppState) -> Router {
     // Several methods share a path: merge them into one method router per path.
     let mut by_path: Vec<(&'static str, MethodRouter<AppState>)> = Vec::new();
     for r in api_routes() {
-        let (access, in_query, layer_state) = (r.access, r.ticket_in_query, state.clone());
+        let (access, layer_state) = (r.access, state.clone());
+        let rules = (r.ticket_in_query, r.before_two_factor);
         let handler = r.handler.route_layer(axum::middleware::from_fn(
             move |req: Request, next: Next| {
-                authorize(layer_state.clone(), access, in_query, req, next)
+                authorize(layer_state.clone(), access, rules, req, next)
             },
         ));
         match by_path.iter_mut().find(|(p, _)| *p == r.path) {

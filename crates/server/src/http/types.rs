@@ -15,6 +15,10 @@ use crate::db::{self, rfc3339::format as time};
 #[derive(Serialize, ToSchema)]
 pub struct Error {
     pub error: String,
+    /// Sign-in only: the password was right and the account's second factor is needed
+    /// (`totp_code` or `recovery_code`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub two_factor_required: Option<bool>,
 }
 
 fn time_opt(ms: Option<i64>) -> Option<String> {
@@ -41,6 +45,12 @@ where
 pub struct LoginRequest {
     pub email: String,
     pub password: String,
+    /// The 6-digit code of the authenticator app, for accounts with two-factor sign-in.
+    #[serde(default)]
+    pub totp_code: Option<String>,
+    /// Or one of the account's one-time recovery codes.
+    #[serde(default)]
+    pub recovery_code: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -50,6 +60,9 @@ pub struct LoginResponse {
     /// RFC 3339.
     pub expires_at: String,
     pub user: User,
+    /// The server requires two-factor sign-in and this account has none yet: until it sets
+    /// one up, only the two-factor setup is open to it.
+    pub two_factor_setup_required: bool,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -72,6 +85,8 @@ pub struct User {
     /// A disabled user cannot sign in.
     pub disabled: bool,
     pub created_at: String,
+    /// Whether the account signs in with a second factor (TOTP).
+    pub two_factor: bool,
 }
 
 impl From<db::UserRecord> for User {
@@ -82,6 +97,7 @@ impl From<db::UserRecord> for User {
             role: r.role,
             disabled: r.disabled,
             created_at: time(r.created_at),
+            two_factor: r.two_factor,
         }
     }
 }
@@ -574,4 +590,39 @@ pub struct Health {
 /// Converts each element: `list(rows)` for `Vec<Record>` -> `Vec<ApiType>`.
 pub fn list<R, T: From<R>>(rows: Vec<R>) -> Vec<T> {
     rows.into_iter().map(T::from).collect()
+}
+
+/// The signed-in user's two-factor sign-in.
+#[derive(Serialize, ToSchema)]
+pub struct TwoFactorStatus {
+    pub enabled: bool,
+    /// Whether the server requires it of every user.
+    pub required: bool,
+    /// Unused recovery codes left.
+    pub recovery_codes_left: i64,
+}
+
+/// A secret being set up: show `otpauth_uri` as a QR code, or `secret` for typing by hand,
+/// then confirm with a code from the app.
+#[derive(Serialize, ToSchema)]
+pub struct TwoFactorSetup {
+    #[schema(
+        example = "otpauth://totp/GuruRMM:tech%40example.com?secret=JBSWY3DPEHPK3PXP&issuer=GuruRMM"
+    )]
+    pub otpauth_uri: String,
+    /// Base32.
+    pub secret: String,
+}
+
+/// A code from the authenticator app.
+#[derive(Deserialize, ToSchema)]
+pub struct TwoFactorCode {
+    #[schema(example = "123456")]
+    pub code: String,
+}
+
+/// The recovery codes, shown this once: each signs in once instead of a code.
+#[derive(Serialize, ToSchema)]
+pub struct RecoveryCodes {
+    pub recovery_codes: Vec<String>,
 }

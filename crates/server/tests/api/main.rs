@@ -13,6 +13,7 @@ mod resources;
 mod session;
 mod sign_in;
 mod storage;
+mod two_factor;
 
 /// Declares `name::sqlite` and `name::postgres`, each running `body(TestDb)`.
 #[macro_export]

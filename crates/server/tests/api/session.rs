@@ -165,6 +165,17 @@ async fn command(server: &TestServer, id: &str, check: impl Fn(&Value) -> bool) 
         .await
 }
 
+/// The agent's watchdog events, once there is at least one.
+async fn watchdog_events(server: &TestServer, agent_id: &str) -> Value {
+    server
+        .wait_for(
+            &format!("/api/agents/{agent_id}/watchdog-events"),
+            Duration::from_secs(10),
+            |e| e.as_array().is_some_and(|a| !a.is_empty()),
+        )
+        .await
+}
+
 async fn enrollment_places_the_agent_and_its_key_works(db: TestDb, t: Transport) {
     let server = TestServer::start(db).await;
     let (_, site_id, code) = server.create_site().await;
@@ -199,13 +210,7 @@ async fn reports_are_stored(db: TestDb, t: Transport) {
         .await;
     assert_eq!(state["metrics"]["cpu_percent"], 12.5);
     assert_eq!(state["network"]["interfaces"][0]["name"], "eth0");
-    let events = server
-        .wait_for(
-            &format!("/api/agents/{}/watchdog-events", agent.id),
-            Duration::from_secs(10),
-            |e| e.as_array().is_some_and(|a| !a.is_empty()),
-        )
-        .await;
+    let events = watchdog_events(&server, &agent.id).await;
     assert_eq!(events[0]["service"], "Spooler");
     assert_eq!(events[0]["event"], "restarted");
     let history = server
@@ -280,13 +285,7 @@ async fn nul_bytes_from_agents_are_replaced(db: TestDb, t: Transport) {
     assert_eq!(done["status"], "completed");
     assert_eq!(done["stdout"], "a\u{FFFD}b");
 
-    let events = server
-        .wait_for(
-            &format!("/api/agents/{}/watchdog-events", agent.id),
-            Duration::from_secs(10),
-            |e| e.as_array().is_some_and(|a| !a.is_empty()),
-        )
-        .await;
+    let events = watchdog_events(&server, &agent.id).await;
     assert_eq!(events[0]["message"], "bad\u{FFFD}name");
     let state = server
         .wait_for(

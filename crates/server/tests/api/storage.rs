@@ -205,6 +205,18 @@ async fn site_codes_are_unique(db: TestDb) {
         .is_some());
 }
 
+fn shell_command<'a>(agent_id: &'a str, command: &'a str) -> NewCommand<'a> {
+    NewCommand {
+        agent_id,
+        command_type: "shell",
+        command,
+        interpreter: None,
+        timeout_seconds: 60,
+        elevated: false,
+        created_by: None,
+    }
+}
+
 /// A change and its audit row commit together or not at all: with the audit table gone, every
 /// audited change fails and leaves nothing behind.
 async fn a_failed_audit_write_undoes_the_change(db: TestDb) {
@@ -219,18 +231,7 @@ async fn a_failed_audit_write_undoes_the_change(db: TestDb) {
         .unwrap();
     let agent_id = agent(store).await;
     let queued = store
-        .insert_command(
-            NewCommand {
-                agent_id: &agent_id,
-                command_type: "shell",
-                command: "true",
-                interpreter: None,
-                timeout_seconds: 60,
-                elevated: false,
-                created_by: None,
-            },
-            by,
-        )
+        .insert_command(shell_command(&agent_id, "true"), by)
         .await
         .unwrap();
     assert_eq!(store.audit_count("client.create").await.unwrap(), 1);
@@ -255,18 +256,7 @@ async fn a_failed_audit_write_undoes_the_change(db: TestDb) {
         .is_err());
     assert!(store.move_agent(&agent_id, Some(&site), by).await.is_err());
     assert!(store
-        .insert_command(
-            NewCommand {
-                agent_id: &agent_id,
-                command_type: "shell",
-                command: "lost",
-                interpreter: None,
-                timeout_seconds: 60,
-                elevated: false,
-                created_by: None,
-            },
-            by,
-        )
+        .insert_command(shell_command(&agent_id, "lost"), by,)
         .await
         .is_err());
     assert!(store.cancel_command(&queued.id, by).await.is_err());
