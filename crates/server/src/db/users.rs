@@ -79,7 +79,8 @@ impl Store {
         from_row(&row)
     }
 
-    /// Resets a user's password and role (the operator's `user add` on an existing email).
+    /// Resets a user's password and role and enables them (the operator's `user add` on an
+    /// existing email); their sessions end.
     pub async fn set_user_password(
         &self,
         id: &str,
@@ -88,7 +89,7 @@ impl Store {
         by: Actor<'_>,
     ) -> DbResult<()> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE users SET password_hash = $1, role = $2 WHERE id = $3")
+        sqlx::query("UPDATE users SET password_hash = $1, role = $2, disabled = 0 WHERE id = $3")
             .bind(password_hash)
             .bind(role.as_str())
             .bind(id)

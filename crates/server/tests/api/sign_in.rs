@@ -415,7 +415,59 @@ async fn first_admin_hint(db: TestDb) {
     assert_eq!(code, 401, "the deleted user's session went with them");
 }
 
+/// The operator's `user add` on an existing user (another process, same database): the user's
+/// sessions end, an open event stream closes within seconds, and a disabled user is enabled.
+async fn operator_reset(db: TestDb) {
+    let server = TestServer::start(db).await;
+    let id = add_technician(&server, "tech@example.com").await;
+    let token = server.login("tech@example.com", PASSWORD).await.unwrap();
+    let stream = open_stream(&server, &token).await;
+    let (status, _) = server
+        .request(
+            Method::PUT,
+            &format!("/api/users/{id}"),
+            Some(json!({"disabled": true})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_closed(stream, "deactivation").await;
+    let token = server.token.clone();
+    let me = server.get("/api/auth/me").await;
+    let stream = open_stream(&server, &token).await;
+
+    let store = gururmm_server::db::Store::connect(&server.config.effective_database_url())
+        .await
+        .unwrap();
+    let hash = gururmm_server::auth::hash_password("operator-pass-1").unwrap();
+    for (user, role) in [
+        (id.as_str(), gururmm_server::auth::Role::Technician),
+        (
+            me["id"].as_str().unwrap(),
+            gururmm_server::auth::Role::Admin,
+        ),
+    ] {
+        store
+            .set_user_password(user, &hash, role, gururmm_server::db::Actor::SYSTEM)
+            .await
+            .unwrap();
+    }
+    store.close().await;
+    assert_dead(&server, &token, "operator reset").await;
+    // No broadcast reaches the server from another process: the stream re-checks.
+    let mut body = stream.bytes_stream();
+    let closed = tokio::time::timeout(Duration::from_secs(8), async {
+        while let Some(Ok(_)) = body.next().await {}
+    })
+    .await;
+    assert!(closed.is_ok(), "the open stream was not closed");
+    server
+        .login("tech@example.com", "operator-pass-1")
+        .await
+        .expect("enabled again by the operator");
+}
+
 on_both_databases!(
+    operator_reset,
     sessions_end,
     session_list,
     concurrent_guesses,
