@@ -157,7 +157,11 @@ pub(super) async fn insert_agent(conn: &mut AnyConnection, a: &NewAgent<'_>) -> 
 }
 
 /// What the agent says about itself (device, hostname, OS, version), and that it was seen.
-pub(super) async fn update_identity(conn: &mut AnyConnection, id: &str, a: &NewAgent<'_>) -> DbResult<()> {
+pub(super) async fn update_identity(
+    conn: &mut AnyConnection,
+    id: &str,
+    a: &NewAgent<'_>,
+) -> DbResult<()> {
     sqlx::query(
         "UPDATE agents SET device_id = $1, hostname = $2, os_type = $3, os_version = $4, arch = $5, version = $6, last_seen = $7 \
          WHERE id = $8",

@@ -83,12 +83,12 @@ async fn approved_with_device(
     conn: &mut AnyConnection,
     device_id: Option<&str>,
 ) -> DbResult<Option<String>> {
-    Ok(sqlx::query_scalar(
-        "SELECT id FROM agents WHERE device_id = $1 AND approval = 'approved'",
+    Ok(
+        sqlx::query_scalar("SELECT id FROM agents WHERE device_id = $1 AND approval = 'approved'")
+            .bind(device_id)
+            .fetch_optional(conn)
+            .await?,
     )
-    .bind(device_id)
-    .fetch_optional(conn)
-    .await?)
 }
 
 impl Store {
@@ -153,14 +153,25 @@ impl Store {
             EnrollVia::Token(t) => format!("token {t}"),
         };
         let details = match (&claims, approval) {
-            (Some(old), _) => format!("by {how}, site {}; claims agent {old}", a.site_id.unwrap_or("-")),
+            (Some(old), _) => format!(
+                "by {how}, site {}; claims agent {old}",
+                a.site_id.unwrap_or("-")
+            ),
             (None, _) => format!("by {how}, site {}", a.site_id.unwrap_or("-")),
         };
         let action = match approval {
             Approval::Approved => "agent.enroll",
             Approval::Pending => "agent.enroll_pending",
         };
-        audit::record(&mut tx, Actor::SYSTEM, action, "agent", Some(&id), Some(&details)).await?;
+        audit::record(
+            &mut tx,
+            Actor::SYSTEM,
+            action,
+            "agent",
+            Some(&id),
+            Some(&details),
+        )
+        .await?;
         tx.commit().await?;
         Ok(Enrolled {
             agent_id: id,
@@ -249,7 +260,9 @@ impl Store {
                     "agent.approve",
                     "agent",
                     Some(&old),
-                    Some(&format!("pending record {id} took this agent's place; the old key no longer works")),
+                    Some(&format!(
+                        "pending record {id} took this agent's place; the old key no longer works"
+                    )),
                 )
                 .await?;
                 old
@@ -292,18 +305,26 @@ impl Store {
         by: Actor<'_>,
     ) -> DbResult<()> {
         let mut tx = self.pool.begin().await?;
-        let done = sqlx::query("UPDATE sites SET require_approval = $1, updated_at = $2 WHERE id = $3")
-            .bind(i64::from(require))
-            .bind(now_ms())
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        let done =
+            sqlx::query("UPDATE sites SET require_approval = $1, updated_at = $2 WHERE id = $3")
+                .bind(i64::from(require))
+                .bind(now_ms())
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound("site"));
         }
         let details = if require { "on" } else { "off" };
-        audit::record(&mut tx, by, "site.require_approval", "site", Some(id), Some(details))
-            .await?;
+        audit::record(
+            &mut tx,
+            by,
+            "site.require_approval",
+            "site",
+            Some(id),
+            Some(details),
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -336,7 +357,15 @@ impl Store {
         .bind(hint)
         .execute(&mut *tx)
         .await?;
-        audit::record(&mut tx, by, "token.create", "site", Some(site_id), Some(&id)).await?;
+        audit::record(
+            &mut tx,
+            by,
+            "token.create",
+            "site",
+            Some(site_id),
+            Some(&id),
+        )
+        .await?;
         tx.commit().await?;
         Ok(TokenRecord {
             id,

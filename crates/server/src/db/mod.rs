@@ -15,9 +15,9 @@ mod users;
 pub use agents::{
     AgentFilter, AgentRecord, AgentState, AgentStats, AgentStatus, Approval, NewAgent,
 };
-pub use enrollment::{EnrollVia, Enrolled, TokenRecord, TokenRefusal};
 pub use clients::{ClientRecord, SiteRecord};
 pub use commands::{CommandFilter, CommandRecord, NewCommand};
+pub use enrollment::{EnrollVia, Enrolled, TokenRecord, TokenRefusal};
 pub use metrics::{MetricsPoint, MetricsSummary, WatchdogEventRecord};
 pub use users::UserRecord;
 

@@ -180,16 +180,16 @@ pub async fn approve(
     Ok(axum::Json(load_agent(&state, &approved).await?.into()))
 }
 
-/// Rejects a pending record: it is removed and its key dies.
+/// Rejects a pending record: it is removed and its key dies. Answers the removed record.
 pub async fn reject(
     State(state): State<AppState>,
     user: AuthUser,
     Path(id): Path<String>,
-) -> ApiResult<StatusCode> {
-    load_pending(&state, &id).await?;
+) -> ApiResult<axum::Json<Agent>> {
+    let agent = load_pending(&state, &id).await?;
     state.store.reject_agent(&id, Actor::user(&user.id)).await?;
     state.hub.disconnect(&id, "enrollment rejected");
-    Ok(StatusCode::NO_CONTENT)
+    Ok(axum::Json(agent.into()))
 }
 
 pub async fn move_to_site(

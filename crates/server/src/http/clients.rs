@@ -6,8 +6,8 @@ use axum::http::StatusCode;
 use super::error::{ApiError, ApiResult};
 use super::extract::{AuthUser, Json};
 use super::types::{
-    list, Client, ClientBody, EnrollmentToken, NewEnrollmentToken, NewSiteBody, NewTokenBody,
-    Site, SiteBody,
+    list, Client, ClientBody, EnrollmentToken, NewEnrollmentToken, NewSiteBody, NewTokenBody, Site,
+    SiteBody,
 };
 use crate::auth::key_hash;
 use crate::db::{Actor, StoreError};

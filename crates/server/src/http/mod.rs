@@ -303,7 +303,7 @@ pub fn api_routes() -> Vec<ApiRoute> {
         route("POST", "/api/agents/{id}/reject", Technician,
             "Reject a record waiting for approval; it is removed and its key dies",
             post(agents::reject))
-            .no_content().errors(&[409]),
+            .ok::<Agent>().errors(&[409]),
         route("GET", "/api/agents/{id}/state", Viewer, "Latest network state and metrics",
             get(agents::agent_state))
             .ok::<AgentState>(),

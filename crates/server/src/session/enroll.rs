@@ -109,7 +109,13 @@ fn masked(code: &str) -> String {
         let head: String = rest.chars().take(2).collect();
         return format!("{TOKEN_PREFIX}{head}…");
     }
-    let first: String = code.split('-').next().unwrap_or("").chars().take(16).collect();
+    let first: String = code
+        .split('-')
+        .next()
+        .unwrap_or("")
+        .chars()
+        .take(16)
+        .collect();
     format!("{first}-****-****")
 }
 
@@ -149,11 +155,11 @@ pub async fn authenticate(
     // Enrollment: counted per address before anything is looked up, so concurrent guesses
     // cannot pass the limit.
     let limit = state.config.enrollments_per_minute_per_address;
-    if let Err(wait) = state.limiter.check_and_record(
-        &format!("enroll-ip:{peer}"),
-        limit,
-        Duration::from_secs(60),
-    ) {
+    if let Err(wait) =
+        state
+            .limiter
+            .check_and_record(&format!("enroll-ip:{peer}"), limit, Duration::from_secs(60))
+    {
         tracing::info!(%peer, "enrollment refused: rate limit");
         return Ok(Err(Refused::RateLimited(wait)));
     }

@@ -12,6 +12,7 @@ mod legacy;
 mod resources;
 mod session;
 mod storage;
+mod takeover;
 
 /// Declares `name::sqlite` and `name::postgres`, each running `body(TestDb)`.
 #[macro_export]
