@@ -208,6 +208,10 @@ async fn authenticate(
                     }
                 }
                 *prefer_config_key = false;
+                if let Some(note) = r.message.as_deref() {
+                    // E.g. the record waits for a technician's approval.
+                    tracing::warn!("server: {}", ascii(note));
+                }
                 tracing::info!(
                     "connected to the server as agent {}",
                     ascii(r.agent_id.as_deref().unwrap_or("?"))

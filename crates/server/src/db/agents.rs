@@ -298,7 +298,8 @@ impl Store {
         self.audited_delete("agent", id, by).await
     }
 
-    /// Counts per OS and version; online figures are added by the caller from the hub.
+    /// Counts per OS and version of approved agents (records waiting for approval are not in
+    /// the fleet yet); online figures are added by the caller from the hub.
     pub async fn agent_counts(&self) -> DbResult<AgentStats> {
         let mut stats = AgentStats {
             total: 0,
@@ -308,7 +309,7 @@ impl Store {
             by_os: Default::default(),
             by_version: Default::default(),
         };
-        let rows = sqlx::query("SELECT COALESCE(os_type, 'unknown') AS k, COUNT(*) AS n FROM agents GROUP BY COALESCE(os_type, 'unknown')")
+        let rows = sqlx::query("SELECT COALESCE(os_type, 'unknown') AS k, COUNT(*) AS n FROM agents WHERE approval = 'approved' GROUP BY COALESCE(os_type, 'unknown')")
             .fetch_all(&self.pool)
             .await?;
         for row in rows {
@@ -316,7 +317,7 @@ impl Store {
             stats.total += n;
             stats.by_os.insert(row.try_get("k")?, n);
         }
-        let rows = sqlx::query("SELECT COALESCE(version, 'unknown') AS k, COUNT(*) AS n FROM agents GROUP BY COALESCE(version, 'unknown')")
+        let rows = sqlx::query("SELECT COALESCE(version, 'unknown') AS k, COUNT(*) AS n FROM agents WHERE approval = 'approved' GROUP BY COALESCE(version, 'unknown')")
             .fetch_all(&self.pool)
             .await?;
         for row in rows {
@@ -324,9 +325,11 @@ impl Store {
                 .by_version
                 .insert(row.try_get("k")?, row.try_get("n")?);
         }
-        stats.unassigned = sqlx::query_scalar("SELECT COUNT(*) FROM agents WHERE site_id IS NULL")
-            .fetch_one(&self.pool)
-            .await?;
+        stats.unassigned = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM agents WHERE site_id IS NULL AND approval = 'approved'",
+        )
+        .fetch_one(&self.pool)
+        .await?;
         Ok(stats)
     }
 

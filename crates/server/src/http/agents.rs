@@ -74,7 +74,11 @@ pub async fn unassigned(State(state): State<AppState>) -> ApiResult<axum::Json<V
 
 pub async fn stats(State(state): State<AppState>) -> ApiResult<axum::Json<AgentStats>> {
     let mut stats = state.store.agent_counts().await?;
-    let ids = state.store.list_agents(&Default::default()).await?;
+    let approved = crate::db::AgentFilter {
+        approval: Some(Approval::Approved),
+        ..Default::default()
+    };
+    let ids = state.store.list_agents(&approved).await?;
     stats.online = ids
         .iter()
         .filter(|a| state.hub.is_online(&a.id, legacy_window(&state)))
