@@ -290,7 +290,7 @@ export function AgentPage({ id }: { id: string }) {
             label="Delete agent"
             danger
             title={`Delete ${a.hostname}?`}
-            message={<p>The agent's record, metrics and command history are removed. A running agent with a valid key may enroll again.</p>}
+            message={<p>The agent's record, metrics and command history are removed. If the machine still runs the agent with a site code or token in its config, it enrolls again as a new agent.</p>}
             confirmLabel="Delete agent"
             onConfirm={async () => {
               await api.deleteAgent(a.id);
