@@ -70,6 +70,8 @@ pub struct Config {
     /// Failed logins per 15 minutes from one address, and for one account.
     pub login_attempts_per_address: u32,
     pub login_attempts_per_account: u32,
+    /// Enrollments (site code or token) per minute from one address; more get 429.
+    pub enrollments_per_minute_per_address: u32,
 }
 
 fn list_or_comma_separated<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
@@ -118,6 +120,7 @@ impl Default for Config {
             commands_per_minute_per_agent: 60,
             login_attempts_per_address: 20,
             login_attempts_per_account: 10,
+            enrollments_per_minute_per_address: 10,
         }
     }
 }
@@ -401,6 +404,12 @@ impl Config {
             self.login_attempts_per_account.into(),
             1..=10_000,
             "1..=10000",
+        )?;
+        check(
+            "enrollments_per_minute_per_address",
+            self.enrollments_per_minute_per_address.into(),
+            1..=100_000,
+            "1..=100000",
         )?;
         if self.idle_timeout_seconds <= self.ping_interval_seconds {
             return Err(ConfigError::Range {

@@ -8,13 +8,17 @@ mod agents;
 mod audit;
 mod clients;
 mod commands;
+mod enrollment;
 mod metrics;
 mod two_factor;
 mod users;
 
-pub use agents::{AgentFilter, AgentRecord, AgentState, AgentStats, AgentStatus, NewAgent};
+pub use agents::{
+    AgentFilter, AgentRecord, AgentState, AgentStats, AgentStatus, Approval, NewAgent,
+};
 pub use clients::{ClientRecord, SiteRecord};
 pub use commands::{CommandFilter, CommandRecord, NewCommand};
+pub use enrollment::{EnrollVia, Enrolled, TokenRecord, TokenRefusal};
 pub use metrics::{MetricsPoint, MetricsSummary, WatchdogEventRecord};
 pub use users::UserRecord;
 

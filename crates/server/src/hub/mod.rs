@@ -21,6 +21,8 @@ pub(crate) enum Outbound {
     Flush(Option<oneshot::Sender<()>>),
     /// A newer connection of the same agent took over: close this one.
     Replaced,
+    /// The agent's identity changed (approved, rejected): close, the agent reconnects.
+    Close(&'static str),
 }
 
 struct Connection {
@@ -60,6 +62,13 @@ impl Hub {
             true
         } else {
             false
+        }
+    }
+
+    /// Closes the agent's socket, if it has one, telling it why.
+    pub fn disconnect(&self, agent_id: &str, reason: &'static str) {
+        if let Some(c) = self.connections.lock().expect("hub lock").get(agent_id) {
+            let _ = c.tx.try_send(Outbound::Close(reason));
         }
     }
 

@@ -2,7 +2,7 @@
 //! that feeds frames to the session and writes what the hub asks for.
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::response::Response;
 use gururmm_protocol::{AgentMessage, AuthResponse, ServerMessage};
 use tokio::sync::mpsc;
@@ -13,13 +13,17 @@ use crate::events::Event;
 use crate::session::{self, sanitize, AgentSession, CommandSink};
 use crate::state::AppState;
 
-pub async fn ws_handler(State(state): State<AppState>, upgrade: WebSocketUpgrade) -> Response {
+pub async fn ws_handler(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
     let max = state.config.max_frame_bytes;
     upgrade
         .max_message_size(max)
         .max_frame_size(max)
         .on_upgrade(move |socket| async move {
-            run(state, socket).await;
+            run(state, socket, peer.ip()).await;
         })
 }
 
@@ -49,7 +53,7 @@ async fn refuse(socket: &mut WebSocket, message: &str) {
     close(socket, 4001, "authentication failed").await;
 }
 
-async fn run(state: AppState, mut socket: WebSocket) {
+async fn run(state: AppState, mut socket: WebSocket, peer: std::net::IpAddr) {
     // The first frame must be `auth`, within the auth timeout.
     let first = match timeout(state.config.auth_timeout(), socket.recv()).await {
         Err(_) => {
@@ -82,11 +86,11 @@ async fn run(state: AppState, mut socket: WebSocket) {
             return;
         }
     };
-    let authed = match session::authenticate(&state, &auth).await {
-        Ok(Some(a)) => a,
-        Ok(None) => {
-            tracing::info!(hostname = %sanitize::for_log(&auth.hostname), "agent socket refused: unknown key or site code");
-            refuse(&mut socket, "unknown agent key or site code").await;
+    let authed = match session::authenticate(&state, &auth, peer).await {
+        Ok(Ok(a)) => a,
+        Ok(Err(refused)) => {
+            tracing::info!(hostname = %sanitize::for_log(&auth.hostname), "agent socket refused: unknown key, site code or token");
+            refuse(&mut socket, &refused.message()).await;
             return;
         }
         Err(e) => {
@@ -95,12 +99,13 @@ async fn run(state: AppState, mut socket: WebSocket) {
             return;
         }
     };
+    let message = authed.message();
     let agent_id = authed.agent_id;
     let reply = ServerMessage::AuthResponse(AuthResponse {
         success: true,
         agent_id: Some(agent_id.clone()),
         api_key: authed.issued_key,
-        message: None,
+        message,
     });
     if send(&mut socket, &reply).await.is_err() {
         return;
@@ -179,6 +184,10 @@ async fn message_loop(
                 Some(Outbound::Replaced) => {
                     close(socket, 4000, "replaced by a newer connection").await;
                     return "replaced by a newer connection";
+                }
+                Some(Outbound::Close(reason)) => {
+                    close(socket, 4003, reason).await;
+                    return reason;
                 }
                 None => return "hub dropped the connection",
             },

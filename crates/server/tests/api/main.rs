@@ -12,6 +12,7 @@ mod legacy;
 mod resources;
 mod session;
 mod storage;
+mod takeover;
 mod two_factor;
 
 /// Declares `name::sqlite` and `name::postgres`, each running `body(TestDb)`.
