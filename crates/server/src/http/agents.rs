@@ -141,6 +141,7 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     state.store.delete_agent(&id, Actor::user(&user.id)).await?;
+    state.hub.kick(&id, "agent deleted").await;
     Ok(StatusCode::NO_CONTENT)
 }
 
