@@ -111,3 +111,62 @@ fn tighten(path: &Path, mode: u32) -> io::Result<Option<u32>> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(current & mode))?;
     Ok(Some(current))
 }
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    fn set_mode(path: &Path, mode: u32) {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    #[test]
+    fn new_folders_and_database_files_are_owner_only() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("a/b");
+        assert_eq!(private_dir(&dir).unwrap(), None, "created, not tightened");
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&root.path().join("a")), 0o700, "parents too");
+        let db = dir.join("x.db");
+        secure_sqlite_files(&db).unwrap();
+        assert_eq!(mode(&db), 0o600);
+        assert_eq!(std::fs::metadata(&db).unwrap().len(), 0);
+    }
+
+    /// A log folder and logs written by an older version (0755, 0644) are tightened at start.
+    #[test]
+    fn open_folders_and_files_are_tightened() {
+        let root = tempfile::tempdir().unwrap();
+        let logs = root.path().join("logs");
+        std::fs::create_dir(&logs).unwrap();
+        set_mode(&logs, 0o755);
+        let old_log = logs.join("gururmm-server.2026-01-01.log");
+        std::fs::write(&old_log, "x").unwrap();
+        set_mode(&old_log, 0o644);
+        let kept_tight = logs.join("already.log");
+        std::fs::write(&kept_tight, "x").unwrap();
+        set_mode(&kept_tight, 0o400);
+
+        assert_eq!(private_dir(&logs).unwrap(), Some(0o755));
+        secure_files_in(&logs).unwrap();
+        assert_eq!(mode(&logs), 0o700);
+        assert_eq!(mode(&old_log), 0o600);
+        assert_eq!(mode(&kept_tight), 0o400, "a stricter mode is kept");
+        assert_eq!(private_file(&old_log).unwrap(), None, "nothing left to do");
+
+        let db = root.path().join("g.db");
+        for f in ["g.db", "g.db-wal", "g.db-shm"] {
+            std::fs::write(root.path().join(f), "").unwrap();
+            set_mode(&root.path().join(f), 0o664);
+        }
+        secure_sqlite_files(&db).unwrap();
+        for f in ["g.db", "g.db-wal", "g.db-shm"] {
+            assert_eq!(mode(&root.path().join(f)), 0o600, "{f}");
+        }
+    }
+}
