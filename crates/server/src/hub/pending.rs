@@ -38,6 +38,7 @@ impl PendingSockets {
         per_address: usize,
         total: usize,
     ) -> Result<PendingSlot, Refused> {
+        let addr = bucket(addr);
         let mut c = self.counts.lock().expect("pending lock");
         if c.by_address.get(&addr).copied().unwrap_or(0) >= per_address {
             return Err(Refused::Address);
@@ -55,6 +56,21 @@ impl PendingSockets {
 
     pub fn total(&self) -> usize {
         self.counts.lock().expect("pending lock").total
+    }
+}
+
+/// The address a socket counts against: IPv4 as is, IPv6 by its /64 (one subscriber's
+/// network, which an attacker would otherwise spread over).
+fn bucket(addr: IpAddr) -> IpAddr {
+    match addr {
+        IpAddr::V4(_) => addr,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
     }
 }
 
@@ -88,5 +104,20 @@ mod tests {
         drop(first);
         assert_eq!(p.total(), 2);
         assert!(p.try_acquire(a, 2, 3).is_ok());
+    }
+
+    #[test]
+    fn ipv6_counts_by_its_64_prefix() {
+        let p = Arc::new(PendingSockets::default());
+        let one: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let same_net: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let other_net: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        let _a = p.try_acquire(one, 1, 10).unwrap();
+        assert_eq!(p.try_acquire(same_net, 1, 10).err(), Some(Refused::Address));
+        assert!(p.try_acquire(other_net, 1, 10).is_ok());
+        let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+        let _b = p.try_acquire(mapped, 1, 10).unwrap();
+        let v4: IpAddr = "10.0.0.1".parse().unwrap();
+        assert_eq!(p.try_acquire(v4, 1, 10).err(), Some(Refused::Address));
     }
 }

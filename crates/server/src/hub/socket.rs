@@ -36,7 +36,16 @@ pub async fn ws_handler(
     ) {
         Ok(slot) => slot,
         Err(refused) => {
-            tracing::warn!(peer = %peer.ip(), ?refused, "agent socket refused: too many unauthenticated sockets");
+            tracing::debug!(peer = %peer.ip(), ?refused, "agent socket refused: too many unauthenticated sockets");
+            // A flood must not flood the log too: one warning a minute.
+            let minute = std::time::Duration::from_secs(60);
+            if state
+                .limiter
+                .check_and_record("log:pending-sockets", 1, minute)
+                .is_ok()
+            {
+                tracing::warn!(peer = %peer.ip(), ?refused, "agent sockets refused: too many unauthenticated sockets (logged once a minute)");
+            }
             return match refused {
                 Refused::Address => ApiError::TooManyRequests {
                     message: "too many unauthenticated sockets from this address".into(),
