@@ -204,7 +204,10 @@ async function main() {
   const state = {};
 
   step('the login page shows, and a wrong password is refused in words', async () => {
-    await page.goto(`${backend.base}/`);
+    const response = await page.goto(`${backend.base}/`);
+    // The app runs under the server's CSP (no inline script); a violation would be a console error.
+    const csp = response?.headers()['content-security-policy'] ?? '';
+    if (!csp.includes("script-src 'self'") || csp.includes('unsafe-inline')) throw new Error(`dashboard CSP: "${csp}"`);
     await page.getByLabel('Email').fill(ADMIN_EMAIL);
     await page.getByLabel('Password').fill('not-the-password');
     await page.getByRole('button', { name: 'Sign in' }).click();
@@ -592,6 +595,11 @@ async function main() {
     }
   } finally {
     const skipped = steps.length - passed - failed;
+    const cspViolations = consoleErrors.filter((e) => e.includes('Content Security Policy'));
+    if (cspViolations.length) {
+      log(`FAIL content security policy violations: ${cspViolations.join(' | ')}`);
+      failed += 1;
+    }
     if (consoleErrors.length) {
       fs.writeFileSync(path.join(LOGS, 'browser-console.log'), consoleErrors.join('\n'));
       log(`browser console errors (${consoleErrors.length}) in artifacts/e2e/browser-console.log`);

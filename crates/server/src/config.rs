@@ -55,6 +55,10 @@ pub struct Config {
     pub command_grace_seconds: u64,
     /// Largest WebSocket message accepted from an agent.
     pub max_frame_bytes: usize,
+    /// Agent sockets not yet authenticated, from one source address and in total; past
+    /// either the upgrade is refused (429 or 503).
+    pub max_pending_sockets_per_address: usize,
+    pub max_pending_sockets: usize,
     /// Cap for each of stdout and stderr as stored.
     pub max_output_bytes: usize,
     /// Largest REST request body.
@@ -112,6 +116,8 @@ impl Default for Config {
             idle_timeout_seconds: 90,
             command_grace_seconds: 30,
             max_frame_bytes: 4 * 1024 * 1024,
+            max_pending_sockets_per_address: 64,
+            max_pending_sockets: 4096,
             max_output_bytes: 1024 * 1024,
             max_body_bytes: 2 * 1024 * 1024,
             metrics_retention_days: 30,
@@ -356,6 +362,18 @@ impl Config {
             self.max_frame_bytes as u64,
             1024..=(256 << 20),
             "1024..=268435456",
+        )?;
+        check(
+            "max_pending_sockets_per_address",
+            self.max_pending_sockets_per_address as u64,
+            1..=1_000_000,
+            "1..=1000000",
+        )?;
+        check(
+            "max_pending_sockets",
+            self.max_pending_sockets as u64,
+            1..=1_000_000,
+            "1..=1000000",
         )?;
         check(
             "max_output_bytes",

@@ -261,12 +261,14 @@ fn prepare_sqlite_url(url: &str) -> anyhow::Result<String> {
         Some((p, q)) => (p, Some(q)),
         None => (rest, None),
     };
-    if path != ":memory:" && !path.is_empty() {
+    let in_memory = query.is_some_and(|q| q.contains("mode=memory"));
+    if path != ":memory:" && !path.is_empty() && !in_memory {
         if let Some(parent) = std::path::Path::new(path).parent() {
-            if !parent.as_os_str().is_empty() {
-                std::fs::create_dir_all(parent)?;
+            if !parent.as_os_str().is_empty() && !parent.exists() {
+                crate::private_files::private_dir(parent)?;
             }
         }
+        crate::private_files::secure_sqlite_files(std::path::Path::new(path))?;
     }
     Ok(match query {
         Some(q) => format!("sqlite://{path}?{q}"),

@@ -146,6 +146,7 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     state.store.delete_agent(&id, Actor::user(&user.id)).await?;
+    state.hub.disconnect(&id, "agent deleted").await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -176,11 +177,13 @@ pub async fn approve(
     if approved != id {
         state
             .hub
-            .disconnect(&approved, "replaced by an approved enrollment");
+            .disconnect(&approved, "replaced by an approved enrollment")
+            .await;
     }
     state
         .hub
-        .disconnect(&id, "approved: reconnect with your agent key");
+        .disconnect(&id, "approved: reconnect with your agent key")
+        .await;
     Ok(axum::Json(load_agent(&state, &approved).await?.into()))
 }
 
@@ -192,7 +195,7 @@ pub async fn reject(
 ) -> ApiResult<axum::Json<Agent>> {
     let agent = load_pending(&state, &id).await?;
     state.store.reject_agent(&id, Actor::user(&user.id)).await?;
-    state.hub.disconnect(&id, "enrollment rejected");
+    state.hub.disconnect(&id, "enrollment rejected").await;
     Ok(axum::Json(agent.into()))
 }
 

@@ -12,6 +12,7 @@ pub mod error;
 mod events;
 pub mod extract;
 mod legacy;
+pub mod security;
 mod two_factor;
 pub mod types;
 
@@ -675,6 +676,7 @@ pub fn router(state: AppState) -> Router {
             state.config.max_body_bytes,
         ))
         .layer(cors)
+        .layer(axum::middleware::from_fn(security::headers))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -8,6 +8,7 @@ mod bad_input;
 mod commands;
 mod contract;
 mod enrollment;
+mod hardening;
 mod legacy;
 mod resources;
 mod session;

@@ -106,7 +106,10 @@ async fn takeover_through_ws_gets_a_pending_record(db: TestDb) {
     assert_eq!(real_shown["approval"], "approved");
     assert_eq!(real_shown["site_id"], home_site.as_str(), "not moved");
     let stats = server.get("/api/agents/stats").await;
-    assert_eq!(stats["total"], 1, "a pending record is not in the fleet: {stats}");
+    assert_eq!(
+        stats["total"], 1,
+        "a pending record is not in the fleet: {stats}"
+    );
     assert_eq!(stats["online"], 1, "{stats}");
     let listed = server.get("/api/agents?approval=pending").await;
     assert_eq!(listed.as_array().unwrap().len(), 1);
