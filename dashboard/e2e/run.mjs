@@ -205,7 +205,10 @@ async function main() {
   const state = {};
 
   step('the login page shows, and a wrong password is refused in words', async () => {
-    await page.goto(`${backend.base}/`);
+    const response = await page.goto(`${backend.base}/`);
+    // The app runs under the server's CSP (no inline script); a violation would be a console error.
+    const csp = response?.headers()['content-security-policy'] ?? '';
+    if (!csp.includes("script-src 'self'") || csp.includes('unsafe-inline')) throw new Error(`dashboard CSP: "${csp}"`);
     await page.getByLabel('Email').fill(ADMIN_EMAIL);
     await page.getByLabel('Password').fill('not-the-password');
     await page.getByRole('button', { name: 'Sign in' }).click();
@@ -293,6 +296,14 @@ async function main() {
     }
     await page.getByRole('button', { name: 'Copy site code' }).click();
     await page.getByText('Copied', { exact: true }).waitFor();
+    // An install token instead of the site code: created here, put into the install commands.
+    await page.locator('#token-uses').fill('2');
+    await page.getByRole('button', { name: 'Create install token' }).click();
+    const token = (await page.getByTestId('new-token').textContent()).trim();
+    if (!/^grmt_[0-9a-f]{64}$/.test(token)) throw new Error(`unexpected token "${token}"`);
+    const withToken = await page.locator('#install-linux').locator('xpath=../..').locator('pre').textContent();
+    if (!withToken.includes(token) || withToken.includes(state.siteCode)) throw new Error(`the install commands do not use the token:\n${withToken}`);
+    await page.getByRole('cell', { name: '0 of 2' }).waitFor();
     await shot('03-site');
     await goto('Clients & sites');
     await page.getByRole('link', { name: 'E2E Site' }).waitFor();
@@ -338,6 +349,28 @@ async function main() {
     await page.locator('th[aria-sort="descending"]').filter({ hasText: 'Hostname' }).waitFor();
     await page.keyboard.press('Enter');
     await page.locator('th[aria-sort="ascending"]').filter({ hasText: 'Hostname' }).waitFor();
+  });
+
+  step('a machine claiming to be the agent waits for approval, shown beside it, and is rejected', async () => {
+    await page.goto(`${backend.base}/#/agents/${state.agentId}`);
+    const deviceId = (await page.locator('dt', { hasText: 'Device id' }).locator('xpath=..').locator('dd code').textContent()).trim();
+    const res = await fetch(`${backend.base}/api/agent/register-legacy`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ site_code: state.siteCode, device_id: deviceId, hostname: 'impostor', os_info: { os_type: 'linux', os_version: 'x', arch: 'x86_64' }, version: '0.0.1' }),
+    });
+    if (res.status !== 201) throw new Error(`register-legacy answered ${res.status}`);
+    await page.reload();
+    const banner = page.getByTestId('claims-banner');
+    await banner.getByRole('link', { name: 'impostor' }).waitFor();
+    await goto('Fleet');
+    await page.getByRole('heading', { name: 'Waiting for approval' }).waitFor();
+    await page.getByTestId('pending-agent').filter({ hasText: 'impostor' }).waitFor();
+    await page.getByText('Showing 1 of 1 agents').waitFor();
+    await shot('05b-waiting-for-approval');
+    await page.getByTestId('pending-agent').getByRole('button', { name: 'Reject' }).click();
+    await page.getByRole('dialog', { name: 'Reject impostor?' }).getByRole('button', { name: 'Reject' }).click();
+    await waitFor('the pending record to go', async () => (await page.getByTestId('pending-agent').count()) === 0);
   });
 
   step('an agent registered without a site is moved to one from the unassigned page', async () => {
@@ -574,6 +607,11 @@ async function main() {
     }
   } finally {
     const skipped = steps.length - passed - failed;
+    const cspViolations = consoleErrors.filter((e) => e.includes('Content Security Policy'));
+    if (cspViolations.length) {
+      log(`FAIL content security policy violations: ${cspViolations.join(' | ')}`);
+      failed += 1;
+    }
     if (consoleErrors.length) {
       fs.writeFileSync(path.join(LOGS, 'browser-console.log'), consoleErrors.join('\n'));
       log(`browser console errors (${consoleErrors.length}) in artifacts/e2e/browser-console.log`);

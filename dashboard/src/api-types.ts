@@ -125,6 +125,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/agents/{id}/approve": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Approve a record waiting for approval; it takes the place of the agent it claims to be */
+        post: operations["post_agents_id_approve"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/agents/{id}/command": {
         parameters: {
             query?: never;
@@ -170,6 +187,23 @@ export interface paths {
         put?: never;
         /** Move an agent to a site, or unassign it with null */
         post: operations["post_agents_id_move"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/agents/{id}/reject": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Reject a record waiting for approval; it is removed and its key dies */
+        post: operations["post_agents_id_reject"];
         delete?: never;
         options?: never;
         head?: never;
@@ -658,6 +692,41 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/sites/{id}/tokens": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The site's enrollment tokens, without their secrets */
+        get: operations["get_sites_id_tokens"];
+        put?: never;
+        /** Create an enrollment token for the site; its secret is shown once */
+        post: operations["post_sites_id_tokens"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/sites/{id}/tokens/{token_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Revoke an enrollment token */
+        delete: operations["delete_sites_id_tokens_token_id"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/users": {
         parameters: {
             query?: never;
@@ -716,7 +785,14 @@ export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
         Agent: {
+            /** @description `pending`: enrolled, waiting for a technician's approval; it gets no commands. */
+            approval: components["schemas"]["Approval"];
             arch: string | null;
+            /**
+             * @description For a pending record: the agent whose device id it enrolled with (it claims to be
+             *     that agent; approving it gives it that agent's place).
+             */
+            claims_agent_id: string | null;
             client_id: string | null;
             client_name: string | null;
             created_at: string;
@@ -785,6 +861,12 @@ export interface components {
             /** Format: int64 */
             timestamp: number;
         };
+        /**
+         * @description Whether a technician admitted the agent. A pending record gets no commands; approving it
+         *     gives it the place of the agent it claims to be (if any).
+         * @enum {string}
+         */
+        Approval: "approved" | "pending";
         /** @description Whether the server still needs its first administrator (shown on the sign-in page). */
         AuthStatus: {
             /** @description How to create one, when needed. */
@@ -883,6 +965,23 @@ export interface components {
             total_bytes: number;
             /** Format: int64 */
             used_bytes: number;
+        };
+        /** @description An enrollment token, without its secret. */
+        EnrollmentToken: {
+            created_at: string;
+            created_by: string | null;
+            expires_at: string | null;
+            /** @description The token's first characters, to tell tokens apart. */
+            hint: string;
+            id: string;
+            /** Format: int64 */
+            max_uses: number;
+            revoked: boolean;
+            site_id: string | null;
+            /** @description Not revoked, not expired, not used up. */
+            usable: boolean;
+            /** Format: int64 */
+            uses: number;
         };
         /** @description Every error: a status and a message saying what was wrong. */
         Error: {
@@ -1023,10 +1122,32 @@ export interface components {
             hash: string;
             interfaces: components["schemas"]["NetworkInterface"][];
         };
+        NewEnrollmentToken: {
+            /**
+             * @description The `grmt_` token itself, shown in this answer only. Agents use it where a site code
+             *     goes (`api_key` of `auth`, `site_code` of register-legacy).
+             */
+            secret: string;
+            token: components["schemas"]["EnrollmentToken"];
+        };
         NewSiteBody: {
             client_id: string;
             name: string;
             notes?: string | null;
+            /** @description Every new machine enrolling here waits for a technician's approval (default false). */
+            require_approval?: boolean;
+        };
+        NewTokenBody: {
+            /**
+             * Format: int32
+             * @description Hours until the token expires: 1..=8760, default 72.
+             */
+            expires_in_hours?: number | null;
+            /**
+             * Format: int32
+             * @description Machines it may enroll: 1..=10000, default 1.
+             */
+            max_uses?: number | null;
         };
         NewUserRequest: {
             /** @example technician@example.com */
@@ -1095,12 +1216,19 @@ export interface components {
             id: string;
             name: string;
             notes: string | null;
-            /** @description The enrollment code agents use, e.g. AMBER-RIVER-4821. */
+            /** @description Every new machine enrolling here waits for a technician's approval. */
+            require_approval: boolean;
+            /**
+             * @description The enrollment code agents use, e.g. AMBER-RIVER-4821. Masked (`*****-*****-****`)
+             *     for viewers: with it, anyone can enroll a machine.
+             */
             site_code: string;
         };
         SiteBody: {
             name: string;
             notes?: string | null;
+            /** @description Absent: unchanged. */
+            require_approval?: boolean | null;
         };
         /** @description A code from the authenticator app. */
         TwoFactorCode: {
@@ -1351,6 +1479,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
         };
     };
     get_agents: {
@@ -1361,6 +1498,8 @@ export interface operations {
                 status?: "online" | "offline";
                 /** @description Part of the hostname, case-insensitive. */
                 search?: string;
+                /** @description Only approved agents, or only records waiting for approval. */
+                approval?: "approved" | "pending";
             };
             header?: never;
             path?: never;
@@ -1710,6 +1849,82 @@ export interface operations {
             };
         };
     };
+    post_agents_id_approve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Agent"];
+                };
+            };
+            /** @description Bad input: malformed JSON, a wrong field, a NUL byte in text */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable or busy */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     post_agents_id_command: {
         parameters: {
             query?: never;
@@ -1763,6 +1978,15 @@ export interface operations {
             };
             /** @description No such object */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1933,6 +2157,82 @@ export interface operations {
             };
             /** @description Body too large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable or busy */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    post_agents_id_reject: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Agent"];
+                };
+            };
+            /** @description Bad input: malformed JSON, a wrong field, a NUL byte in text */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3885,6 +4185,219 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Site"];
                 };
+            };
+            /** @description Bad input: malformed JSON, a wrong field, a NUL byte in text */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable or busy */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    get_sites_id_tokens: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EnrollmentToken"][];
+                };
+            };
+            /** @description Bad input: malformed JSON, a wrong field, a NUL byte in text */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable or busy */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    post_sites_id_tokens: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewTokenBody"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NewEnrollmentToken"];
+                };
+            };
+            /** @description Bad input: malformed JSON, a wrong field, a NUL byte in text */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable or busy */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    delete_sites_id_tokens_token_id: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                token_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Done; no content */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description Bad input: malformed JSON, a wrong field, a NUL byte in text */
             400: {

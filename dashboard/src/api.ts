@@ -18,6 +18,8 @@ export type Client = Schemas['Client'];
 export type Site = Schemas['Site'];
 export type AgentStatus = Schemas['AgentStatus'];
 export type Agent = Schemas['Agent'];
+export type EnrollmentToken = Schemas['EnrollmentToken'];
+export type NewEnrollmentToken = Schemas['NewEnrollmentToken'];
 export type AgentStats = Schemas['AgentStats'];
 export type NetworkInterface = Schemas['NetworkInterface'];
 export type DiskUsage = Schemas['DiskUsage'];
@@ -184,6 +186,10 @@ export interface ApiClient {
   updateSite(id: string, body: Schemas['SiteBody']): Promise<Site>;
   deleteSite(id: string): Promise<void>;
   regenerateSiteKey(id: string): Promise<Site>;
+  /** A grmt_ enrollment token for the site; the answer holds its secret, shown this once only. */
+  createSiteToken(siteId: string, body: Schemas['NewTokenBody']): Promise<NewEnrollmentToken>;
+  listSiteTokens(siteId: string): Promise<EnrollmentToken[]>;
+  revokeSiteToken(siteId: string, tokenId: string): Promise<void>;
 
   listAgents(query?: AgentFilterQuery): Promise<Agent[]>;
   getAgent(id: string): Promise<Agent>;
@@ -191,6 +197,9 @@ export interface ApiClient {
   agentStats(): Promise<AgentStats>;
   unassignedAgents(): Promise<Agent[]>;
   moveAgent(id: string, siteId: string): Promise<Agent>;
+  /** A record waiting for approval takes the place of the agent it claims to be. */
+  approveAgent(id: string): Promise<Agent>;
+  rejectAgent(id: string): Promise<Agent>;
   /** Registers an agent by hand; the answer holds its grmm_ key, shown this once only. */
   registerAgent(body: Schemas['RegisterAgentBody']): Promise<Schemas['RegisteredAgent']>;
   agentState(id: string): Promise<AgentState>;
@@ -386,6 +395,9 @@ export function createApi(options: ApiOptions): ApiClient {
     updateSite: (id, body) => call('put', '/api/sites/{id}', { params: { id }, body }),
     deleteSite: (id) => call('delete', '/api/sites/{id}', { params: { id } }),
     regenerateSiteKey: (id) => call('post', '/api/sites/{id}/regenerate-key', { params: { id } }),
+    createSiteToken: (siteId, body) => call('post', '/api/sites/{id}/tokens', { params: { id: siteId }, body }),
+    listSiteTokens: (siteId) => call('get', '/api/sites/{id}/tokens', { params: { id: siteId } }),
+    revokeSiteToken: (siteId, tokenId) => call('delete', '/api/sites/{id}/tokens/{token_id}', { params: { id: siteId, token_id: tokenId } }),
 
     listAgents: (query) => call('get', '/api/agents', { query }),
     getAgent: (id) => call('get', '/api/agents/{id}', { params: { id } }),
@@ -393,6 +405,8 @@ export function createApi(options: ApiOptions): ApiClient {
     agentStats: () => call('get', '/api/agents/stats'),
     unassignedAgents: () => call('get', '/api/agents/unassigned'),
     moveAgent: (id, siteId) => call('post', '/api/agents/{id}/move', { params: { id }, body: { site_id: siteId } }),
+    approveAgent: (id) => call('post', '/api/agents/{id}/approve', { params: { id } }),
+    rejectAgent: (id) => call('post', '/api/agents/{id}/reject', { params: { id } }),
     registerAgent: (body) => call('post', '/api/agents', { body }),
     agentState: async (id) =>
       // The document types `network` and `metrics` as any JSON (the agent's reports passed

@@ -64,6 +64,13 @@ pub fn run_agent(config_path: &Path, shutdown: watch::Receiver<bool>) -> i32 {
         Some(&config.agent.log_dir),
         config.agent.log_files_kept,
     );
+    if let Some(host) = config.server.insecure_remote_host() {
+        tracing::warn!(
+            host,
+            "server.url is plain ws:// or http:// to a remote host (allowed by allow_insecure = true): \
+             anyone on the network path can read the agent key and send this machine commands"
+        );
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

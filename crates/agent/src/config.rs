@@ -42,6 +42,38 @@ pub struct ServerSection {
     /// A PEM file with extra CA certificates, trusted in addition to the system's roots.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+    /// Allows plain `ws://` or `http://` to a host that is not loopback. Off by default:
+    /// anyone on the network path could read the key and send the agent commands.
+    #[serde(default)]
+    pub allow_insecure: bool,
+}
+
+impl ServerSection {
+    /// The host of a plain-text URL (`ws://`, `http://`) that is not loopback; None for
+    /// `wss://`, `https://` and loopback hosts (127.0.0.0/8, ::1, localhost).
+    pub fn insecure_remote_host(&self) -> Option<String> {
+        let url = self.url.trim();
+        let rest = ["ws://", "http://"]
+            .iter()
+            .find_map(|scheme| strip_prefix_ignore_case(url, scheme))?;
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        let host_port = authority.rsplit('@').next().unwrap_or_default();
+        let host = match host_port.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or_default(),
+            None => host_port.split(':').next().unwrap_or_default(),
+        };
+        let loopback = host.eq_ignore_ascii_case("localhost")
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        (!loopback).then(|| host.to_owned())
+    }
+}
+
+fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = text.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &text[prefix.len()..])
 }
 
 impl std::fmt::Debug for ServerSection {
@@ -50,6 +82,7 @@ impl std::fmt::Debug for ServerSection {
             .field("url", &self.url)
             .field("api_key", &redact(&self.api_key))
             .field("ca_file", &self.ca_file)
+            .field("allow_insecure", &self.allow_insecure)
             .finish()
     }
 }
@@ -442,6 +475,19 @@ impl Config {
                 "must be a ws:// or wss:// URL (legacy mode also takes http:// or https://)",
             ));
         }
+        if let Some(host) = self.server.insecure_remote_host() {
+            if !self.server.allow_insecure {
+                return Err(ConfigError::Invalid {
+                    key: "server.url".into(),
+                    message: format!(
+                        "plain ws:// or http:// to {host}, which is not this machine: anyone on \
+                         the network path could read the agent key and send this machine \
+                         commands. Use wss:// (https://), or set allow_insecure = true under \
+                         [server] to accept that risk"
+                    ),
+                });
+            }
+        }
         if self.server.api_key.trim().is_empty() {
             return Err(invalid(
                 "server.api_key",
@@ -638,6 +684,45 @@ restart_cooldown_seconds = 60
             .unwrap_err()
             .to_string();
         assert!(err.contains("server.url"), "{err}");
+    }
+
+    fn with_url(url: &str, extra: &str) -> Result<Config, ConfigError> {
+        Config::parse(&format!(
+            "[server]\nurl = \"{url}\"\napi_key = \"A-B-1\"\n{extra}"
+        ))
+    }
+
+    #[test]
+    fn plain_text_to_a_remote_host_needs_allow_insecure() {
+        for url in [
+            "ws://example.com/ws",
+            "ws://example.com:8080/ws",
+            "ws://user@10.0.0.5/ws",
+            "ws://[2001:db8::1]:3001/ws",
+            "ws://127.0.0.1.example.com/ws",
+        ] {
+            let err = with_url(url, "").unwrap_err().to_string();
+            assert!(
+                err.contains("server.url") && err.contains("allow_insecure = true"),
+                "{url}: {err}"
+            );
+            let ok = with_url(url, "allow_insecure = true\n").unwrap();
+            assert!(ok.server.allow_insecure);
+            assert!(ok.server.insecure_remote_host().is_some(), "{url}");
+        }
+        let legacy = with_url("http://example.com", "[agent]\nmode = \"legacy\"\n");
+        assert!(legacy.is_err(), "legacy http:// to a remote host too");
+        for url in [
+            "wss://example.com/ws",
+            "ws://127.0.0.1:3001/ws",
+            "ws://127.8.9.10/ws",
+            "ws://localhost:3001/ws",
+            "ws://LOCALHOST/ws",
+            "ws://[::1]:3001/ws",
+        ] {
+            let c = with_url(url, "").unwrap_or_else(|e| panic!("{url}: {e}"));
+            assert_eq!(c.server.insecure_remote_host(), None, "{url}");
+        }
     }
 
     #[test]

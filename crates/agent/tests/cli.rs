@@ -57,3 +57,40 @@ fn install_without_systemd_says_so() {
     assert!(err.contains("systemd is not running"), "{err}");
     assert!(!std::path::Path::new("/etc/systemd/system/gururmm-agent.service").exists());
 }
+
+/// Plain ws:// to a host other than this machine is a config error naming the key, for
+/// check-config and run alike, unless allow_insecure = true says the risk is accepted.
+#[test]
+fn plain_ws_to_a_remote_host_needs_allow_insecure() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("agent.toml");
+    let path = file.to_str().unwrap();
+    let server = "[server]\nurl = \"ws://example.com/ws\"\napi_key = \"A-B-1\"\n";
+    std::fs::write(&file, server).unwrap();
+    for command in ["check-config", "run"] {
+        let out = agent(&[command, "--config", path]);
+        assert_eq!(out.status.code(), Some(2), "{command}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("server.url")
+                && err.contains("allow_insecure = true")
+                && err.contains("example.com"),
+            "{command}: {err}"
+        );
+    }
+    std::fs::write(&file, format!("{server}allow_insecure = true\n")).unwrap();
+    let out = agent(&["check-config", "--config", path]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+
+    std::fs::write(
+        &file,
+        "[server]\nurl = \"ws://localhost:1/ws\"\napi_key = \"A-B-1\"\n",
+    )
+    .unwrap();
+    let out = agent(&["check-config", "--config", path]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "loopback needs no flag: {out:?}"
+    );
+}

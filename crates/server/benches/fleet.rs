@@ -116,12 +116,11 @@ async fn run(db: TestDb) {
     }
 
     // Command round trips, observed on the event stream as the dashboard would.
+    let ticket = server.post("/api/auth/event-ticket", json!({})).await;
     let events = server
-        .client
-        .get(server.url(&format!("/api/events?access_token={}", server.token)))
-        .send()
-        .await
-        .unwrap();
+        .events_with_ticket(ticket["ticket"].as_str().unwrap())
+        .await;
+    assert!(events.status().is_success());
     let mut stream = events.bytes_stream();
     let mut round_trips = Vec::new();
     let mut buffer = String::new();

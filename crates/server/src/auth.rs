@@ -197,6 +197,7 @@ pub fn load_or_create_secret(configured: &str, data_dir: &Path) -> anyhow::Resul
     if let Ok(existing) = std::fs::read_to_string(&path) {
         let existing = existing.trim();
         if existing.len() >= 32 {
+            crate::private_files::log_tightened(&path, crate::private_files::private_file(&path)?);
             return Ok(existing.as_bytes().to_vec());
         }
     }

@@ -55,6 +55,10 @@ pub struct Config {
     pub command_grace_seconds: u64,
     /// Largest WebSocket message accepted from an agent.
     pub max_frame_bytes: usize,
+    /// Agent sockets not yet authenticated, from one source address and in total; past
+    /// either the upgrade is refused (429 or 503).
+    pub max_pending_sockets_per_address: usize,
+    pub max_pending_sockets: usize,
     /// Cap for each of stdout and stderr as stored.
     pub max_output_bytes: usize,
     /// Largest REST request body.
@@ -79,6 +83,8 @@ pub struct Config {
     /// The spacing, per account, of those slowed attempts; one waiting longer than 5 s is
     /// answered 429.
     pub login_slowdown_interval_ms: u64,
+    /// Enrollments (site code or token) per minute from one address; more get 429.
+    pub enrollments_per_minute_per_address: u32,
 }
 
 fn list_or_comma_separated<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
@@ -119,6 +125,8 @@ impl Default for Config {
             idle_timeout_seconds: 90,
             command_grace_seconds: 30,
             max_frame_bytes: 4 * 1024 * 1024,
+            max_pending_sockets_per_address: 64,
+            max_pending_sockets: 4096,
             max_output_bytes: 1024 * 1024,
             max_body_bytes: 2 * 1024 * 1024,
             metrics_retention_days: 30,
@@ -129,6 +137,7 @@ impl Default for Config {
             login_attempts_per_account: 10,
             login_slowdown_after_failures: 10,
             login_slowdown_interval_ms: 3000,
+            enrollments_per_minute_per_address: 10,
         }
     }
 }
@@ -366,6 +375,18 @@ impl Config {
             "1024..=268435456",
         )?;
         check(
+            "max_pending_sockets_per_address",
+            self.max_pending_sockets_per_address as u64,
+            1..=1_000_000,
+            "1..=1000000",
+        )?;
+        check(
+            "max_pending_sockets",
+            self.max_pending_sockets as u64,
+            1..=1_000_000,
+            "1..=1000000",
+        )?;
+        check(
             "max_output_bytes",
             self.max_output_bytes as u64,
             1024..=(64 << 20),
@@ -424,6 +445,12 @@ impl Config {
             self.login_slowdown_interval_ms,
             0..=60_000,
             "0..=60000",
+        )?;
+        check(
+            "enrollments_per_minute_per_address",
+            self.enrollments_per_minute_per_address.into(),
+            1..=100_000,
+            "1..=100000",
         )?;
         if self.idle_timeout_seconds <= self.ping_interval_seconds {
             return Err(ConfigError::Range {

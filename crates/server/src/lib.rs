@@ -14,6 +14,7 @@ pub mod events;
 pub mod http;
 pub mod hub;
 pub mod logging;
+pub mod private_files;
 pub mod rate_limit;
 pub mod session;
 pub mod sign_in;
@@ -36,6 +37,7 @@ pub async fn build_state(
     config: Config,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<AppState> {
+    secure_data_dir(&config)?;
     let store = db::Store::connect(&config.effective_database_url()).await?;
     store.migrate().await?;
     let secret = auth::load_or_create_secret(&config.jwt_secret, &config.data_dir)?;
@@ -50,6 +52,15 @@ pub async fn build_state(
         shutdown,
         config,
     }))
+}
+
+/// Creates the data folder owner-only, or tightens it (and says so) if it is open to others.
+pub fn secure_data_dir(config: &Config) -> anyhow::Result<()> {
+    let dir = &config.data_dir;
+    let old = private_files::private_dir(dir)
+        .map_err(|e| anyhow::anyhow!("cannot create data folder {}: {e}", dir.display()))?;
+    private_files::log_tightened(dir, old);
+    Ok(())
 }
 
 /// Serves on `listener` until `shutdown` completes, then closes agent sockets and event

@@ -26,8 +26,14 @@ pub fn init(config: &Config) -> LogGuard {
             .with_filter(filter())
             .boxed()
     };
+    // The log folder is owner-only, so each day's new file is private whatever its mode.
+    let mut tightened = None;
     let (file, guard) = match config.log_dir() {
         Some(dir) => {
+            match crate::private_files::private_dir(&dir) {
+                Ok(old) => tightened = Some((dir.clone(), old)),
+                Err(e) => eprintln!("cannot create log folder {}: {e}", dir.display()),
+            }
             let appender = tracing_appender::rolling::Builder::new()
                 .rotation(tracing_appender::rolling::Rotation::DAILY)
                 .filename_prefix("gururmm-server")
@@ -64,5 +70,11 @@ pub fn init(config: &Config) -> LogGuard {
         .with(stderr)
         .with(file)
         .try_init();
+    if let Some((dir, old)) = tightened {
+        crate::private_files::log_tightened(&dir, old);
+        if let Err(e) = crate::private_files::secure_files_in(&dir) {
+            tracing::warn!("cannot tighten the log files in {}: {e}", dir.display());
+        }
+    }
     LogGuard(guard)
 }

@@ -74,6 +74,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             if config.dashboard_dir.is_none() && !gururmm_server::http::dashboard::embedded() {
                 tracing::warn!("this binary was built without the dashboard; `/` says so");
             }
+            gururmm_server::secure_data_dir(&config)?;
             // Made up front so an operator sees where agent builds go.
             let downloads = config.downloads_dir();
             if let Err(e) = std::fs::create_dir_all(&downloads) {

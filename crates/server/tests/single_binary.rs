@@ -160,7 +160,6 @@ async fn the_binary_alone_serves_dashboard_and_api() {
 async fn the_log_holds_no_token_or_ticket() {
     let folder = tempfile::tempdir().expect("temp dir");
     let log_path = folder.path().join("server.log");
-    let port = free_port();
     let server_cmd = || {
         let mut command = Command::new(env!("CARGO_BIN_EXE_gururmm-server"));
         command.current_dir(folder.path());
@@ -169,8 +168,9 @@ async fn the_log_holds_no_token_or_ticket() {
                 command.env_remove(key);
             }
         }
+        // Port 0: a port picked beforehand could be taken by a parallel test's server.
         command
-            .env("GURURMM_LISTEN", format!("127.0.0.1:{port}"))
+            .env("GURURMM_LISTEN", "127.0.0.1:0")
             .env("GURURMM_LOG", "debug");
         command
     };
@@ -182,7 +182,8 @@ async fn the_log_holds_no_token_or_ticket() {
             .spawn()
             .expect("start the server"),
     );
-    let base = format!("http://127.0.0.1:{port}");
+    let addr = listening_on(&log_path, &mut server).await;
+    let base = format!("http://{addr}");
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
@@ -247,7 +248,7 @@ async fn the_log_holds_no_token_or_ticket() {
     assert_eq!(refused.status(), 401);
     drop(server);
 
-    let text = std::fs::read_to_string(&log_path).unwrap();
+    let text = without_colors(&std::fs::read_to_string(&log_path).unwrap());
     assert!(
         text.contains("gururmm-server user add --email"),
         "no first-admin hint in the log:\n{text}"
@@ -264,4 +265,44 @@ async fn the_log_holds_no_token_or_ticket() {
     ] {
         assert!(!text.contains(secret), "{what} is in the log:\n{text}");
     }
+}
+
+/// The address the server logs it listens on (`... listening addr=127.0.0.1:PORT ...`).
+async fn listening_on(log: &Path, server: &mut Running) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = without_colors(&std::fs::read_to_string(log).unwrap_or_default());
+        if let Some(line) = text.lines().find(|l| l.contains("listening")) {
+            if let Some(at) = line.find("addr=") {
+                let rest = &line[at + 5..];
+                return rest.split_whitespace().next().unwrap().to_owned();
+            }
+        }
+        if let Some(status) = server.0.try_wait().expect("server status") {
+            panic!("the server exited before listening: {status}\n{text}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server did not listen in 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The text without ANSI colour sequences (`ESC [ ... m`).
+fn without_colors(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }

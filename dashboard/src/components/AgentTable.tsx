@@ -76,6 +76,12 @@ export function AgentTable({
               ) : null}
               <td>
                 <a href={href(`/agents/${a.id}`)}>{a.hostname}</a>
+                {a.approval === 'pending' ? (
+                  <>
+                    {' '}
+                    <span className="badge badge-pending">waiting for approval</span>
+                  </>
+                ) : null}
               </td>
               <td>
                 <StatusBadge status={a.status} />

@@ -17,6 +17,8 @@ function agent(p: Partial<Agent> & { id: string; hostname: string }): Agent {
     status: 'online',
     last_seen: '2026-11-25T10:00:00Z',
     created_at: '2026-11-01T10:00:00Z',
+    approval: 'approved',
+    claims_agent_id: null,
     ...p,
   };
 }

@@ -10,6 +10,53 @@ import { applyAgentStatus } from '../lib/agents';
 import { LineChart } from '../components/LineChart';
 import { CommandTable } from '../components/CommandTable';
 import { ConfirmButton, Empty, ErrorMessage, Loading, PageHeader, StatusBadge, Table } from '../components/ui';
+import { ApprovalButtons } from '../components/PendingAgents';
+
+/** A pending record's own banner, or, on an agent's page, the machines that claim to be it. */
+function Claims({ agent, onChange }: { agent: Agent; onChange: (approved: Agent | null) => void }) {
+  const { api } = useApi();
+  const pending = useAsync<Agent[]>(() => api.listAgents({ approval: 'pending' }), [api, agent.id]);
+  if (agent.approval === 'pending') {
+    return (
+      <section className="card warning" aria-labelledby="approval-title" data-testid="approval-banner">
+        <h2 id="approval-title">Waiting for approval</h2>
+        <p>
+          {agent.claims_agent_id ? (
+            <>
+              This machine claims to be <a href={href(`/agents/${agent.claims_agent_id}`)}>an existing agent</a> (it enrolled with that agent&apos;s device id).
+              Approving it gives it that agent&apos;s place and history; the old key stops working.
+            </>
+          ) : (
+            <>This machine enrolled at a site that requires approval.</>
+          )}{' '}
+          It receives no commands until it is approved.
+        </p>
+        <ApprovalButtons pending={agent} claimed={agent.claims_agent_id ?? undefined} onDone={onChange} />
+      </section>
+    );
+  }
+  const claiming = (pending.data ?? []).filter((p) => p.claims_agent_id === agent.id);
+  if (claiming.length === 0) return null;
+  return (
+    <section className="card warning" aria-labelledby="claims-title" data-testid="claims-banner">
+      <h2 id="claims-title">A machine claims to be this agent</h2>
+      {claiming.map((p) => (
+        <p key={p.id}>
+          <a href={href(`/agents/${p.id}`)}>{p.hostname}</a> ({formatOsVersion(p.os_type, p.os_version)}, enrolled {formatDateTime(p.created_at)}
+          {p.site_name ? ` at ${p.client_name} / ${p.site_name}` : ''}) used this agent&apos;s device id. Approve it only if you reinstalled or restored this
+          agent. <ApprovalButtons
+            pending={p}
+            claimed={agent.hostname}
+            onDone={() => {
+              pending.reload();
+              onChange(null);
+            }}
+          />
+        </p>
+      ))}
+    </section>
+  );
+}
 
 function Info({ label, children }: { label: string; children: React.ReactNode }) {
   return (
@@ -234,7 +281,7 @@ export function AgentPage({ id }: { id: string }) {
       <PageHeader title={a.hostname}>
         <StatusBadge status={a.status} />
         {canAct ? (
-          <a className="button" href={href('/console', { agents: a.id })}>
+          <a className="button" href={href('/console', { agents: a.id })} aria-disabled={a.approval === 'pending'}>
             Run a command
           </a>
         ) : null}
@@ -243,7 +290,7 @@ export function AgentPage({ id }: { id: string }) {
             label="Delete agent"
             danger
             title={`Delete ${a.hostname}?`}
-            message={<p>The agent's record, metrics and command history are removed. A running agent with a valid key may enroll again.</p>}
+            message={<p>The agent's record, metrics and command history are removed. If the machine still runs the agent with a site code or token in its config, it enrolls again as a new agent.</p>}
             confirmLabel="Delete agent"
             onConfirm={async () => {
               await api.deleteAgent(a.id);
@@ -252,6 +299,15 @@ export function AgentPage({ id }: { id: string }) {
           />
         ) : null}
       </PageHeader>
+
+      <Claims
+        agent={a}
+        onChange={(approved) => {
+          if (approved && approved.id !== a.id) navigate(`/agents/${approved.id}`);
+          else if (!approved && a.approval === 'pending') navigate('/');
+          else agent.reload();
+        }}
+      />
 
       <dl className="info-grid card">
         <Info label="Status">{a.online ? 'Online' : `Offline, last seen ${formatRelative(a.last_seen, now)}`}</Info>

@@ -7,6 +7,7 @@ import { applyAgentStatus, countByOs, EMPTY_FILTERS, filterAgents, sortAgents, t
 import { formatOs, formatPercent } from '../lib/format';
 import { href } from '../lib/router';
 import { AgentTable } from '../components/AgentTable';
+import { PendingAgents } from '../components/PendingAgents';
 import { Empty, ErrorMessage, Loading, PageHeader } from '../components/ui';
 
 function Stat({ label, value, tone }: { label: string; value: number | string; tone?: string }) {
@@ -44,7 +45,10 @@ export function OverviewPage() {
     summary.reload();
   });
 
-  const shown = useMemo(() => sortAgents(filterAgents(agents.data ?? [], filters), sort.key, sort.dir), [agents.data, filters, sort]);
+  // Records waiting for approval are listed apart: they are not (yet) part of the fleet.
+  const fleet = useMemo(() => agents.data?.filter((a) => a.approval !== 'pending'), [agents.data]);
+  const pending = useMemo(() => agents.data?.filter((a) => a.approval === 'pending') ?? [], [agents.data]);
+  const shown = useMemo(() => sortAgents(filterAgents(fleet ?? [], filters), sort.key, sort.dir), [fleet, filters, sort]);
   const siteOptions = (sites.data ?? []).filter((s) => !filters.clientId || s.client_id === filters.clientId);
   const byOs = stats.data?.by_os ?? countByOs(agents.data ?? []);
   const set = (patch: Partial<AgentFilters>) => setFilters((f) => ({ ...f, ...patch }));
@@ -92,6 +96,14 @@ export function OverviewPage() {
       ) : null}
       <ErrorMessage error={summary.error} prefix="Fleet metrics could not be loaded" />
 
+      <PendingAgents
+        pending={pending}
+        onChange={() => {
+          agents.reload();
+          stats.reload();
+        }}
+      />
+
       <section aria-labelledby="agents-title">
         <h2 id="agents-title">Agents</h2>
         <form className="filters" role="search" onSubmit={(e) => e.preventDefault()}>
@@ -137,15 +149,15 @@ export function OverviewPage() {
         <ErrorMessage error={sites.error} prefix="Sites could not be loaded" />
         <ErrorMessage error={agents.error} prefix="Agents could not be loaded" />
         {agents.loading && !agents.data ? <Loading what="Loading agents" /> : null}
-        {agents.data && agents.data.length === 0 ? (
+        {fleet && fleet.length === 0 ? (
           <Empty>
             No agents yet. Create a site under <a href={href('/clients')}>Clients &amp; sites</a> and install an agent with its site code.
           </Empty>
         ) : null}
-        {agents.data && agents.data.length > 0 ? (
+        {fleet && fleet.length > 0 ? (
           <>
             <p className="muted" role="status">
-              Showing {shown.length} of {agents.data.length} agents
+              Showing {shown.length} of {fleet.length} agents
             </p>
             <AgentTable agents={shown} sort={sort} onSort={setSort} selected={selected} onSelect={setSelected} caption="Agents" />
           </>

@@ -1,13 +1,14 @@
 import { useMemo, useState } from 'react';
-import type { Site } from '../api';
+import type { EnrollmentToken, Site } from '../api';
 import { useApi } from '../session';
-import { useAsync } from '../hooks';
+import { useAction, useAsync } from '../hooks';
 import { useLiveEvents } from '../live';
 import { applyAgentStatus, sortAgents, type AgentSortKey, type SortDir } from '../lib/agents';
 import { LINUX_BINARY, WINDOWS_BINARY, linuxInstall, windowsInstall } from '../lib/install';
 import { href, navigate } from '../lib/router';
 import { AgentTable } from '../components/AgentTable';
-import { ConfirmButton, CopyButton, Empty, ErrorMessage, Loading, PageHeader } from '../components/ui';
+import { ConfirmButton, CopyButton, Empty, ErrorMessage, Loading, PageHeader, Table } from '../components/ui';
+import { formatDateTime } from '../lib/format';
 import { NameNotesForm } from './ClientsPage';
 
 function InstallBlock({ title, text, id }: { title: string; text: string; id: string }) {
@@ -24,12 +25,95 @@ function InstallBlock({ title, text, id }: { title: string; text: string; id: st
   );
 }
 
+/**
+ * Enrollment tokens: a grmt_ token admits a limited number of machines until it expires, so
+ * it can be handed out where the site code should not be. "Create install token" makes one
+ * and puts it into the install commands below (its secret is shown this once only).
+ */
+function Tokens({ siteId, onToken }: { siteId: string; onToken: (secret: string) => void }) {
+  const { api } = useApi();
+  const tokens = useAsync<EnrollmentToken[]>(() => api.listSiteTokens(siteId), [api, siteId]);
+  const [hours, setHours] = useState(72);
+  const [uses, setUses] = useState(1);
+  const [secret, setSecret] = useState<string | null>(null);
+  const create = useAction(async () => {
+    const made = await api.createSiteToken(siteId, { expires_in_hours: hours, max_uses: uses });
+    setSecret(made.secret);
+    onToken(made.secret);
+    tokens.reload();
+  });
+  return (
+    <section aria-labelledby="tokens-title" className="card">
+      <h2 id="tokens-title">Enrollment tokens</h2>
+      <p className="muted">A token enrolls at most its number of machines before it expires; agents use it where the site code goes.</p>
+      <form
+        className="inline-form"
+        onSubmit={(e) => {
+          e.preventDefault();
+          void create.run();
+        }}
+      >
+        <div className="field">
+          <label htmlFor="token-hours">Expires after (hours)</label>
+          <input id="token-hours" type="number" min={1} max={8760} value={hours} onChange={(e) => setHours(Number(e.target.value))} />
+        </div>
+        <div className="field">
+          <label htmlFor="token-uses">Machines</label>
+          <input id="token-uses" type="number" min={1} max={10000} value={uses} onChange={(e) => setUses(Number(e.target.value))} />
+        </div>
+        <button type="submit" className="primary" disabled={create.busy}>
+          {create.busy ? 'Creating…' : 'Create install token'}
+        </button>
+      </form>
+      <ErrorMessage error={create.error} prefix="The token could not be created" />
+      {secret ? (
+        <p role="status">
+          New token (shown once, now in the install commands below): <code data-testid="new-token">{secret}</code> <CopyButton text={secret} label="Copy token" />
+        </p>
+      ) : null}
+      <ErrorMessage error={tokens.error} prefix="Tokens could not be loaded" />
+      {tokens.data && tokens.data.length > 0 ? (
+        <Table caption="Enrollment tokens" columns={['Token', 'Uses', 'Expires', 'State', '']}>
+          {tokens.data.map((t) => (
+            <tr key={t.id}>
+              <td>
+                <code>{t.hint}…</code>
+              </td>
+              <td>
+                {t.uses} of {t.max_uses}
+              </td>
+              <td>{formatDateTime(t.expires_at)}</td>
+              <td>{t.revoked ? 'revoked' : t.usable ? 'usable' : 'expired or used up'}</td>
+              <td>
+                {t.revoked ? null : (
+                  <ConfirmButton
+                    label="Revoke"
+                    danger
+                    title="Revoke this token?"
+                    message={<p>Machines can no longer enroll with it. Machines it enrolled keep their own keys.</p>}
+                    confirmLabel="Revoke"
+                    onConfirm={async () => {
+                      await api.revokeSiteToken(siteId, t.id);
+                      tokens.reload();
+                    }}
+                  />
+                )}
+              </td>
+            </tr>
+          ))}
+        </Table>
+      ) : null}
+    </section>
+  );
+}
+
 export function SitePage({ id }: { id: string }) {
   const { api, user } = useApi();
   const site = useAsync<Site>(() => api.getSite(id), [api, id]);
   const agents = useAsync(() => api.listAgents({ site_id: id }), [api, id]);
   const [sort, setSort] = useState<{ key: AgentSortKey; dir: SortDir }>({ key: 'hostname', dir: 'asc' });
   const [editing, setEditing] = useState(false);
+  const [installToken, setInstallToken] = useState<string | null>(null);
   const canEdit = user.role !== 'viewer';
   const shown = useMemo(() => sortAgents(agents.data ?? [], sort.key, sort.dir), [agents.data, sort]);
 
@@ -56,6 +140,7 @@ export function SitePage({ id }: { id: string }) {
   if (!site.data) return <Loading what="Loading site" />;
   const s = site.data;
   const loc = { protocol: window.location.protocol, host: window.location.host };
+  const enrollWith = installToken ?? s.site_code;
 
   return (
     <>
@@ -102,7 +187,7 @@ export function SitePage({ id }: { id: string }) {
           <code className="site-code" data-testid="site-code">
             {s.site_code}
           </code>
-          <CopyButton text={s.site_code} label="Copy site code" />
+          {canEdit ? <CopyButton text={s.site_code} label="Copy site code" /> : <span className="muted">Only technicians see the site code.</span>}
           {canEdit ? (
             <ConfirmButton
               label="Regenerate code"
@@ -120,19 +205,40 @@ export function SitePage({ id }: { id: string }) {
             />
           ) : null}
         </div>
+        <p data-testid="require-approval">
+          New machines: {s.require_approval ? <strong>wait for a technician&apos;s approval</strong> : 'admitted at once'} (a machine claiming to be an existing
+          agent always waits).{' '}
+          {canEdit ? (
+            <ConfirmButton
+              label={s.require_approval ? 'Admit new machines at once' : 'Require approval'}
+              title={s.require_approval ? 'Admit new machines at once?' : 'Require approval for new machines?'}
+              message={<p>{s.require_approval ? 'New machines enrolling here become agents at once.' : 'Every new machine enrolling here waits until a technician approves it.'}</p>}
+              confirmLabel="Save"
+              onConfirm={async () => {
+                const updated = await api.updateSite(s.id, { name: s.name, notes: s.notes, require_approval: !s.require_approval });
+                site.setData(() => ({ ...s, ...updated }));
+              }}
+            />
+          ) : null}
+        </p>
       </section>
 
-      <section aria-labelledby="install-title">
-        <h2 id="install-title">Install an agent for this site</h2>
-        <p className="muted">
-          The agent connects back to this server ({loc.host}) and enrolls with the site code above. The server hands out the agent builds from its
-          downloads folder (<code>downloads_dir</code>), where these commands expect <code>{LINUX_BINARY}</code> and <code>{WINDOWS_BINARY}</code>.
-        </p>
-        <div className="install-grid">
-          <InstallBlock id="install-linux" title="Linux (as root)" text={linuxInstall(s.site_code, loc)} />
-          <InstallBlock id="install-windows" title="Windows (PowerShell as Administrator)" text={windowsInstall(s.site_code, loc)} />
-        </div>
-      </section>
+      {canEdit ? <Tokens siteId={s.id} onToken={setInstallToken} /> : null}
+
+      {canEdit ? (
+        <section aria-labelledby="install-title">
+          <h2 id="install-title">Install an agent for this site</h2>
+          <p className="muted">
+            The agent connects back to this server ({loc.host}) and enrolls with {installToken ? 'the install token created above' : 'the site code above'}. The
+            server hands out the agent builds from its downloads folder (<code>downloads_dir</code>), where these commands expect <code>{LINUX_BINARY}</code> and{' '}
+            <code>{WINDOWS_BINARY}</code>.
+          </p>
+          <div className="install-grid">
+            <InstallBlock id="install-linux" title="Linux (as root)" text={linuxInstall(enrollWith, loc)} />
+            <InstallBlock id="install-windows" title="Windows (PowerShell as Administrator)" text={windowsInstall(enrollWith, loc)} />
+          </div>
+        </section>
+      ) : null}
 
       <section aria-labelledby="site-agents-title">
         <h2 id="site-agents-title">Agents in this site</h2>

@@ -61,7 +61,20 @@ impl Transport for Ws<'_> {
     async fn connect(&mut self) -> Result<(), Lost> {
         self.socket = None;
         let mut ws = connect(self.ctx, self.tls.clone()).await?;
-        authenticate(self.ctx, &mut ws, &mut self.prefer_config_key).await?;
+        let had_saved_key = !self.prefer_config_key;
+        if let Err(e) = authenticate(self.ctx, &mut ws, &mut self.prefer_config_key).await {
+            if !(had_saved_key && self.prefer_config_key) {
+                return Err(e.into());
+            }
+            // The saved key was refused (agent deleted, database restored): enroll again with
+            // the configured site code or token at once, on a new connection.
+            tracing::warn!(
+                "{}; enrolling again with the configured site code or token",
+                ascii(&e)
+            );
+            ws = connect(self.ctx, self.tls.clone()).await?;
+            authenticate(self.ctx, &mut ws, &mut self.prefer_config_key).await?;
+        }
         self.socket = Some(ws);
         self.last_rx = Instant::now();
         Ok(())
@@ -195,6 +208,10 @@ async fn authenticate(
                     }
                 }
                 *prefer_config_key = false;
+                if let Some(note) = r.message.as_deref() {
+                    // E.g. the record waits for a technician's approval.
+                    tracing::warn!("server: {}", ascii(note));
+                }
                 tracing::info!(
                     "connected to the server as agent {}",
                     ascii(r.agent_id.as_deref().unwrap_or("?"))

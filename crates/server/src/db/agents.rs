@@ -20,6 +20,9 @@ pub struct AgentRecord {
     pub version: Option<String>,
     pub online: bool,
     pub status: AgentStatus,
+    pub approval: Approval,
+    /// A pending record: the agent whose device id it enrolled with.
+    pub claims_agent_id: Option<String>,
     #[serde(with = "super::rfc3339::option")]
     pub last_seen: Option<i64>,
     #[serde(with = "super::rfc3339")]
@@ -34,6 +37,35 @@ pub struct AgentRecord {
 pub enum AgentStatus {
     Online,
     Offline,
+}
+
+/// Whether a technician admitted the agent. A pending record gets no commands; approving it
+/// gives it the place of the agent it claims to be (if any).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Approval {
+    Approved,
+    Pending,
+}
+
+impl Approval {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Approval::Approved => "approved",
+            Approval::Pending => "pending",
+        }
+    }
+
+    pub(super) fn parse(s: &str) -> Approval {
+        // Anything but `approved` is treated as not admitted.
+        if s == "approved" {
+            Approval::Approved
+        } else {
+            Approval::Pending
+        }
+    }
 }
 
 impl AgentRecord {
@@ -77,7 +109,8 @@ pub struct AgentStats {
 
 const AGENT_SELECT: &str =
     "SELECT a.id, a.site_id, s.name AS site_name, s.client_id, c.name AS client_name, \
-    a.hostname, a.device_id, a.os_type, a.os_version, a.arch, a.version, a.last_seen, a.created_at \
+    a.hostname, a.device_id, a.os_type, a.os_version, a.arch, a.version, a.last_seen, a.created_at, \
+    a.approval, a.claims_agent_id \
     FROM agents a LEFT JOIN sites s ON s.id = a.site_id LEFT JOIN clients c ON c.id = s.client_id";
 
 fn from_row(row: &sqlx::any::AnyRow) -> DbResult<AgentRecord> {
@@ -95,12 +128,14 @@ fn from_row(row: &sqlx::any::AnyRow) -> DbResult<AgentRecord> {
         version: row.try_get("version")?,
         online: false,
         status: AgentStatus::Offline,
+        approval: Approval::parse(&row.try_get::<String, _>("approval")?),
+        claims_agent_id: row.try_get("claims_agent_id")?,
         last_seen: row.try_get("last_seen")?,
         created_at: row.try_get("created_at")?,
     })
 }
 
-async fn insert_agent(conn: &mut AnyConnection, a: &NewAgent<'_>) -> DbResult<String> {
+pub(super) async fn insert_agent(conn: &mut AnyConnection, a: &NewAgent<'_>) -> DbResult<String> {
     let id = new_id();
     sqlx::query(
         "INSERT INTO agents (id, site_id, device_id, hostname, os_type, os_version, arch, version, api_key_hash, created_at) \
@@ -122,7 +157,11 @@ async fn insert_agent(conn: &mut AnyConnection, a: &NewAgent<'_>) -> DbResult<St
 }
 
 /// What the agent says about itself (device, hostname, OS, version), and that it was seen.
-async fn update_identity(conn: &mut AnyConnection, id: &str, a: &NewAgent<'_>) -> DbResult<()> {
+pub(super) async fn update_identity(
+    conn: &mut AnyConnection,
+    id: &str,
+    a: &NewAgent<'_>,
+) -> DbResult<()> {
     sqlx::query(
         "UPDATE agents SET device_id = $1, hostname = $2, os_type = $3, os_version = $4, arch = $5, version = $6, last_seen = $7 \
          WHERE id = $8",
@@ -148,6 +187,7 @@ pub struct AgentFilter<'a> {
     /// Case-insensitive substring of the hostname.
     pub search: Option<&'a str>,
     pub unassigned_only: bool,
+    pub approval: Option<Approval>,
 }
 
 impl Store {
@@ -168,43 +208,6 @@ impl Store {
             "agent",
             Some(&id),
             Some(a.hostname),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(id)
-    }
-
-    /// Enrollment with a site code, in one transaction: the same device enrolling again is the
-    /// same agent (a reinstall) and gets the new key, which invalidates the one it lost, and
-    /// joins the site whose code it used; a new device is a new agent. `a.device_id` and
-    /// `a.site_id` are set. Returns the agent id.
-    pub async fn enroll_agent(&self, a: NewAgent<'_>) -> DbResult<String> {
-        let mut tx = self.pool.begin().await?;
-        let existing: Option<String> =
-            sqlx::query_scalar("SELECT id FROM agents WHERE device_id = $1")
-                .bind(a.device_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let id = match existing {
-            Some(id) => {
-                sqlx::query("UPDATE agents SET api_key_hash = $1, site_id = $2 WHERE id = $3")
-                    .bind(a.api_key_hash)
-                    .bind(a.site_id)
-                    .bind(&id)
-                    .execute(&mut *tx)
-                    .await?;
-                update_identity(&mut tx, &id, &a).await?;
-                id
-            }
-            None => insert_agent(&mut tx, &a).await?,
-        };
-        audit::record(
-            &mut tx,
-            Actor::SYSTEM,
-            "agent.enroll",
-            "agent",
-            Some(&id),
-            a.site_id,
         )
         .await?;
         tx.commit().await?;
@@ -236,6 +239,10 @@ impl Store {
         }
         if filter.unassigned_only {
             sql.push_str(" AND a.site_id IS NULL");
+        }
+        if let Some(approval) = filter.approval {
+            binds.push(approval.as_str().to_owned());
+            sql.push_str(&format!(" AND a.approval = ${}", binds.len()));
         }
         sql.push_str(" ORDER BY a.hostname, a.id");
         let mut query = sqlx::query(&sql);
@@ -291,7 +298,8 @@ impl Store {
         self.audited_delete("agent", id, by).await
     }
 
-    /// Counts per OS and version; online figures are added by the caller from the hub.
+    /// Counts per OS and version of approved agents (records waiting for approval are not in
+    /// the fleet yet); online figures are added by the caller from the hub.
     pub async fn agent_counts(&self) -> DbResult<AgentStats> {
         let mut stats = AgentStats {
             total: 0,
@@ -301,7 +309,7 @@ impl Store {
             by_os: Default::default(),
             by_version: Default::default(),
         };
-        let rows = sqlx::query("SELECT COALESCE(os_type, 'unknown') AS k, COUNT(*) AS n FROM agents GROUP BY COALESCE(os_type, 'unknown')")
+        let rows = sqlx::query("SELECT COALESCE(os_type, 'unknown') AS k, COUNT(*) AS n FROM agents WHERE approval = 'approved' GROUP BY COALESCE(os_type, 'unknown')")
             .fetch_all(&self.pool)
             .await?;
         for row in rows {
@@ -309,7 +317,7 @@ impl Store {
             stats.total += n;
             stats.by_os.insert(row.try_get("k")?, n);
         }
-        let rows = sqlx::query("SELECT COALESCE(version, 'unknown') AS k, COUNT(*) AS n FROM agents GROUP BY COALESCE(version, 'unknown')")
+        let rows = sqlx::query("SELECT COALESCE(version, 'unknown') AS k, COUNT(*) AS n FROM agents WHERE approval = 'approved' GROUP BY COALESCE(version, 'unknown')")
             .fetch_all(&self.pool)
             .await?;
         for row in rows {
@@ -317,9 +325,11 @@ impl Store {
                 .by_version
                 .insert(row.try_get("k")?, row.try_get("n")?);
         }
-        stats.unassigned = sqlx::query_scalar("SELECT COUNT(*) FROM agents WHERE site_id IS NULL")
-            .fetch_one(&self.pool)
-            .await?;
+        stats.unassigned = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM agents WHERE site_id IS NULL AND approval = 'approved'",
+        )
+        .fetch_one(&self.pool)
+        .await?;
         Ok(stats)
     }
 

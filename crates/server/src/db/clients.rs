@@ -22,6 +22,8 @@ pub struct SiteRecord {
     pub name: String,
     pub site_code: String,
     pub notes: Option<String>,
+    /// Every new machine enrolling here waits for a technician's approval.
+    pub require_approval: bool,
     #[serde(with = "super::rfc3339")]
     pub created_at: i64,
     pub agent_count: i64,
@@ -33,7 +35,7 @@ const CLIENT_SELECT: &str = "SELECT c.id, c.name, c.notes, c.created_at, \
     FROM clients c";
 
 const SITE_SELECT: &str =
-    "SELECT s.id, s.client_id, c.name AS client_name, s.name, s.site_code, s.notes, s.created_at, \
+    "SELECT s.id, s.client_id, c.name AS client_name, s.name, s.site_code, s.notes, s.created_at, s.require_approval, \
     (SELECT COUNT(*) FROM agents a WHERE a.site_id = s.id) AS agent_count \
     FROM sites s JOIN clients c ON c.id = s.client_id";
 
@@ -56,6 +58,7 @@ fn site_from_row(row: &sqlx::any::AnyRow) -> DbResult<SiteRecord> {
         name: row.try_get("name")?,
         site_code: row.try_get("site_code")?,
         notes: row.try_get("notes")?,
+        require_approval: row.try_get::<i64, _>("require_approval")? != 0,
         created_at: row.try_get("created_at")?,
         agent_count: row.try_get("agent_count")?,
     })

@@ -193,7 +193,8 @@ impl Store {
     /// The agent's queued commands, oldest first.
     pub async fn pending_commands(&self, agent_id: &str) -> DbResult<Vec<CommandRecord>> {
         let rows = sqlx::query(&format!(
-            "{SELECT} WHERE m.agent_id = $1 AND m.status = $2 ORDER BY m.created_at, m.id"
+            // A record waiting for approval is handed nothing.
+            "{SELECT} WHERE m.agent_id = $1 AND m.status = $2 AND a.approval = 'approved' ORDER BY m.created_at, m.id"
         ))
         .bind(agent_id)
         .bind(PENDING)

@@ -8,14 +8,18 @@ mod agents;
 mod audit;
 mod clients;
 mod commands;
+mod enrollment;
 mod metrics;
 mod sessions;
 mod two_factor;
 mod users;
 
-pub use agents::{AgentFilter, AgentRecord, AgentState, AgentStats, AgentStatus, NewAgent};
+pub use agents::{
+    AgentFilter, AgentRecord, AgentState, AgentStats, AgentStatus, Approval, NewAgent,
+};
 pub use clients::{ClientRecord, SiteRecord};
 pub use commands::{CommandFilter, CommandRecord, NewCommand};
+pub use enrollment::{EnrollVia, Enrolled, TokenRecord, TokenRefusal};
 pub use metrics::{MetricsPoint, MetricsSummary, WatchdogEventRecord};
 pub use sessions::{NewSession, SessionRecord};
 pub use users::{UserChange, UserRecord};
@@ -259,12 +263,14 @@ fn prepare_sqlite_url(url: &str) -> anyhow::Result<String> {
         Some((p, q)) => (p, Some(q)),
         None => (rest, None),
     };
-    if path != ":memory:" && !path.is_empty() {
+    let in_memory = query.is_some_and(|q| q.contains("mode=memory"));
+    if path != ":memory:" && !path.is_empty() && !in_memory {
         if let Some(parent) = std::path::Path::new(path).parent() {
-            if !parent.as_os_str().is_empty() {
-                std::fs::create_dir_all(parent)?;
+            if !parent.as_os_str().is_empty() && !parent.exists() {
+                crate::private_files::private_dir(parent)?;
             }
         }
+        crate::private_files::secure_sqlite_files(std::path::Path::new(path))?;
     }
     Ok(match query {
         Some(q) => format!("sqlite://{path}?{q}"),

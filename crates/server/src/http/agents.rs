@@ -13,7 +13,7 @@ use super::types::{
     MetricsHistory, MetricsQuery, MoveBody, RegisterAgentBody, RegisteredAgent, WatchdogEvent,
 };
 use crate::auth::{key_hash, new_agent_key};
-use crate::db::{Actor, AgentRecord, NewAgent, NewCommand};
+use crate::db::{Actor, AgentRecord, Approval, NewAgent, NewCommand};
 use crate::state::AppState;
 
 /// Legacy agents poll; one that polled within the idle timeout counts as online.
@@ -45,6 +45,7 @@ pub async fn list(
         site_id: q.site_id.as_deref().filter(|s| !s.is_empty()),
         search: q.search.as_deref(),
         unassigned_only: false,
+        approval: q.approval,
     };
     let agents = state.store.list_agents(&filter).await?;
     Ok(axum::Json(
@@ -73,7 +74,11 @@ pub async fn unassigned(State(state): State<AppState>) -> ApiResult<axum::Json<V
 
 pub async fn stats(State(state): State<AppState>) -> ApiResult<axum::Json<AgentStats>> {
     let mut stats = state.store.agent_counts().await?;
-    let ids = state.store.list_agents(&Default::default()).await?;
+    let approved = crate::db::AgentFilter {
+        approval: Some(Approval::Approved),
+        ..Default::default()
+    };
+    let ids = state.store.list_agents(&approved).await?;
     stats.online = ids
         .iter()
         .filter(|a| state.hub.is_online(&a.id, legacy_window(&state)))
@@ -141,7 +146,57 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     state.store.delete_agent(&id, Actor::user(&user.id)).await?;
+    state.hub.disconnect(&id, "agent deleted").await;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Only a record waiting for approval can be approved or rejected.
+async fn load_pending(state: &AppState, id: &str) -> ApiResult<AgentRecord> {
+    let agent = load_agent(state, id).await?;
+    if agent.approval != Approval::Pending {
+        return Err(ApiError::Conflict(
+            "this agent is not waiting for approval".into(),
+        ));
+    }
+    Ok(agent)
+}
+
+/// Approves a pending record: it takes the place (and history) of the agent it claims to be,
+/// whose old key stops working; both sockets are closed so the machine reconnects with its
+/// key as that agent.
+pub async fn approve(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<Agent>> {
+    load_pending(&state, &id).await?;
+    let approved = state
+        .store
+        .approve_agent(&id, Actor::user(&user.id))
+        .await?;
+    if approved != id {
+        state
+            .hub
+            .disconnect(&approved, "replaced by an approved enrollment")
+            .await;
+    }
+    state
+        .hub
+        .disconnect(&id, "approved: reconnect with your agent key")
+        .await;
+    Ok(axum::Json(load_agent(&state, &approved).await?.into()))
+}
+
+/// Rejects a pending record: it is removed and its key dies. Answers the removed record.
+pub async fn reject(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<Agent>> {
+    let agent = load_pending(&state, &id).await?;
+    state.store.reject_agent(&id, Actor::user(&user.id)).await?;
+    state.hub.disconnect(&id, "enrollment rejected").await;
+    Ok(axum::Json(agent.into()))
 }
 
 pub async fn move_to_site(
@@ -212,7 +267,11 @@ pub async fn send_command(
             "interpreter must be at most 255 bytes".into(),
         ));
     }
-    load_agent(&state, &id).await?;
+    if load_agent(&state, &id).await?.approval == Approval::Pending {
+        return Err(ApiError::Conflict(
+            "this agent is waiting for approval: approve it before sending commands".into(),
+        ));
+    }
     let minute = Duration::from_secs(60);
     state.limiter.check(
         &format!("cmd-agent:{id}"),

@@ -5,7 +5,11 @@ use axum::http::StatusCode;
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{AuthUser, Json};
-use super::types::{list, Client, ClientBody, NewSiteBody, Site, SiteBody};
+use super::types::{
+    list, Client, ClientBody, EnrollmentToken, NewEnrollmentToken, NewSiteBody, NewTokenBody, Site,
+    SiteBody,
+};
+use crate::auth::key_hash;
 use crate::db::{Actor, StoreError};
 use crate::site_code;
 use crate::state::AppState;
@@ -94,14 +98,24 @@ pub async fn delete_client(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Sites as `user` may see them (site codes masked for viewers).
+fn sites_for(user: &AuthUser, rows: Vec<crate::db::SiteRecord>) -> Vec<Site> {
+    list::<_, Site>(rows)
+        .into_iter()
+        .map(|s| s.for_user(user))
+        .collect()
+}
+
 pub async fn client_sites(
     State(state): State<AppState>,
+    user: AuthUser,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<Vec<Site>>> {
     if state.store.client(&id).await?.is_none() {
         return Err(ApiError::not_found("client"));
     }
-    Ok(axum::Json(list(state.store.list_sites(Some(&id)).await?)))
+    let sites = state.store.list_sites(Some(&id)).await?;
+    Ok(axum::Json(sites_for(&user, sites)))
 }
 
 /// Tries fresh codes until one is free (a clash is rare: 78 * 78 * 9000 codes).
@@ -121,8 +135,12 @@ where
     )))
 }
 
-pub async fn list_sites(State(state): State<AppState>) -> ApiResult<axum::Json<Vec<Site>>> {
-    Ok(axum::Json(list(state.store.list_sites(None).await?)))
+pub async fn list_sites(
+    State(state): State<AppState>,
+    user: AuthUser,
+) -> ApiResult<axum::Json<Vec<Site>>> {
+    let sites = state.store.list_sites(None).await?;
+    Ok(axum::Json(sites_for(&user, sites)))
 }
 
 pub async fn create_site(
@@ -149,6 +167,9 @@ pub async fn create_site(
         }
     })
     .await?;
+    if body.require_approval {
+        store.set_site_require_approval(&id, true, by).await?;
+    }
     let site = state
         .store
         .site(&id)
@@ -159,13 +180,14 @@ pub async fn create_site(
 
 pub async fn get_site(
     State(state): State<AppState>,
+    user: AuthUser,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<Site>> {
     state
         .store
         .site(&id)
         .await?
-        .map(|s| axum::Json(s.into()))
+        .map(|s| axum::Json(Site::from(s).for_user(&user)))
         .ok_or_else(|| ApiError::not_found("site"))
 }
 
@@ -185,7 +207,13 @@ pub async fn update_site(
             Actor::user(&user.id),
         )
         .await?;
-    get_site(State(state), Path(id)).await
+    if let Some(require) = body.require_approval {
+        state
+            .store
+            .set_site_require_approval(&id, require, Actor::user(&user.id))
+            .await?;
+    }
+    get_site(State(state), user, Path(id)).await
 }
 
 pub async fn delete_site(
@@ -210,5 +238,71 @@ pub async fn regenerate_code(
         async move { store.set_site_code(id, &code, by).await }
     })
     .await?;
-    get_site(State(state), Path(id)).await
+    get_site(State(state), user, Path(id)).await
+}
+
+/// Creates an enrollment token for the site; the `grmt_` secret is shown in this answer only.
+pub async fn create_token(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+    Json(body): Json<NewTokenBody>,
+) -> ApiResult<(StatusCode, axum::Json<NewEnrollmentToken>)> {
+    let hours = body.expires_in_hours.unwrap_or(72);
+    if !(1..=8760).contains(&hours) {
+        return Err(ApiError::BadRequest(
+            "expires_in_hours must be 1..=8760".into(),
+        ));
+    }
+    let max_uses = body.max_uses.unwrap_or(1);
+    if !(1..=10_000).contains(&max_uses) {
+        return Err(ApiError::BadRequest("max_uses must be 1..=10000".into()));
+    }
+    if state.store.site(&id).await?.is_none() {
+        return Err(ApiError::not_found("site"));
+    }
+    let secret = crate::session::enroll::new_token();
+    let hint: String = secret.chars().take(9).collect();
+    let expires_at = crate::db::now_ms() + i64::from(hours) * 3_600_000;
+    let token = state
+        .store
+        .create_token(
+            &id,
+            &key_hash(&secret),
+            &hint,
+            expires_at,
+            i64::from(max_uses),
+            Actor::user(&user.id),
+        )
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(NewEnrollmentToken {
+            token: token.into(),
+            secret,
+        }),
+    ))
+}
+
+pub async fn list_tokens(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<Vec<EnrollmentToken>>> {
+    if state.store.site(&id).await?.is_none() {
+        return Err(ApiError::not_found("site"));
+    }
+    Ok(axum::Json(list(state.store.site_tokens(&id).await?)))
+}
+
+/// Revokes a token: it enrolls nothing from now on (machines it enrolled keep their keys).
+pub async fn revoke_token(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path((id, token_id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    state
+        .store
+        .revoke_token(&id, &token_id, Actor::user(&user.id))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -125,6 +125,27 @@ mod tests {
         serve_embedded(path, headers)
     }
 
+    /// The CSP allows no inline script or style: the built page must have none.
+    #[test]
+    fn built_index_has_no_inline_script_or_style() {
+        let Some(index) = Embedded::get("index.html") else {
+            return;
+        };
+        let html = String::from_utf8_lossy(&index.data).to_lowercase();
+        for (at, _) in html.match_indices("<script") {
+            let tag = &html[at..at + html[at..].find('>').expect("tag ends")];
+            assert!(tag.contains(" src="), "inline script: {tag}");
+        }
+        assert!(!html.contains("<style"), "inline stylesheet");
+        assert!(!html.contains(" style="), "inline style attribute");
+        let handler = html.match_indices(" on").any(|(at, _)| {
+            let rest = &html[at + 3..];
+            let name_len = rest.chars().take_while(char::is_ascii_lowercase).count();
+            name_len > 0 && rest[name_len..].starts_with('=')
+        });
+        assert!(!handler, "inline event handler");
+    }
+
     /// Built dashboards only: the single-binary test fails loudly when it was not built.
     #[test]
     fn embedded_files_have_types_and_cache_rules() {

@@ -2,7 +2,7 @@
 //! the WebSocket hub. The original system's heartbeat returned no commands and its results
 //! were never stored; here both work like the socket, through the same session code.
 
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
 use gururmm_protocol::legacy::{
     CommandResultAck, HeartbeatRequest, HeartbeatResponse, RegisterRequest, RegisterResponse,
@@ -11,12 +11,14 @@ use gururmm_protocol::{AgentMessage, Auth, CommandResult, Heartbeat};
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{AgentJson, AgentKey};
-use crate::session::{self, AgentSession, Authenticated};
+use crate::session::{self, AgentSession, Authenticated, Refused};
 use crate::state::AppState;
 
-/// Enrolls with a site code (same rules as the socket: a known device id is the same agent).
+/// Enrolls with a site code or an enrollment token in `site_code` (same rules as the socket:
+/// a known device id gets a new record awaiting approval, never the existing agent).
 pub async fn register(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     AgentJson(req): AgentJson<RegisterRequest>,
 ) -> ApiResult<(StatusCode, axum::Json<RegisterResponse>)> {
     let auth = Auth {
@@ -27,15 +29,19 @@ pub async fn register(
         version: req.version,
         previous_version: None,
     };
-    if !crate::site_code::is_site_code(&crate::site_code::normalize(&auth.api_key)) {
+    let presented = auth.api_key.trim();
+    if !presented.starts_with(session::enroll::TOKEN_PREFIX)
+        && !crate::site_code::is_site_code(&crate::site_code::normalize(presented))
+    {
         return Err(ApiError::BadRequest(
-            "site_code must look like WORD-WORD-1234".into(),
+            "site_code must look like WORD-WORD-1234 or be a grmt_ enrollment token".into(),
         ));
     }
-    match session::authenticate(&state, &auth).await? {
-        Some(Authenticated {
+    match session::authenticate(&state, &auth, peer.ip()).await? {
+        Ok(Authenticated {
             agent_id,
             issued_key: Some(api_key),
+            ..
         }) => {
             state.hub.note_legacy_poll(&agent_id);
             Ok((
@@ -43,7 +49,9 @@ pub async fn register(
                 axum::Json(RegisterResponse { agent_id, api_key }),
             ))
         }
-        _ => Err(ApiError::Unauthorized("unknown site code".into())),
+        Ok(_) => Err(ApiError::Unauthorized("unknown site code".into())),
+        Err(Refused::RateLimited(wait)) => Err(wait.into()),
+        Err(Refused::Unknown(message)) => Err(ApiError::Unauthorized(message)),
     }
 }
 

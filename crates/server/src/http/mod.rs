@@ -12,6 +12,7 @@ pub mod error;
 mod events;
 pub mod extract;
 mod legacy;
+pub mod security;
 mod two_factor;
 pub mod types;
 
@@ -322,6 +323,16 @@ pub fn api_routes() -> Vec<ApiRoute> {
         route("POST", "/api/sites/{id}/regenerate-key", Technician,
             "Replace the site's enrollment code", post(clients::regenerate_code))
             .ok::<Site>(),
+        route("POST", "/api/sites/{id}/tokens", Technician,
+            "Create an enrollment token for the site; its secret is shown once",
+            post(clients::create_token))
+            .body::<NewTokenBody>().created::<NewEnrollmentToken>(),
+        route("GET", "/api/sites/{id}/tokens", Technician,
+            "The site's enrollment tokens, without their secrets", get(clients::list_tokens))
+            .ok_list::<EnrollmentToken>(),
+        route("DELETE", "/api/sites/{id}/tokens/{token_id}", Technician,
+            "Revoke an enrollment token", delete(clients::revoke_token))
+            .no_content(),
         route("GET", "/api/agents", Viewer, "List agents", get(agents::list))
             .query::<AgentListQuery>().ok_list::<Agent>(),
         route("POST", "/api/agents", Technician,
@@ -344,13 +355,21 @@ pub fn api_routes() -> Vec<ApiRoute> {
         route("POST", "/api/agents/{id}/move", Technician,
             "Move an agent to a site, or unassign it with null", post(agents::move_to_site))
             .body::<MoveBody>().ok::<Agent>(),
+        route("POST", "/api/agents/{id}/approve", Technician,
+            "Approve a record waiting for approval; it takes the place of the agent it claims to be",
+            post(agents::approve))
+            .ok::<Agent>().errors(&[409]),
+        route("POST", "/api/agents/{id}/reject", Technician,
+            "Reject a record waiting for approval; it is removed and its key dies",
+            post(agents::reject))
+            .ok::<Agent>().errors(&[409]),
         route("GET", "/api/agents/{id}/state", Viewer, "Latest network state and metrics",
             get(agents::agent_state))
             .ok::<AgentState>(),
         route("POST", "/api/agents/{id}/command", Technician,
             "Send a command; it runs at once if the agent is connected",
             post(agents::send_command))
-            .body::<CommandBody>().created::<Command>().errors(&[429])
+            .body::<CommandBody>().created::<Command>().errors(&[409, 429])
             .link("/api/commands/{id}", "/id").link("/api/commands/{id}/cancel", "/id"),
         route("GET", "/api/agents/{id}/metrics", Viewer,
             "Metrics history; long ranges are downsampled", get(agents::metrics))
@@ -377,7 +396,7 @@ pub fn api_routes() -> Vec<ApiRoute> {
         route("POST", "/api/agent/register-legacy", Anyone,
             "Legacy agent enrolls with a site code", post(legacy::register))
             .body::<gururmm_protocol::legacy::RegisterRequest>()
-            .created::<gururmm_protocol::legacy::RegisterResponse>().errors(&[400, 401]),
+            .created::<gururmm_protocol::legacy::RegisterResponse>().errors(&[400, 401, 429]),
         route("POST", "/api/agent/heartbeat", AgentKey,
             "Legacy heartbeat with optional reports; returns pending commands, now running",
             post(legacy::heartbeat))
@@ -690,6 +709,7 @@ pub fn router(state: AppState) -> Router {
             state.config.max_body_bytes,
         ))
         .layer(cors)
+        .layer(axum::middleware::from_fn(security::headers))
         // Spans name the path only: a query string could carry a ticket.
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             tracing::debug_span!("request", method = %req.method(), path = %req.uri().path())

@@ -207,6 +207,9 @@ pub struct NewSiteBody {
     pub name: String,
     #[serde(default)]
     pub notes: Option<String>,
+    /// Every new machine enrolling here waits for a technician's approval (default false).
+    #[serde(default)]
+    pub require_approval: bool,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -214,6 +217,9 @@ pub struct SiteBody {
     pub name: String,
     #[serde(default)]
     pub notes: Option<String>,
+    /// Absent: unchanged.
+    #[serde(default)]
+    pub require_approval: Option<bool>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -222,12 +228,28 @@ pub struct Site {
     pub client_id: String,
     pub client_name: String,
     pub name: String,
-    /// The enrollment code agents use, e.g. AMBER-RIVER-4821.
+    /// The enrollment code agents use, e.g. AMBER-RIVER-4821. Masked (`*****-*****-****`)
+    /// for viewers: with it, anyone can enroll a machine.
     pub site_code: String,
     #[schema(required = true)]
     pub notes: Option<String>,
+    /// Every new machine enrolling here waits for a technician's approval.
+    pub require_approval: bool,
     pub created_at: String,
     pub agent_count: i64,
+}
+
+/// What viewers see instead of a site code.
+pub const MASKED_SITE_CODE: &str = "*****-*****-****";
+
+impl Site {
+    /// The site as `user` may see it: viewers never see the code.
+    pub fn for_user(mut self, user: &super::extract::AuthUser) -> Site {
+        if user.role < Role::Technician {
+            self.site_code = MASKED_SITE_CODE.to_owned();
+        }
+        self
+    }
 }
 
 impl From<db::SiteRecord> for Site {
@@ -239,10 +261,66 @@ impl From<db::SiteRecord> for Site {
             name: r.name,
             site_code: r.site_code,
             notes: r.notes,
+            require_approval: r.require_approval,
             created_at: time(r.created_at),
             agent_count: r.agent_count,
         }
     }
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct NewTokenBody {
+    /// Hours until the token expires: 1..=8760, default 72.
+    #[serde(default)]
+    pub expires_in_hours: Option<u32>,
+    /// Machines it may enroll: 1..=10000, default 1.
+    #[serde(default)]
+    pub max_uses: Option<u32>,
+}
+
+/// An enrollment token, without its secret.
+#[derive(Serialize, ToSchema)]
+pub struct EnrollmentToken {
+    pub id: String,
+    #[schema(required = true)]
+    pub site_id: Option<String>,
+    /// The token's first characters, to tell tokens apart.
+    pub hint: String,
+    #[schema(required = true)]
+    pub expires_at: Option<String>,
+    pub max_uses: i64,
+    pub uses: i64,
+    pub revoked: bool,
+    /// Not revoked, not expired, not used up.
+    pub usable: bool,
+    #[schema(required = true)]
+    pub created_by: Option<String>,
+    pub created_at: String,
+}
+
+impl From<db::TokenRecord> for EnrollmentToken {
+    fn from(r: db::TokenRecord) -> EnrollmentToken {
+        EnrollmentToken {
+            usable: r.usable(db::now_ms()).is_ok(),
+            id: r.id,
+            site_id: r.site_id,
+            hint: r.hint,
+            expires_at: time_opt(r.expires_at),
+            max_uses: r.max_uses,
+            uses: r.uses,
+            revoked: r.revoked_at.is_some(),
+            created_by: r.created_by,
+            created_at: time(r.created_at),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct NewEnrollmentToken {
+    pub token: EnrollmentToken,
+    /// The `grmt_` token itself, shown in this answer only. Agents use it where a site code
+    /// goes (`api_key` of `auth`, `site_code` of register-legacy).
+    pub secret: String,
 }
 
 // ---- agents
@@ -271,6 +349,12 @@ pub struct Agent {
     pub version: Option<String>,
     pub online: bool,
     pub status: db::AgentStatus,
+    /// `pending`: enrolled, waiting for a technician's approval; it gets no commands.
+    pub approval: db::Approval,
+    /// For a pending record: the agent whose device id it enrolled with (it claims to be
+    /// that agent; approving it gives it that agent's place).
+    #[schema(required = true)]
+    pub claims_agent_id: Option<String>,
     #[schema(required = true)]
     pub last_seen: Option<String>,
     pub created_at: String,
@@ -292,6 +376,8 @@ impl From<db::AgentRecord> for Agent {
             version: r.version,
             online: r.online,
             status: r.status,
+            approval: r.approval,
+            claims_agent_id: r.claims_agent_id,
             last_seen: time_opt(r.last_seen),
             created_at: time(r.created_at),
         }
@@ -308,6 +394,10 @@ pub struct AgentListQuery {
     pub status: Option<db::AgentStatus>,
     /// Part of the hostname, case-insensitive.
     pub search: Option<String>,
+    /// Only approved agents, or only records waiting for approval.
+    #[serde(default, deserialize_with = "empty_as_none")]
+    #[param(inline)]
+    pub approval: Option<db::Approval>,
 }
 
 #[derive(Deserialize, ToSchema)]

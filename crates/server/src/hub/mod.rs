@@ -5,13 +5,14 @@
 //! agent's pending commands (`session::AgentSession::hand_out`): only a send that succeeded
 //! turns a command `running`, so a failed send leaves it pending for the next connection.
 
+pub mod pending;
 mod socket;
 
 pub use socket::ws_handler;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
@@ -21,6 +22,9 @@ pub(crate) enum Outbound {
     Flush(Option<oneshot::Sender<()>>),
     /// A newer connection of the same agent took over: close this one.
     Replaced,
+    /// Close the socket with code 4003 and this reason: the agent was deleted, or its
+    /// identity changed (an enrollment approved or rejected) and it must reconnect.
+    Close(&'static str),
 }
 
 struct Connection {
@@ -34,6 +38,8 @@ pub struct Hub {
     /// Legacy (HTTP polling) agents: when each last polled.
     legacy_polls: Mutex<HashMap<String, Instant>>,
     next_conn_id: AtomicU64,
+    /// Sockets not yet authenticated, capped per address and in total.
+    pub pending: Arc<pending::PendingSockets>,
 }
 
 impl Hub {
@@ -61,6 +67,19 @@ impl Hub {
         } else {
             false
         }
+    }
+
+    /// Closes the agent's live socket at once (close code 4003 with `reason`) and forgets its
+    /// legacy polls: the agent was deleted, or its identity changed (an enrollment approved or
+    /// rejected) and it must reconnect with its key.
+    pub async fn disconnect(&self, agent_id: &str, reason: &'static str) {
+        self.legacy_polls.lock().expect("hub lock").remove(agent_id);
+        let tx = match self.connections.lock().expect("hub lock").get(agent_id) {
+            Some(c) => c.tx.clone(),
+            None => return,
+        };
+        let _ =
+            tokio::time::timeout(Duration::from_secs(5), tx.send(Outbound::Close(reason))).await;
     }
 
     pub fn note_legacy_poll(&self, agent_id: &str) {

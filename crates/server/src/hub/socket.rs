@@ -1,25 +1,71 @@
 //! One agent's WebSocket: the transport adapter over `session`. Authentication, then a loop
 //! that feeds frames to the session and writes what the hub asks for.
 
+use std::net::SocketAddr;
+
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::State;
-use axum::response::Response;
+use axum::extract::{ConnectInfo, State};
+use axum::response::{IntoResponse, Response};
 use gururmm_protocol::{AgentMessage, AuthResponse, ServerMessage};
 use tokio::sync::mpsc;
 use tokio::time::{timeout, Instant};
 
+use super::pending::{PendingSlot, Refused};
 use super::Outbound;
 use crate::events::Event;
+use crate::http::error::ApiError;
 use crate::session::{self, sanitize, AgentSession, CommandSink};
 use crate::state::AppState;
 
-pub async fn ws_handler(State(state): State<AppState>, upgrade: WebSocketUpgrade) -> Response {
+/// Socket buffers: agents send small frames most of the time, and tungstenite's default
+/// 128 KiB read buffer per socket is what made idle sockets expensive. Larger messages still
+/// arrive whole (the buffer grows up to `max_frame_bytes` as needed).
+const READ_BUFFER_BYTES: usize = 8 * 1024;
+const WRITE_BUFFER_BYTES: usize = 8 * 1024;
+
+pub async fn ws_handler(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    // Counted before the upgrade, so a refused socket costs no WebSocket buffers.
+    let slot = match state.hub.pending.try_acquire(
+        peer.ip(),
+        state.config.max_pending_sockets_per_address,
+        state.config.max_pending_sockets,
+    ) {
+        Ok(slot) => slot,
+        Err(refused) => {
+            tracing::debug!(peer = %peer.ip(), ?refused, "agent socket refused: too many unauthenticated sockets");
+            // A flood must not flood the log too: one warning a minute.
+            let minute = std::time::Duration::from_secs(60);
+            if state
+                .limiter
+                .check_and_record("log:pending-sockets", 1, minute)
+                .is_ok()
+            {
+                tracing::warn!(peer = %peer.ip(), ?refused, "agent sockets refused: too many unauthenticated sockets (logged once a minute)");
+            }
+            return match refused {
+                Refused::Address => ApiError::TooManyRequests {
+                    message: "too many unauthenticated sockets from this address".into(),
+                    retry_after_seconds: state.config.auth_timeout_seconds,
+                },
+                Refused::Total => {
+                    ApiError::Unavailable("too many unauthenticated sockets; try again".into())
+                }
+            }
+            .into_response();
+        }
+    };
     let max = state.config.max_frame_bytes;
     upgrade
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .write_buffer_size(WRITE_BUFFER_BYTES)
         .max_message_size(max)
         .max_frame_size(max)
         .on_upgrade(move |socket| async move {
-            run(state, socket).await;
+            run(state, socket, peer.ip(), slot).await;
         })
 }
 
@@ -49,7 +95,7 @@ async fn refuse(socket: &mut WebSocket, message: &str) {
     close(socket, 4001, "authentication failed").await;
 }
 
-async fn run(state: AppState, mut socket: WebSocket) {
+async fn run(state: AppState, mut socket: WebSocket, peer: std::net::IpAddr, slot: PendingSlot) {
     // The first frame must be `auth`, within the auth timeout.
     let first = match timeout(state.config.auth_timeout(), socket.recv()).await {
         Err(_) => {
@@ -82,11 +128,11 @@ async fn run(state: AppState, mut socket: WebSocket) {
             return;
         }
     };
-    let authed = match session::authenticate(&state, &auth).await {
-        Ok(Some(a)) => a,
-        Ok(None) => {
-            tracing::info!(hostname = %sanitize::for_log(&auth.hostname), "agent socket refused: unknown key or site code");
-            refuse(&mut socket, "unknown agent key or site code").await;
+    let authed = match session::authenticate(&state, &auth, peer).await {
+        Ok(Ok(a)) => a,
+        Ok(Err(refused)) => {
+            tracing::info!(hostname = %sanitize::for_log(&auth.hostname), "agent socket refused: unknown key, site code or token");
+            refuse(&mut socket, &refused.message()).await;
             return;
         }
         Err(e) => {
@@ -95,12 +141,15 @@ async fn run(state: AppState, mut socket: WebSocket) {
             return;
         }
     };
+    let message = authed.message();
+    // Authenticated: no longer counted against the unauthenticated caps.
+    drop(slot);
     let agent_id = authed.agent_id;
     let reply = ServerMessage::AuthResponse(AuthResponse {
         success: true,
         agent_id: Some(agent_id.clone()),
         api_key: authed.issued_key,
-        message: None,
+        message,
     });
     if send(&mut socket, &reply).await.is_err() {
         return;
@@ -179,6 +228,10 @@ async fn message_loop(
                 Some(Outbound::Replaced) => {
                     close(socket, 4000, "replaced by a newer connection").await;
                     return "replaced by a newer connection";
+                }
+                Some(Outbound::Close(reason)) => {
+                    close(socket, 4003, reason).await;
+                    return reason;
                 }
                 None => return "hub dropped the connection",
             },

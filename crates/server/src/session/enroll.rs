@@ -1,17 +1,65 @@
-//! Who an agent is: its own `grmm_` key, or enrollment with a site code plus its device id.
+//! Who an agent is: its own `grmm_` key, or enrollment with a site code or an enrollment
+//! token (`grmt_`) plus its device id. Only the key proves identity: an enrollment whose
+//! device id belongs to an agent makes a new record awaiting approval, never a takeover.
+//! Enrollment is rate limited per source address, and every refused one is audited.
+
+use std::net::IpAddr;
+use std::time::Duration;
 
 use gururmm_protocol::Auth;
+use rand::RngCore;
 
 use super::sanitize::bounded;
 use crate::auth::{key_hash, new_agent_key, AGENT_KEY_PREFIX};
-use crate::db::{DbResult, NewAgent};
+use crate::db::{Approval, DbResult, EnrollVia, NewAgent, TokenRefusal};
 use crate::site_code;
 use crate::state::AppState;
 
-/// The agent authenticated: its id, and a newly issued key when it enrolled by site code.
+/// Enrollment tokens start with this, so they are told apart from keys and site codes.
+pub const TOKEN_PREFIX: &str = "grmt_";
+
+/// A new enrollment token: the prefix and 32 random bytes in hex.
+pub fn new_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    format!("{TOKEN_PREFIX}{}", hex::encode(bytes))
+}
+
+/// The agent authenticated: its id, a newly issued key when it enrolled, and whether the
+/// record waits for a technician's approval.
 pub struct Authenticated {
     pub agent_id: String,
     pub issued_key: Option<String>,
+    pub approval: Approval,
+}
+
+impl Authenticated {
+    /// What the agent is told when its record waits for approval.
+    pub fn message(&self) -> Option<String> {
+        (self.approval == Approval::Pending).then(|| {
+            "enrolled; waiting for a technician's approval before commands are sent".to_owned()
+        })
+    }
+}
+
+/// Why authentication was refused.
+pub enum Refused {
+    /// Unknown key, site code or token; expired, revoked or used-up token; bad identity.
+    Unknown(String),
+    /// Too many enrollments from this address.
+    RateLimited(crate::rate_limit::RetryAfter),
+}
+
+impl Refused {
+    pub fn message(&self) -> String {
+        match self {
+            Refused::Unknown(m) => m.clone(),
+            Refused::RateLimited(r) => format!(
+                "too many enrollment attempts from this address; try again in {} s",
+                r.0.as_secs() + 1
+            ),
+        }
+    }
 }
 
 /// What the agent says about itself, cleaned and bounded (it is hostile input).
@@ -55,43 +103,134 @@ impl Identity {
     }
 }
 
-/// Checks an agent's credentials. Ok(None): unknown key or site code (the caller refuses).
-pub async fn authenticate(state: &AppState, auth: &Auth) -> DbResult<Option<Authenticated>> {
+/// Shows what was tried without giving it away: `AMBER-****-****`, `grmt_ab…`.
+fn masked(code: &str) -> String {
+    if let Some(rest) = code.strip_prefix(TOKEN_PREFIX) {
+        let head: String = rest.chars().take(2).collect();
+        return format!("{TOKEN_PREFIX}{head}…");
+    }
+    let first: String = code
+        .split('-')
+        .next()
+        .unwrap_or("")
+        .chars()
+        .take(16)
+        .collect();
+    format!("{first}-****-****")
+}
+
+/// Checks an agent's credentials, from `peer`.
+pub async fn authenticate(
+    state: &AppState,
+    auth: &Auth,
+    peer: IpAddr,
+) -> DbResult<Result<Authenticated, Refused>> {
     let store = &state.store;
     let identity = Identity::from_auth(auth);
     if identity.hostname.is_empty() || identity.device_id.is_empty() {
-        return Ok(None);
+        return Ok(Err(Refused::Unknown(
+            "hostname and device_id are required".into(),
+        )));
     }
 
     if auth.api_key.starts_with(AGENT_KEY_PREFIX) {
         let hash = key_hash(&auth.api_key);
         let Some(agent_id) = store.agent_id_by_key_hash(&hash).await? else {
-            return Ok(None);
+            return Ok(Err(Refused::Unknown("unknown agent key".into())));
         };
         store
             .update_agent_identity(&agent_id, &identity.as_new_agent(None, &hash))
             .await?;
-        return Ok(Some(Authenticated {
+        let approval = store
+            .agent(&agent_id)
+            .await?
+            .map_or(Approval::Pending, |a| a.approval);
+        return Ok(Ok(Authenticated {
             agent_id,
             issued_key: None,
+            approval,
         }));
     }
 
-    let code = site_code::normalize(&auth.api_key);
-    if !site_code::is_site_code(&code) {
-        return Ok(None);
+    // Enrollment: counted per address before anything is looked up, so concurrent guesses
+    // cannot pass the limit.
+    let limit = state.config.enrollments_per_minute_per_address;
+    if let Err(wait) =
+        state
+            .limiter
+            .check_and_record(&format!("enroll-ip:{peer}"), limit, Duration::from_secs(60))
+    {
+        tracing::info!(%peer, "enrollment refused: rate limit");
+        return Ok(Err(Refused::RateLimited(wait)));
     }
-    let Some(site) = store.site_by_code(&code).await? else {
-        return Ok(None);
+    let presented = auth.api_key.trim();
+    let fail = |reason: &str| {
+        let details = format!("from {peer}: {reason} ({})", masked(presented));
+        let message = reason.to_owned();
+        async move {
+            tracing::info!(%peer, reason = %details, "enrollment refused");
+            store
+                .audit_failed_enrollment(&details)
+                .await
+                .map(|()| Err(Refused::Unknown(message)))
+        }
     };
+
+    let (site_id, via_token) = if presented.starts_with(TOKEN_PREFIX) {
+        let Some(token) = store.token_by_hash(&key_hash(presented)).await? else {
+            return fail("unknown enrollment token").await;
+        };
+        if let Err(why) = token.usable(crate::db::now_ms()) {
+            return fail(match why {
+                TokenRefusal::Revoked => "enrollment token revoked",
+                TokenRefusal::Expired => "enrollment token expired",
+                TokenRefusal::UsedUp => "enrollment token used up",
+            })
+            .await;
+        }
+        let Some(site_id) = token.site_id else {
+            return fail("enrollment token has no site").await;
+        };
+        (site_id, Some(token.id))
+    } else {
+        let code = site_code::normalize(presented);
+        if !site_code::is_site_code(&code) {
+            return fail("not a site code, enrollment token or agent key").await;
+        }
+        let Some(site) = store.site_by_code(&code).await? else {
+            return fail("unknown site code").await;
+        };
+        (site.id, None)
+    };
+    let require_approval = store
+        .site(&site_id)
+        .await?
+        .is_some_and(|s| s.require_approval);
+
     let key = new_agent_key();
     let hash = key_hash(&key);
-    let agent_id = store
-        .enroll_agent(identity.as_new_agent(Some(&site.id), &hash))
-        .await?;
-    tracing::info!(agent_id, site_id = %site.id, "agent enrolled with a site code");
-    Ok(Some(Authenticated {
-        agent_id,
+    let via = match &via_token {
+        Some(id) => EnrollVia::Token(id),
+        None => EnrollVia::SiteCode,
+    };
+    let enrolled = match store
+        .enroll_agent(
+            identity.as_new_agent(Some(&site_id), &hash),
+            require_approval,
+            via,
+        )
+        .await
+    {
+        // The token's last use went to a concurrent enrollment.
+        Err(e) if e.is_conflict() && via_token.is_some() => {
+            return fail("enrollment token used up").await
+        }
+        other => other?,
+    };
+    tracing::info!(agent_id = %enrolled.agent_id, %site_id, approval = enrolled.approval.as_str(), claims = ?enrolled.claims_agent_id, "agent enrolled");
+    Ok(Ok(Authenticated {
+        agent_id: enrolled.agent_id,
         issued_key: Some(key),
+        approval: enrolled.approval,
     }))
 }

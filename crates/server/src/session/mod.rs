@@ -16,7 +16,7 @@ pub mod results;
 pub mod sanitize;
 
 pub(crate) use delivery::CommandSink;
-pub use enroll::{authenticate, Authenticated};
+pub use enroll::{authenticate, Authenticated, Refused};
 
 use gururmm_protocol::{AgentMessage, CommandResult, ParseError};
 

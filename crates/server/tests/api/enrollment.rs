@@ -80,7 +80,10 @@ async fn enroll_run_command_read_result(db: TestDb) {
     );
 }
 
-/// A device enrolling again (a reinstall) is the same agent with a fresh key; the old key dies.
+/// A device enrolling again by site code (a reinstall) does not take its agent over: it gets
+/// a new record waiting for approval, with its own key, while the old key keeps working.
+/// Approving it gives the agent the new key (same agent id); the old key dies. (Issue 10
+/// changed this: it used to get the agent at once.)
 async fn same_device_enrolls_again(db: TestDb) {
     let server = TestServer::start(db).await;
     let (_, _, code) = server.create_site().await;
@@ -88,13 +91,50 @@ async fn same_device_enrolls_again(db: TestDb) {
     let (a1, first) = SimAgent::enroll(&server.ws_url, &code, &device).await;
     drop(a1);
     let (_a2, second) = SimAgent::enroll(&server.ws_url, &code, &device).await;
-    assert_eq!(first["agent_id"], second["agent_id"]);
+    assert_eq!(second["success"], true);
+    assert_ne!(
+        first["agent_id"], second["agent_id"],
+        "a new, pending record"
+    );
     assert_ne!(first["api_key"], second["api_key"]);
+    let pending = server
+        .get(&format!(
+            "/api/agents/{}",
+            second["agent_id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(pending["approval"], "pending");
+    assert_eq!(pending["claims_agent_id"], first["agent_id"]);
     let agents = server.get("/api/agents").await;
-    assert_eq!(agents.as_array().unwrap().len(), 1);
-    let (_a3, old) =
+    assert_eq!(agents.as_array().unwrap().len(), 2);
+    let (a3, old) =
         SimAgent::enroll(&server.ws_url, first["api_key"].as_str().unwrap(), &device).await;
-    assert_eq!(old["success"], false);
+    assert_eq!(
+        old["success"], true,
+        "the old key still works until approval"
+    );
+    drop(a3);
+
+    server
+        .post(
+            &format!(
+                "/api/agents/{}/approve",
+                second["agent_id"].as_str().unwrap()
+            ),
+            json!({}),
+        )
+        .await;
+    assert_eq!(server.get("/api/agents").await.as_array().unwrap().len(), 1);
+    let (_a4, old) =
+        SimAgent::enroll(&server.ws_url, first["api_key"].as_str().unwrap(), &device).await;
+    assert_eq!(old["success"], false, "the old key died on approval");
+    let (_a5, new) =
+        SimAgent::enroll(&server.ws_url, second["api_key"].as_str().unwrap(), &device).await;
+    assert_eq!(new["success"], true);
+    assert_eq!(
+        new["agent_id"], first["agent_id"],
+        "the same agent, with the new key"
+    );
 }
 
 /// Online is true exactly while the socket is; a new socket replaces a stale one.

@@ -8,11 +8,13 @@ mod bad_input;
 mod commands;
 mod contract;
 mod enrollment;
+mod hardening;
 mod legacy;
 mod resources;
 mod session;
 mod sign_in;
 mod storage;
+mod takeover;
 mod two_factor;
 
 /// Declares `name::sqlite` and `name::postgres`, each running `body(TestDb)`.
