@@ -1,11 +1,11 @@
-//! In-memory parts of user sign-in: single-use event-stream tickets, the "session ended"
-//! broadcast that closes open event streams, and a count of password checks (the slow Argon2
-//! step the sign-in limits exist to bound; tests read it).
+//! Parts of user sign-in: single-use event-stream tickets (kept in the database, see
+//! `Store::store_event_ticket`, so any server node can redeem them), the "session ended"
+//! broadcast that closes this node's open event streams at once (streams on other nodes notice
+//! within seconds, when they re-check their session), and a count of password checks (the slow
+//! Argon2 step the sign-in limits exist to bound; tests read it).
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rand::RngCore;
 use tokio::sync::broadcast;
@@ -30,9 +30,6 @@ impl SessionEnded {
 }
 
 pub struct SignIn {
-    /// ticket -> (session id, issued at).
-    tickets: Mutex<HashMap<String, (String, Instant)>>,
-    ticket_ttl: Duration,
     ended: broadcast::Sender<SessionEnded>,
     password_checks: AtomicU64,
 }
@@ -40,32 +37,26 @@ pub struct SignIn {
 impl Default for SignIn {
     fn default() -> Self {
         SignIn {
-            tickets: Mutex::default(),
-            ticket_ttl: TICKET_TTL,
             ended: broadcast::channel(256).0,
             password_checks: AtomicU64::new(0),
         }
     }
 }
 
+/// A new event-stream ticket and the SHA-256 it is stored as.
+pub fn new_ticket() -> (String, String) {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let ticket = hex::encode(bytes);
+    let hash = ticket_hash(&ticket);
+    (ticket, hash)
+}
+
+pub fn ticket_hash(ticket: &str) -> String {
+    crate::auth::key_hash(ticket)
+}
+
 impl SignIn {
-    /// A new ticket for `session_id`, usable once within [`TICKET_TTL`].
-    pub fn issue_ticket(&self, session_id: &str) -> String {
-        let mut bytes = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut bytes);
-        let ticket = hex::encode(bytes);
-        let mut tickets = self.tickets.lock().expect("tickets lock");
-        tickets.retain(|_, (_, at)| at.elapsed() < self.ticket_ttl);
-        tickets.insert(ticket.clone(), (session_id.to_owned(), Instant::now()));
-        ticket
-    }
-
-    /// The session a ticket was issued for; the ticket is gone afterwards, used or expired.
-    pub fn redeem_ticket(&self, ticket: &str) -> Option<String> {
-        let (session, at) = self.tickets.lock().expect("tickets lock").remove(ticket)?;
-        (at.elapsed() < self.ticket_ttl).then_some(session)
-    }
-
     pub fn announce_ended(&self, ended: SessionEnded) {
         let _ = self.ended.send(ended);
     }
@@ -92,27 +83,6 @@ impl SignIn {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn tickets_are_single_use() {
-        let s = SignIn::default();
-        let t = s.issue_ticket("sid");
-        assert_eq!(t.len(), 64);
-        assert_eq!(s.redeem_ticket(&t).as_deref(), Some("sid"));
-        assert_eq!(s.redeem_ticket(&t), None);
-        assert_eq!(s.redeem_ticket("made-up"), None);
-    }
-
-    #[test]
-    fn tickets_expire() {
-        let s = SignIn {
-            ticket_ttl: Duration::from_millis(20),
-            ..SignIn::default()
-        };
-        let t = s.issue_ticket("sid");
-        std::thread::sleep(Duration::from_millis(30));
-        assert_eq!(s.redeem_ticket(&t), None);
-    }
 
     #[test]
     fn ended_covers_the_session_or_the_user() {

@@ -20,6 +20,9 @@ pub async fn run(state: AppState) {
             state.limiter.prune(Duration::from_secs(3600));
             // Old sessions are kept a while: the sign-in slowdown spares addresses a user
             // signed in from.
+            if let Err(e) = state.store.prune_event_tickets().await {
+                tracing::error!(error = %e, "pruning event tickets failed");
+            }
             if let Err(e) = state.store.prune_sessions(90 * 86_400_000).await {
                 tracing::error!(error = %e, "pruning sessions failed");
             }

@@ -201,3 +201,46 @@ fn truncate(s: &str, max: usize) -> &str {
         None => s,
     }
 }
+
+impl Store {
+    /// Keeps an event-stream ticket (its SHA-256) for `session_id` until `expires_at` (Unix ms).
+    pub async fn store_event_ticket(
+        &self,
+        ticket_hash: &str,
+        session_id: &str,
+        expires_at: i64,
+    ) -> DbResult<()> {
+        sqlx::query(
+            "INSERT INTO event_tickets (ticket_hash, session_id, expires_at) VALUES ($1, $2, $3)",
+        )
+        .bind(ticket_hash)
+        .bind(session_id)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The session an unexpired ticket was issued for. The ticket is gone afterwards: one
+    /// statement deletes and answers, so two requests cannot both use it.
+    pub async fn redeem_event_ticket(&self, ticket_hash: &str) -> DbResult<Option<String>> {
+        let session: Option<(String, i64)> = sqlx::query_as(
+            "DELETE FROM event_tickets WHERE ticket_hash = $1 RETURNING session_id, expires_at",
+        )
+        .bind(ticket_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(session
+            .filter(|(_, expires)| *expires > now_ms())
+            .map(|(s, _)| s))
+    }
+
+    /// Drops tickets that expired unused.
+    pub async fn prune_event_tickets(&self) -> DbResult<u64> {
+        let done = sqlx::query("DELETE FROM event_tickets WHERE expires_at <= $1")
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+}

@@ -240,8 +240,12 @@ pub async fn event_ticket(
     State(state): State<AppState>,
     user: AuthUser,
 ) -> ApiResult<axum::Json<EventTicket>> {
-    let ticket = state.sign_in.issue_ticket(&user.session_id);
+    let (ticket, hash) = crate::sign_in::new_ticket();
     let expires_ms = crate::db::now_ms() + TICKET_TTL.as_millis() as i64;
+    state
+        .store
+        .store_event_ticket(&hash, &user.session_id, expires_ms)
+        .await?;
     Ok(axum::Json(EventTicket {
         ticket,
         expires_at: crate::db::rfc3339::format(expires_ms),

@@ -632,7 +632,8 @@ async fn check_access(
                 let user = match (extract::bearer(&parts), ticket) {
                     (Some(token), _) => extract::user_from_token(state, token).await?,
                     (None, Some(ticket)) => {
-                        let sid = state.sign_in.redeem_ticket(&ticket).ok_or_else(|| {
+                        let hash = crate::sign_in::ticket_hash(&ticket);
+                        let sid = state.store.redeem_event_ticket(&hash).await?.ok_or_else(|| {
                             ApiError::Unauthorized(
                                 "unknown, used or expired ticket; get a new one".into(),
                             )

@@ -1,7 +1,8 @@
 //! Storage behaviour checked directly on both backends, each test on a fresh database.
 
 use gururmm_protocol::{DiskUsage, MetricsReport, NetworkCounters};
-use gururmm_server::db::{Actor, NewAgent, NewCommand, Store, StoreError};
+use gururmm_server::auth::Role;
+use gururmm_server::db::{Actor, NewAgent, NewCommand, NewSession, Store, StoreError};
 use gururmm_server::testing::{fresh_postgres_database, TestDb};
 
 use crate::on_both_databases;
@@ -284,7 +285,63 @@ async fn a_failed_audit_write_undoes_the_change(db: TestDb) {
     assert_eq!(commands[0].status, "pending", "not cancelled");
 }
 
+/// Event-stream tickets live in the database (any node redeems them): each works once, and not
+/// after it expired.
+async fn event_tickets_are_single_use_and_expire(db: TestDb) {
+    let f = fresh(db).await;
+    let user = f
+        .store
+        .create_user("t@example.com", "x", Role::Viewer, Actor::SYSTEM)
+        .await
+        .unwrap();
+    let session = f
+        .store
+        .create_session(
+            &user.id,
+            NewSession {
+                expires_at: gururmm_server::db::now_ms() + 60_000,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let now = gururmm_server::db::now_ms();
+    f.store
+        .store_event_ticket("live", &session.id, now + 30_000)
+        .await
+        .unwrap();
+    f.store
+        .store_event_ticket("stale", &session.id, now - 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        f.store
+            .redeem_event_ticket("live")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(session.id.as_str())
+    );
+    assert_eq!(
+        f.store.redeem_event_ticket("live").await.unwrap(),
+        None,
+        "used once"
+    );
+    assert_eq!(
+        f.store.redeem_event_ticket("stale").await.unwrap(),
+        None,
+        "expired"
+    );
+    assert_eq!(f.store.redeem_event_ticket("made-up").await.unwrap(), None);
+    f.store
+        .store_event_ticket("old", &session.id, now - 1)
+        .await
+        .unwrap();
+    assert_eq!(f.store.prune_event_tickets().await.unwrap(), 1);
+}
+
 on_both_databases!(
+    event_tickets_are_single_use_and_expire,
     a_failed_audit_write_undoes_the_change,
     network_state_only_on_hash_change,
     metrics_retention_prunes_old_rows,
