@@ -489,6 +489,10 @@ async function main() {
     const alert = page.getByRole('alert');
     await alert.waitFor();
     log(`a duplicate user says: "${(await alert.textContent()).trim()}"`);
+    // Requiring two-factor sign-in for everyone waits until this admin has it.
+    if (!(await page.getByLabel('Require two-factor sign-in for every user').isDisabled())) {
+      throw new Error('an admin without two-factor sign-in could require it of everyone');
+    }
     await shot('11-users');
   });
 

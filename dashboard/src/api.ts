@@ -221,6 +221,10 @@ export interface ApiClient {
   /** Admin: turns a user's two-factor sign-in off (lost device and recovery codes). */
   resetUserTwoFactor(id: string): Promise<void>;
 
+  /** Admin: settings changed at run time. */
+  serverSettings(): Promise<Schemas['ServerSettings']>;
+  updateServerSettings(body: Schemas['ServerSettingsUpdate']): Promise<Schemas['ServerSettings']>;
+
   twoFactorStatus(): Promise<Schemas['TwoFactorStatus']>;
   /** A new secret, pending until `confirmTwoFactor` gets a code made from it. */
   setupTwoFactor(): Promise<Schemas['TwoFactorSetup']>;
@@ -431,6 +435,9 @@ export function createApi(options: ApiOptions): ApiClient {
     deleteUser: (id) => call('delete', '/api/users/{id}', { params: { id } }),
     updateUser: (id, body) => call('put', '/api/users/{id}', { params: { id }, body }),
     resetUserTwoFactor: (id) => call('delete', '/api/users/{id}/two-factor', { params: { id } }),
+
+    serverSettings: () => call('get', '/api/settings'),
+    updateServerSettings: (body) => call('put', '/api/settings', { body }),
 
     twoFactorStatus: () => call('get', '/api/auth/two-factor'),
     setupTwoFactor: () => call('post', '/api/auth/two-factor/setup'),

@@ -17,6 +17,7 @@ pub mod logging;
 pub mod private_files;
 pub mod rate_limit;
 pub mod session;
+pub mod settings;
 pub mod sign_in;
 pub mod site_code;
 pub mod state;
@@ -49,6 +50,7 @@ pub async fn build_state(
         events: Default::default(),
         limiter: Default::default(),
         sign_in: Default::default(),
+        settings: Default::default(),
         shutdown,
         config,
     }))

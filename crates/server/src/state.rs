@@ -20,13 +20,21 @@ pub struct Inner {
     pub hub: Hub,
     pub events: EventBus,
     pub limiter: RateLimiter,
-    /// Event-stream tickets, the "session ended" broadcast, the password-check count.
+    /// The "session ended" broadcast, the password-check count.
     pub sign_in: crate::sign_in::SignIn,
+    /// Settings administrators change at run time (cached from the database).
+    pub settings: crate::settings::RuntimeSettings,
     /// Flips to true when the server shuts down, so long-lived sockets close.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 impl AppState {
+    /// Whether every user must sign in with a second factor: the operator's config, or an
+    /// administrator's setting.
+    pub async fn two_factor_required(&self) -> crate::db::DbResult<bool> {
+        Ok(self.config.require_two_factor || self.settings.require_two_factor(&self.store).await?)
+    }
+
     pub fn new(inner: Inner) -> AppState {
         AppState(Arc::new(inner))
     }

@@ -43,6 +43,7 @@ export function UsersPage() {
   return (
     <>
       <PageHeader title="Users" />
+      <RequireTwoFactor />
       <form className="inline-form" onSubmit={submit} aria-label="New user">
         <span className="form-title">New user</span>
         <div className="field">
@@ -188,5 +189,39 @@ function UserRow({ api, user: u, isMe, onChanged }: { api: ApiClient; user: User
         )}
       </td>
     </tr>
+  );
+}
+
+/** The administrators' setting that every user must sign in with a second factor. */
+function RequireTwoFactor() {
+  const { api, user: me } = useApi();
+  const settings = useAsync(() => api.serverSettings(), [api]);
+  const change = useAction(async (on: boolean) => {
+    const next = await api.updateServerSettings({ require_two_factor: on });
+    settings.setData(() => next);
+  });
+  const s = settings.data;
+  if (!s) return <ErrorMessage error={settings.error} prefix="Settings could not be loaded" />;
+  const byConfig = s.require_two_factor_by_config;
+  return (
+    <section className="card" aria-label="Two-factor sign-in for everyone">
+      <label className="checkbox">
+        <input
+          type="checkbox"
+          checked={s.require_two_factor || byConfig}
+          disabled={byConfig || change.busy || (!s.require_two_factor && !me.two_factor)}
+          onChange={(e) => change.run(e.target.checked)}
+        />{' '}
+        Require two-factor sign-in for every user
+      </label>
+      <p className="muted small">
+        {byConfig
+          ? 'The server configuration requires it (require_two_factor), so it cannot be turned off here.'
+          : !me.two_factor && !s.require_two_factor
+            ? 'Set up your own two-factor sign-in first (Two-factor, at the top): requiring it without it would lock you out.'
+            : 'Users without it can reach only its setup until they have set it up.'}
+      </p>
+      <ErrorMessage error={change.error} />
+    </section>
   );
 }

@@ -11,6 +11,7 @@ mod commands;
 mod enrollment;
 mod metrics;
 mod sessions;
+mod settings;
 mod two_factor;
 mod users;
 

@@ -141,7 +141,7 @@ async fn start_session(
     Ok(LoginResponse {
         token,
         expires_at: crate::db::rfc3339::format(exp.saturating_mul(1000)),
-        two_factor_setup_required: state.config.require_two_factor && !user.two_factor,
+        two_factor_setup_required: !user.two_factor && state.two_factor_required().await?,
         user: user.into(),
     })
 }

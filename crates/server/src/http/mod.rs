@@ -13,6 +13,7 @@ mod events;
 pub mod extract;
 mod legacy;
 pub mod security;
+mod settings;
 mod two_factor;
 pub mod types;
 
@@ -288,6 +289,13 @@ pub fn api_routes() -> Vec<ApiRoute> {
             "Turn a user's two-factor sign-in off (a lost device and lost recovery codes)",
             delete(two_factor::reset_for_user))
             .no_content(),
+        route("GET", "/api/settings", Admin, "Settings administrators change at run time",
+            get(settings::get))
+            .ok::<ServerSettings>(),
+        route("PUT", "/api/settings", Admin,
+            "Change settings: require_two_factor (every user must sign in with a second factor)",
+            put(settings::update))
+            .body::<ServerSettingsUpdate>().ok::<ServerSettings>().errors(&[409]),
         route("GET", "/api/clients", Viewer, "List clients", get(clients::list_clients))
             .ok_list::<Client>(),
         route("POST", "/api/clients", Technician, "Create a client",
@@ -657,7 +665,7 @@ async fn check_access(
                     }
                     _ => {}
                 }
-                if state.config.require_two_factor && !user.two_factor && !before_two_factor {
+                if !user.two_factor && !before_two_factor && state.two_factor_required().await? {
                     return Err(ApiError::Forbidden(
                         "this server requires two-factor sign-in: set it up on your account page first"
                             .into(),

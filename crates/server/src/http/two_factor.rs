@@ -19,7 +19,7 @@ pub async fn status(
 ) -> ApiResult<axum::Json<TwoFactorStatus>> {
     Ok(axum::Json(TwoFactorStatus {
         enabled: user.two_factor,
-        required: state.config.require_two_factor,
+        required: state.two_factor_required().await?,
         recovery_codes_left: state.store.recovery_codes_left(&user.id).await?,
     }))
 }
@@ -78,7 +78,7 @@ pub async fn disable(
     user: AuthUser,
     Json(body): Json<TwoFactorCode>,
 ) -> ApiResult<axum::Json<TwoFactorStatus>> {
-    if state.config.require_two_factor {
+    if state.two_factor_required().await? {
         return Err(ApiError::Conflict(
             "this server requires two-factor sign-in; it cannot be turned off".into(),
         ));

@@ -716,3 +716,21 @@ pub struct TwoFactorCode {
 pub struct RecoveryCodes {
     pub recovery_codes: Vec<String>,
 }
+
+/// Settings administrators change at run time.
+#[derive(Serialize, ToSchema)]
+pub struct ServerSettings {
+    /// Every user must sign in with a second factor (TOTP); until they set one up, they reach
+    /// only its setup.
+    pub require_two_factor: bool,
+    /// The operator's config file requires it anyway (`require_two_factor`), whatever this
+    /// setting says.
+    pub require_two_factor_by_config: bool,
+}
+
+/// Fields left out stay as they are.
+#[derive(Deserialize, ToSchema)]
+pub struct ServerSettingsUpdate {
+    #[serde(default)]
+    pub require_two_factor: Option<bool>,
+}

@@ -244,7 +244,63 @@ async fn a_server_can_require_it(db: TestDb) {
     assert_eq!(s, 409, "it cannot be turned off where it is required");
 }
 
+/// An administrator requires it from the dashboard: first for themselves, then for everyone.
+async fn an_admin_can_require_it_for_everyone(db: TestDb) {
+    let mut server = TestServer::start(db).await;
+    server
+        .post(
+            "/api/users",
+            json!({"email": "tech@example.com", "password": "tech password 1", "role": "technician"}),
+        )
+        .await;
+    let (s, body) = server
+        .request(
+            Method::PUT,
+            "/api/settings",
+            Some(json!({"require_two_factor": true})),
+        )
+        .await;
+    assert_eq!(s, 409, "not before the admin has it: {body}");
+    enroll(&server).await;
+    let (s, body) = server
+        .request(
+            Method::PUT,
+            "/api/settings",
+            Some(json!({"require_two_factor": true})),
+        )
+        .await;
+    assert_eq!(
+        (s, &body["require_two_factor"]),
+        (200, &json!(true)),
+        "{body}"
+    );
+
+    // A technician without a second factor now reaches only its setup.
+    let (_, login_body) = login(&server, "tech@example.com", "tech password 1", json!({})).await;
+    assert_eq!(login_body["two_factor_setup_required"], true);
+    let admin_token = std::mem::replace(
+        &mut server.token,
+        login_body["token"].as_str().unwrap().to_owned(),
+    );
+    let (s, _) = server.request(Method::GET, "/api/clients", None).await;
+    assert_eq!(s, 403);
+    assert_eq!(server.get("/api/auth/two-factor").await["required"], true);
+
+    // Turned off again, the technician is let through.
+    server.token = admin_token;
+    server
+        .request(
+            Method::PUT,
+            "/api/settings",
+            Some(json!({"require_two_factor": false})),
+        )
+        .await;
+    server.token = login_body["token"].as_str().unwrap().to_owned();
+    server.get("/api/clients").await;
+}
+
 on_both_databases!(
+    an_admin_can_require_it_for_everyone,
     sign_in_needs_a_code_and_each_code_works_once,
     an_admin_can_turn_a_users_second_factor_off,
     a_server_can_require_it,
