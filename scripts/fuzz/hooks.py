@@ -34,6 +34,10 @@ def _good_path_id(method, path):
         return SEED["rekey_site_id"]
     if path.startswith("/api/sites/"):
         return _spare("sites") if method == "DELETE" else SEED["site_id"]
+    if path == "/api/agents/{id}/approve":
+        return _spare("to_approve")
+    if path == "/api/agents/{id}/reject":
+        return _spare("to_reject")
     if path.startswith("/api/agents/"):
         return _spare("agents") if method == "DELETE" else SEED["agent_id"]
     if path == "/api/commands/{id}/cancel":
@@ -57,6 +61,9 @@ def _good_body(method, path):
         return {"site_id": random.choice([SEED["site_id"], None])}
     if path == "/api/agents/{id}/command":
         return {"command_type": "shell", "command": f"echo fuzz {n}", "timeout_seconds": 60}
+    if path == "/api/settings":
+        # Requiring a second factor of everyone is refused while the admin has none (409).
+        return {"require_two_factor": False}
     if path in ("/api/users", "/api/auth/register"):
         return {"email": f"fuzz-{n}-{random.getrandbits(32)}@example.com",
                 "password": "fuzz-password-123", "role": "viewer"}
@@ -76,9 +83,42 @@ def _good_body(method, path):
 
 
 AGENT_ROUTES = r"^/api/agent/(heartbeat|command-result)$"
+# Routes that end or change the caller's own session or second factor: called as throwaway
+# users (seed.py), so the admin session the rest of the run uses stays alive.
+SELF_ROUTES = {
+    ("POST", "/api/auth/logout"): "logout",
+    ("POST", "/api/auth/password"): "password",
+    ("DELETE", "/api/auth/sessions/{id}"): "sessions",
+    ("POST", "/api/auth/two-factor/confirm"): "confirm",
+    ("POST", "/api/auth/two-factor/disable"): "disable",
+}
+SELF_REGEX = r"^/api/auth/(logout|password|sessions/\{id\}|two-factor/confirm|two-factor/disable)$"
+DEAD_TOKEN = "not-a-session"
+# Throwaway users handed out, by token: a case's Authorization header says which it runs as.
+_self_by_token = {}
 
 
-@schemathesis.auth().skip_for(path_regex=AGENT_ROUTES)
+def _self_kind(case):
+    return SELF_ROUTES.get((case.operation.method.upper(), case.operation.path))
+
+
+@schemathesis.auth(refresh_interval=None).apply_to(path_regex=SELF_REGEX)
+class ThrowawayUser:
+    """A fresh throwaway user per case while the pool lasts; then a dead token (401)."""
+
+    def get(self, case, context):
+        kind = _self_kind(case)
+        pool = SEED["self"].get(kind, []) if kind else []
+        user = pool.pop(0) if pool else None
+        if user:
+            _self_by_token[user["token"]] = dict(user, kind=kind)
+        return user["token"] if user else DEAD_TOKEN
+
+    def set(self, case, data, context):
+        case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
+
+
+@schemathesis.auth().skip_for(path_regex=AGENT_ROUTES).skip_for(path_regex=SELF_REGEX)
 class AdminToken:
     """Every user route is called as the admin."""
 
@@ -100,9 +140,39 @@ class AgentKey:
         case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
 
 
+def _good_self_case(case, kind, user):
+    """The request that succeeds for the throwaway user this case runs as."""
+    if kind == "password":
+        case.body = {"current_password": SEED["self_password"],
+                     "new_password": SEED["self_password"]}
+    elif kind == "sessions":
+        case.path_parameters = {**(case.path_parameters or {}), "id": user["other_session_id"]}
+    elif kind == "confirm":
+        case.body = {"code": _totp(user["secret"])}
+    elif kind == "disable":
+        case.body = {"code": user["recovery_code"]}
+
+
+def _totp(secret_base32):
+    import base64, hashlib, hmac, struct, time
+    key = base64.b32decode(secret_base32 + "=" * (-len(secret_base32) % 8))
+    digest = hmac.new(key, struct.pack(">Q", int(time.time() // 30)), hashlib.sha1).digest()
+    o = digest[-1] & 0xF
+    return "%06d" % ((struct.unpack(">I", digest[o:o + 4])[0] & 0x7FFFFFFF) % 1_000_000)
+
+
 @schemathesis.hook
 def before_call(context, case, kwargs):
     method, path = case.operation.method.upper(), case.operation.path
+    kind = _self_kind(case)
+    if kind:
+        # A throwaway user gets the request that works for it; once the pool is spent the
+        # generated requests go with a dead token.
+        token = (case.headers or {}).get("Authorization", "").removeprefix("Bearer ")
+        user = _self_by_token.get(token)
+        if user and user["kind"] == kind:
+            _good_self_case(case, kind, user)
+        return
     if random.random() >= 0.4:
         return
     if "{id}" in path:

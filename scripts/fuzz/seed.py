@@ -5,8 +5,13 @@ kind for the operations that delete or cancel.
     python3 seed.py BASE_URL ADMIN_EMAIL ADMIN_PASSWORD OUT_FILE
 """
 
+import base64
+import hashlib
+import hmac
 import json
+import struct
 import sys
+import time
 import urllib.request
 
 base, email, password, out = sys.argv[1:5]
@@ -25,6 +30,15 @@ def call(method, path, body=None, token=None):
 token = call("POST", "/api/auth/login", {"email": email, "password": password})["token"]
 
 
+def totp(secret_base32, offset_steps=0):
+    """The RFC 6238 code an authenticator app shows (SHA-1, 6 digits, 30 s)."""
+    key = base64.b32decode(secret_base32 + "=" * (-len(secret_base32) % 8))
+    counter = int(time.time() // 30) + offset_steps
+    digest = hmac.new(key, struct.pack(">Q", counter), hashlib.sha1).digest()
+    o = digest[-1] & 0xF
+    return "%06d" % ((struct.unpack(">I", digest[o:o + 4])[0] & 0x7FFFFFFF) % 1_000_000)
+
+
 def post(path, body):
     return call("POST", path, body, token)
 
@@ -41,6 +55,48 @@ def command(n):
                 {"command_type": "shell", "command": f"echo seed {n}"})["id"]
 
 
+SELF_PASSWORD = "self-password-1"
+
+
+def self_user(n, kind):
+    """A viewer of its own, signed in: the routes that end or change the caller's own session
+    or second factor use these, never the admin's session the rest of the run depends on."""
+    who = post("/api/users", {"email": f"self-{kind}-{n}@example.com",
+                               "password": SELF_PASSWORD, "role": "viewer"})
+    login = call("POST", "/api/auth/login", {"email": who["email"], "password": SELF_PASSWORD})
+    return {"email": who["email"], "token": login["token"]}
+
+
+def with_pending_setup(n, kind="pending"):
+    user = self_user(n, kind)
+    user["secret"] = call("POST", "/api/auth/two-factor/setup", None, user["token"])["secret"]
+    return user
+
+
+def with_two_factor(n):
+    user = with_pending_setup(n, "two-factor")
+    codes = call("POST", "/api/auth/two-factor/confirm", {"code": totp(user["secret"])},
+                 user["token"])
+    user["recovery_code"] = codes["recovery_codes"][0]
+    return user
+
+
+def with_second_session(n):
+    user = self_user(n, "sessions")
+    other = call("POST", "/api/auth/login", {"email": user["email"], "password": SELF_PASSWORD})
+    sessions = call("GET", "/api/auth/sessions", None, other["token"])
+    user["other_session_id"] = next(s["id"] for s in sessions if s["current"])
+    return user
+
+
+def pending_agent(n):
+    body = {"site_code": site["site_code"], "device_id": f"fuzz-dup-{n}", "hostname": f"dup-{n}",
+            "os_info": {"os_type": "linux", "os_version": "12", "arch": "x86_64"},
+            "version": "0.1.0"}
+    call("POST", "/api/agent/register-legacy", body)
+    return call("POST", "/api/agent/register-legacy", body)["agent_id"]
+
+
 seed = {
     "base_url": base,
     "admin_email": email,
@@ -53,6 +109,15 @@ seed = {
     "agent_id": agent_id,
     "agent_key": agent["api_key"],
     "command_ids": [command(n) for n in range(5)],
+    "self_password": SELF_PASSWORD,
+    # One user each per use: a use ends the session or changes the second factor.
+    "self": {
+        "logout": [self_user(n, "logout") for n in range(8)],
+        "password": [self_user(n, "password") for n in range(8)],
+        "sessions": [with_second_session(n) for n in range(8)],
+        "confirm": [with_pending_setup(n) for n in range(4)],
+        "disable": [with_two_factor(n) for n in range(4)],
+    },
     "spare": {
         "clients": [post("/api/clients", {"name": f"spare {n}"})["id"] for n in range(6)],
         "sites": [post("/api/sites", {"client_id": client["id"], "name": f"spare {n}"})["id"]
@@ -60,6 +125,9 @@ seed = {
         "agents": [post("/api/agents", {"hostname": f"spare-{n}"})["agent"]["id"]
                    for n in range(6)],
         "commands": [command(100 + n) for n in range(6)],
+        # Records waiting for approval: a known device enrolling again by site code.
+        "to_approve": [pending_agent(n) for n in range(6)],
+        "to_reject": [pending_agent(n) for n in range(6, 12)],
         "users": [post("/api/users", {"email": f"spare-{n}@example.com",
                                       "password": "spare-password-1", "role": "viewer"})["id"]
                   for n in range(6)],
