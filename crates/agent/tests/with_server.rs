@@ -349,12 +349,18 @@ async fn killed_before_reporting_delivers_once(extra: &str) {
 
 #[tokio::test]
 async fn agent_killed_mid_command_reports_it_interrupted_and_never_reruns_it() {
-    killed_mid_command_is_reported_interrupted("sleep 427", "").await;
+    killed_mid_command_is_reported_interrupted(&unique_sleep(427), "").await;
 }
 
 #[tokio::test]
 async fn agent_killed_mid_command_reports_it_interrupted_and_never_reruns_it_legacy() {
-    killed_mid_command_is_reported_interrupted("sleep 428", LEGACY).await;
+    killed_mid_command_is_reported_interrupted(&unique_sleep(428), LEGACY).await;
+}
+
+/// A long sleep whose command line no other run shares, so a process left by an earlier failed
+/// run cannot be mistaken for this run's.
+fn unique_sleep(secs: u32) -> String {
+    format!("sleep {secs}.{}", std::process::id())
 }
 
 async fn killed_mid_command_is_reported_interrupted(sleep: &str, extra: &str) {
@@ -365,6 +371,10 @@ async fn killed_mid_command_is_reported_interrupted(sleep: &str, extra: &str) {
         (lines(&counter) == 1).then_some(())
     })
     .await;
+    // The agent records the command's process group just after starting it; a crash inside
+    // that moment leaves nothing to clean up by. Give it the moment, as a busy CI machine may
+    // need, so this test is about the crash after it.
+    tokio::time::sleep(Duration::from_millis(500)).await;
     agent.kill9();
     agent.start();
     let r = finished(&server, &c, 20).await;
