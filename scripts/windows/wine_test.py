@@ -475,8 +475,9 @@ def legacy_tests(api, args, env, tmp, port, code):
     for n, (target, exe) in enumerate(builds):
         ldir = os.path.join(tmp, f"legacy-{n}")
         cfg = agent_config(ldir, f"http://127.0.0.1:{port}", code, mode="legacy")
-        # A separate state folder but the same machine: the server matches it to the same
-        # device (the MachineGuid), so it is the same agent record.
+        # A separate state folder but the same machine (the MachineGuid): enrolling by site code
+        # never takes the existing agent over; it waits for a technician's approval, which
+        # then moves the identity (and history) to it.
         started = int(time.time())
         run_env = env
         if n == 0:
@@ -487,8 +488,20 @@ def legacy_tests(api, args, env, tmp, port, code):
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         a = None
         try:
-            a = online_agent(api, 90)
+            pending, _ = api.wait_for(
+                "/api/agents?approval=pending",
+                lambda agents: isinstance(agents, list) and any(x.get("online") for x in agents), 90)
+            a = next((x for x in pending or [] if x.get("online")), None)
             if not check(f"[{target}] legacy (HTTP polling) agent enrolls and shows online",
+                         a is not None, read_logs(ldir)[-1500:]):
+                continue
+            claimed = a.get("claims_agent_id")
+            if not check(f"[{target}] the same machine enrolling again waits for approval (no takeover)",
+                         a.get("approval") == "pending" and claimed, a):
+                continue
+            api.post(f"/api/agents/{a['id']}/approve", {})
+            a = online_agent(api, 90, claimed)
+            if not check(f"[{target}] once approved, the legacy agent polls as the agent it claimed",
                          a is not None, read_logs(ldir)[-1500:]):
                 continue
             r = command(api, a["id"], "echo %OS%", 30, 60)
