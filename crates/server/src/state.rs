@@ -22,6 +22,8 @@ pub struct Inner {
     pub limiter: RateLimiter,
     /// Event-stream tickets, the "session ended" broadcast, the password-check count.
     pub sign_in: crate::sign_in::SignIn,
+    /// Single sign-on: the OpenID Connect provider's client, discovered on first use.
+    pub sso: crate::oidc::Sso,
     /// Flips to true when the server shuts down, so long-lived sockets close.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }

@@ -112,8 +112,8 @@ pub async fn login(
     ))
 }
 
-/// A new server-side session and its token.
-async fn start_session(
+/// A new server-side session and its token (password sign-in and single sign-on).
+pub(super) async fn start_session(
     state: &AppState,
     user: UserRecord,
     ip: &str,

@@ -12,6 +12,7 @@ pub mod error;
 mod events;
 pub mod extract;
 mod legacy;
+mod oidc;
 pub mod security;
 mod two_factor;
 pub mod types;
@@ -160,6 +161,12 @@ impl ApiRoute {
         self
     }
 
+    /// 302 to another site (`Location`), no body.
+    pub fn redirect(mut self) -> Self {
+        self.success = (302, None);
+        self
+    }
+
     /// 204, no body.
     pub fn no_content(mut self) -> Self {
         self.success = (204, None);
@@ -237,6 +244,22 @@ pub fn api_routes() -> Vec<ApiRoute> {
             "Whether the server still needs its first administrator, and how to create one",
             get(auth::status))
             .ok::<AuthStatus>(),
+        route("GET", "/api/auth/providers", Anyone,
+            "Sign-in providers besides the password: single sign-on (OpenID Connect) when configured",
+            get(oidc::providers))
+            .ok::<AuthProviders>(),
+        route("GET", "/api/auth/oidc/login", Anyone,
+            "Start single sign-on: redirects (302) to the provider; 404 when not configured",
+            get(oidc::login))
+            .redirect().errors(&[404, 503]),
+        route("GET", "/api/auth/oidc/callback", Anyone,
+            "The provider returns here; redirects (302) to the dashboard with a one-time code",
+            get(oidc::callback))
+            .query::<OidcCallbackQuery>().redirect().errors(&[400, 403, 404, 503]),
+        route("POST", "/api/auth/oidc/exchange", Anyone,
+            "Exchange the one-time code from the single sign-on redirect for a session (valid 60 s, once)",
+            post(oidc::exchange))
+            .body::<OidcExchangeRequest>().ok::<LoginResponse>().errors(&[400, 403, 404]),
         route("GET", "/api/auth/me", Viewer, "The signed-in user", get(auth::me))
             .ok::<User>().before_two_factor(),
         route("POST", "/api/auth/logout", Viewer, "Sign out: ends this session on the server",
@@ -438,6 +461,7 @@ fn status_text(status: u16) -> &'static str {
         200 => "Success",
         201 => "Created",
         204 => "Done; no content",
+        302 => "Redirect: see Location",
         400 => "Bad input: malformed JSON, a wrong field, a NUL byte in text",
         401 => "Missing, invalid or expired credentials",
         403 => "Signed in, but the role does not allow this (or the server requires a second factor not yet set up)",
