@@ -795,6 +795,61 @@ mod tests {
     }
 
     #[test]
+    fn single_sign_on_settings_are_checked_and_the_secret_never_printed() {
+        let sso = |pairs: &[(&str, &str)]| {
+            let mut all = vec![
+                (
+                    "GURURMM_OIDC_ISSUER",
+                    "https://login.microsoftonline.com/t/v2.0",
+                ),
+                ("GURURMM_OIDC_CLIENT_ID", "app"),
+                ("GURURMM_OIDC_CLIENT_SECRET", "very-secret-value"),
+            ];
+            all.extend_from_slice(pairs);
+            Config::from_sources(None, env(&all)).unwrap()
+        };
+        let err = sso(&[]).validate().unwrap_err().to_string();
+        assert!(err.contains("oidc_redirect_url"), "{err}");
+        let err = sso(&[(
+            "GURURMM_OIDC_REDIRECT_URL",
+            "https://rmm.example.com/elsewhere",
+        )])
+        .validate()
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("oidc_redirect_url"), "{err}");
+        let url = (
+            "GURURMM_OIDC_REDIRECT_URL",
+            "https://rmm.example.com/api/auth/oidc/callback",
+        );
+        let c = sso(&[url, ("GURURMM_OIDC_GROUP_ROLES", "g1=admin, g2=technician")]);
+        c.validate().unwrap();
+        assert_eq!(
+            c.oidc_group_role_map().unwrap(),
+            vec![
+                ("g1".to_owned(), Role::Admin),
+                ("g2".to_owned(), Role::Technician)
+            ]
+        );
+        assert_eq!(c.oidc_new_user_role().unwrap(), Some(Role::Viewer));
+        assert!(!format!("{c:?}").contains("very-secret-value"));
+        let err = sso(&[url, ("GURURMM_OIDC_GROUP_ROLES", "g1=owner")])
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("oidc_group_roles"), "{err}");
+        let err = sso(&[url, ("GURURMM_OIDC_DEFAULT_ROLE", "guest")])
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("oidc_default_role"), "{err}");
+        let c = sso(&[url, ("GURURMM_OIDC_DEFAULT_ROLE", "none")]);
+        assert_eq!(c.oidc_new_user_role().unwrap(), None);
+        // Off unless an issuer is set: nothing else is required then.
+        Config::default().validate().unwrap();
+    }
+
+    #[test]
     fn unknown_file_key_is_an_error() {
         let err = toml::from_str::<Config>("listen_port = 5").unwrap_err();
         assert!(err.to_string().contains("listen_port"), "{err}");
