@@ -16,3 +16,7 @@ CREATE TABLE oidc_handoffs (
     user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
     created_at BIGINT NOT NULL
 );
+
+-- A session started by single sign-on: the provider did the second factor, so
+-- `require_two_factor` does not ask for the local one.
+ALTER TABLE sessions ADD COLUMN via_sso BIGINT NOT NULL DEFAULT 0;

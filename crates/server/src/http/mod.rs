@@ -680,7 +680,12 @@ async fn check_access(
                     }
                     _ => {}
                 }
-                if state.config.require_two_factor && !user.two_factor && !before_two_factor {
+                // A single sign-on session had its second factor at the provider.
+                if state.config.require_two_factor
+                    && !user.two_factor
+                    && !user.via_sso
+                    && !before_two_factor
+                {
                     return Err(ApiError::Forbidden(
                         "this server requires two-factor sign-in: set it up on your account page first"
                             .into(),

@@ -199,6 +199,6 @@ pub async fn exchange(
         ));
     }
     let response =
-        super::auth::start_session(&state, user, &peer.ip().to_string(), &headers).await?;
+        super::auth::start_session(&state, user, &peer.ip().to_string(), &headers, true).await?;
     Ok(axum::Json(response))
 }

@@ -11,6 +11,7 @@ use axum::routing::{get, post};
 use axum::Json;
 use base64::Engine;
 use gururmm_server::testing::{TestDb, TestServer};
+use gururmm_server::Config;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -150,16 +151,23 @@ fn no_redirects() -> reqwest::Client {
 }
 
 async fn start(db: TestDb, fake: &Fake, group_roles: &[&str], default_role: &str) -> TestServer {
-    let issuer = fake.issuer.clone();
     let group_roles: Vec<String> = group_roles.iter().map(|s| s.to_string()).collect();
     let default_role = default_role.to_owned();
+    start_with(db, fake, move |c| {
+        c.oidc_group_roles = group_roles;
+        c.oidc_default_role = default_role;
+    })
+    .await
+}
+
+async fn start_with(db: TestDb, fake: &Fake, adjust: impl FnOnce(&mut Config)) -> TestServer {
+    let issuer = fake.issuer.clone();
     TestServer::start_with(db, move |c| {
         c.oidc_issuer = issuer;
         c.oidc_client_id = CLIENT_ID.into();
         c.oidc_client_secret = CLIENT_SECRET.into();
         c.oidc_redirect_url = format!("{PUBLIC_URL}/api/auth/oidc/callback");
-        c.oidc_group_roles = group_roles;
-        c.oidc_default_role = default_role;
+        adjust(c);
     })
     .await
 }
@@ -419,6 +427,37 @@ async fn groups_decide_the_role(db: TestDb) {
     assert!(body.contains("disabled"), "{body}");
 }
 
+/// The provider does the second factor: with `require_two_factor`, a single sign-on session
+/// works at once, while a password session without local two-factor is held at its setup.
+async fn single_sign_on_skips_the_local_second_factor(db: TestDb) {
+    let fake = start_fake().await;
+    let server = start_with(db, &fake, |c| c.require_two_factor = true).await;
+    let (_, location) = sign_in(
+        &server,
+        &fake,
+        user(json!({"email": "carol@example.com", "email_verified": true})),
+    )
+    .await;
+    let (status, session) = exchange(&server, &location).await;
+    assert_eq!(status, 200, "{session}");
+    assert_eq!(session["two_factor_setup_required"], false);
+    let sso = server
+        .client
+        .get(server.url("/api/clients"))
+        .bearer_auth(session["token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sso.status().as_u16(), 200);
+    let (status, _) = server
+        .request(reqwest::Method::GET, "/api/clients", None)
+        .await;
+    assert_eq!(
+        status, 403,
+        "the password session still needs its second factor"
+    );
+}
+
 /// With single sign-on off the routes say so: no provider, 404 JSON.
 async fn off_by_default(db: TestDb) {
     let server = TestServer::start(db).await;
@@ -441,5 +480,6 @@ on_both_databases!(
     first_sign_in_creates_the_user,
     forged_or_unverified_sign_ins_are_refused,
     groups_decide_the_role,
+    single_sign_on_skips_the_local_second_factor,
     off_by_default,
 );
