@@ -49,7 +49,8 @@ pub enum SsoOutcome {
 pub const NO_PASSWORD: &str = "!sso";
 
 impl Store {
-    /// Records a sign-in sent to the provider, and drops those older than `ttl_ms`.
+    /// Records a sign-in sent to the provider, and drops sign-ins and hand-offs older than
+    /// `ttl_ms` (a hand-off lives far shorter), so abandoned ones do not pile up.
     pub async fn save_oidc_login(
         &self,
         state: &str,
@@ -58,10 +59,12 @@ impl Store {
         ttl_ms: i64,
     ) -> DbResult<()> {
         let now = now_ms();
-        sqlx::query("DELETE FROM oidc_logins WHERE created_at < $1")
-            .bind(now - ttl_ms)
-            .execute(&self.pool)
-            .await?;
+        for table in ["oidc_logins", "oidc_handoffs"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE created_at < $1"))
+                .bind(now - ttl_ms)
+                .execute(&self.pool)
+                .await?;
+        }
         sqlx::query(
             "INSERT INTO oidc_logins (state, nonce, pkce_verifier, created_at) VALUES ($1, $2, $3, $4)",
         )

@@ -14,7 +14,7 @@ use crate::state::AppState;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 
-const LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
+pub(super) const LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
 /// The longest a slowed-down sign-in waits for its turn; past it the answer is 429.
 const SLOWDOWN_MAX_WAIT: Duration = Duration::from_secs(5);
 

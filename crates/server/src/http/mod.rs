@@ -251,7 +251,7 @@ pub fn api_routes() -> Vec<ApiRoute> {
         route("GET", "/api/auth/oidc/login", Anyone,
             "Start single sign-on: redirects (302) to the provider; 404 when not configured",
             get(oidc::login))
-            .redirect().errors(&[404, 503]),
+            .redirect().errors(&[404, 429, 503]),
         route("GET", "/api/auth/oidc/callback", Anyone,
             "The provider returns here; redirects (302) to the dashboard with a one-time code",
             get(oidc::callback))

@@ -64,8 +64,17 @@ pub async fn providers(State(state): State<AppState>) -> axum::Json<AuthProvider
     })
 }
 
-pub async fn login(State(state): State<AppState>) -> ApiResult<Response> {
+/// Each start stores a row: counted per address like password sign-ins.
+pub async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+) -> ApiResult<Response> {
     require_sso(&state)?;
+    state.limiter.check_and_record(
+        &format!("oidc-login:{}", peer.ip()),
+        state.config.login_attempts_per_address,
+        super::auth::LOGIN_WINDOW,
+    )?;
     let begun = state.sso.begin(&state.config).await?;
     state
         .store

@@ -458,6 +458,28 @@ async fn single_sign_on_skips_the_local_second_factor(db: TestDb) {
     );
 }
 
+/// Every start stores a pending sign-in, so starts are limited per address like sign-ins.
+async fn starting_sign_ins_is_limited_per_address(db: TestDb) {
+    let fake = start_fake().await;
+    let server = start_with(db, &fake, |c| c.login_attempts_per_address = 3).await;
+    let http = no_redirects();
+    for _ in 0..3 {
+        let r = http
+            .get(server.url("/api/auth/oidc/login"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 302);
+    }
+    let r = http
+        .get(server.url("/api/auth/oidc/login"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 429);
+    assert!(r.headers().contains_key("retry-after"));
+}
+
 /// With single sign-on off the routes say so: no provider, 404 JSON.
 async fn off_by_default(db: TestDb) {
     let server = TestServer::start(db).await;
@@ -481,5 +503,6 @@ on_both_databases!(
     forged_or_unverified_sign_ins_are_refused,
     groups_decide_the_role,
     single_sign_on_skips_the_local_second_factor,
+    starting_sign_ins_is_limited_per_address,
     off_by_default,
 );
