@@ -10,6 +10,8 @@ import itertools
 import json
 import os
 import random
+import urllib.error
+import urllib.request
 
 import schemathesis
 
@@ -36,6 +38,10 @@ def _good_path_id(method, path):
         return _spare("sites") if method == "DELETE" else SEED["site_id"]
     if path.startswith("/api/agents/"):
         return _spare("agents") if method == "DELETE" else SEED["agent_id"]
+    if path == "/api/agents/{id}/approve":
+        return _spare("pending")
+    if path == "/api/agents/{id}/reject":
+        return _spare("pending_reject")
     if path == "/api/commands/{id}/cancel":
         return _spare("commands")
     if path.startswith("/api/commands/"):
@@ -60,6 +66,14 @@ def _good_body(method, path):
     if path in ("/api/users", "/api/auth/register"):
         return {"email": f"fuzz-{n}-{random.getrandbits(32)}@example.com",
                 "password": "fuzz-password-123", "role": "viewer"}
+    if path == "/api/auth/password":
+        return {"current_password": SEED["admin_password"], "new_password": SEED["admin_password"]}
+    if path == "/api/auth/two-factor/confirm":
+        return _two_factor_confirm_body()
+    if path == "/api/auth/two-factor/disable":
+        if not _two_factor["recovery"]:
+            _turn_two_factor_on()
+        return {"code": _two_factor["recovery"].pop()} if _two_factor["recovery"] else None
     if path == "/api/auth/login":
         return {"email": SEED["admin_email"], "password": SEED["admin_password"]}
     if path == "/api/agent/register-legacy":
@@ -76,14 +90,82 @@ def _good_body(method, path):
 
 
 AGENT_ROUTES = r"^/api/agent/(heartbeat|command-result)$"
+TWO_FACTOR_ROUTES = r"^/api/auth/two-factor"
+# Two-factor sign-in state of the seeded two-factor user: the secret being confirmed and the
+# recovery codes once on (disable takes one).
+_two_factor = {"secret": None, "recovery": []}
 
 
-@schemathesis.auth().skip_for(path_regex=AGENT_ROUTES)
+def _totp(base32):
+    """The current RFC 6238 code (SHA-1, 6 digits, 30 s)."""
+    import base64, hashlib, hmac, struct, time
+    key = base64.b32decode(base32 + "=" * (-len(base32) % 8))
+    h = hmac.new(key, struct.pack(">Q", int(time.time()) // 30), hashlib.sha1).digest()
+    o = h[-1] & 0xF
+    return "%06d" % ((struct.unpack(">I", h[o:o + 4])[0] & 0x7FFFFFFF) % 1_000_000)
+
+
+def _turn_two_factor_on():
+    """Sets up and confirms two-factor sign-in for the two-factor user (so that disabling it
+    can be accepted), keeping its recovery codes."""
+    body = _two_factor_confirm_body()
+    if body is None:
+        return
+    req = urllib.request.Request(f"{SEED['base_url']}/api/auth/two-factor/confirm", method="POST",
+                                 data=json.dumps(body).encode(),
+                                 headers={"authorization": f"Bearer {SEED['two_factor_token']}",
+                                          "content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            _two_factor["recovery"] = list(json.load(resp)["recovery_codes"])
+    except urllib.error.HTTPError:
+        pass
+
+
+def _two_factor_confirm_body():
+    """A fresh pending secret (set up now) and its current code; None when already on."""
+    req = urllib.request.Request(f"{SEED['base_url']}/api/auth/two-factor/setup", method="POST",
+                                 headers={"authorization": f"Bearer {SEED['two_factor_token']}"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            _two_factor["secret"] = json.load(resp)["secret"]
+    except urllib.error.HTTPError:
+        return None
+    return {"code": _totp(_two_factor["secret"])}
+
+
+_admin = {"token": SEED["admin_token"]}
+
+
+def _sign_in_again():
+    """Signing out, a password change and the like end the admin's session (sessions end on
+    the server): sign in again so the rest of the run is not all 401s."""
+    req = urllib.request.Request(
+        f"{SEED['base_url']}/api/auth/login",
+        data=json.dumps({"email": SEED["admin_email"], "password": SEED["admin_password"]}).encode(),
+        headers={"content-type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        _admin["token"] = json.load(resp)["token"]
+
+
+@schemathesis.auth(refresh_interval=None).skip_for(path_regex=f"{AGENT_ROUTES}|{TWO_FACTOR_ROUTES}")
 class AdminToken:
     """Every user route is called as the admin."""
 
     def get(self, case, context):
-        return SEED["admin_token"]
+        return _admin["token"]
+
+    def set(self, case, data, context):
+        case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
+
+
+@schemathesis.auth().apply_to(path_regex=TWO_FACTOR_ROUTES)
+class TwoFactorUser:
+    """The two-factor routes run as the seeded two-factor user."""
+
+    def get(self, case, context):
+        return SEED["two_factor_token"]
 
     def set(self, case, data, context):
         case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
@@ -113,3 +195,21 @@ def before_call(context, case, kwargs):
         body = _good_body(method, path)
         if body is not None:
             case.body = body
+
+
+@schemathesis.hook
+def after_call(context, case, response):
+    path = case.operation.path
+    try:
+        body = response.json() if response.status_code == 200 else {}
+    except ValueError:  # the coverage phase also sends other methods: no JSON then
+        body = {}
+    if path == "/api/auth/password" and "token" in body:
+        _admin["token"] = body["token"]
+    if path == "/api/auth/two-factor/confirm" and "recovery_codes" in body:
+        _two_factor["recovery"] = list(body["recovery_codes"])
+    if path == "/api/auth/two-factor/disable" and response.status_code == 200:
+        _two_factor["recovery"] = []
+    sent = (case.headers or {}).get("Authorization", "")
+    if response.status_code == 401 and sent == f"Bearer {_admin['token']}":
+        _sign_in_again()

@@ -41,6 +41,22 @@ def command(n):
                 {"command_type": "shell", "command": f"echo seed {n}"})["id"]
 
 
+def pending(n):
+    """A record awaiting approval: a second enrollment claiming an enrolled device's id."""
+    device = {"site_code": site["site_code"], "device_id": f"fuzz-claimed-{n}",
+              "hostname": f"fuzz-claimed-{n}",
+              "os_info": {"os_type": "linux", "os_version": "6", "arch": "x86_64"},
+              "version": "0.1.0"}
+    call("POST", "/api/agent/register-legacy", device)
+    return call("POST", "/api/agent/register-legacy", device)["agent_id"]
+
+
+# Two-factor routes run as a user of their own, so turning it on never locks the admin out.
+call("POST", "/api/users", {"email": "fuzz-2fa@example.com", "password": "fuzz-2fa-pass-123",
+                            "role": "viewer"}, token)
+two_factor_token = call("POST", "/api/auth/login",
+                        {"email": "fuzz-2fa@example.com", "password": "fuzz-2fa-pass-123"})["token"]
+
 seed = {
     "base_url": base,
     "admin_email": email,
@@ -53,6 +69,7 @@ seed = {
     "agent_id": agent_id,
     "agent_key": agent["api_key"],
     "command_ids": [command(n) for n in range(5)],
+    "two_factor_token": two_factor_token,
     "spare": {
         "clients": [post("/api/clients", {"name": f"spare {n}"})["id"] for n in range(6)],
         "sites": [post("/api/sites", {"client_id": client["id"], "name": f"spare {n}"})["id"]
@@ -60,6 +77,8 @@ seed = {
         "agents": [post("/api/agents", {"hostname": f"spare-{n}"})["agent"]["id"]
                    for n in range(6)],
         "commands": [command(100 + n) for n in range(6)],
+        "pending": [pending(n) for n in range(6)],
+        "pending_reject": [pending(100 + n) for n in range(6)],
         "users": [post("/api/users", {"email": f"spare-{n}@example.com",
                                       "password": "spare-password-1", "role": "viewer"})["id"]
                   for n in range(6)],
