@@ -73,6 +73,11 @@ def matches(template, uri):
     return re.fullmatch(re.sub(r"\\\{[^/]+\\\}", "[^/]+", re.escape(template)), uri) is not None
 missing = []
 for path, ops in doc["paths"].items():
+    # Single sign-on is off here (no OpenID Connect provider to talk to): its routes answer a
+    # documented 404, so they are fuzzed for 5xx and conformance but cannot be accepted.
+    # dashboard/e2e/sso.mjs and tests/api/sso.rs cover them with a provider.
+    if path.startswith("/api/auth/oidc/"):
+        continue
     for method in ops:
         if not any(m == method and matches(path, u) for m, u in accepted):
             missing.append(f"{method.upper()} {path}")

@@ -29,5 +29,7 @@ if [ -f dashboard/package.json ]; then
     echo "== Dashboard end-to-end tests (Chromium, real server, real agent)"
     cargo build -p gururmm-server -p gururmm-agent
     node dashboard/e2e/run.mjs
+    echo "== Single sign-on end to end (Chromium, real server, oidc-provider as the OpenID Connect provider)"
+    node dashboard/e2e/sso.mjs
   fi
 fi

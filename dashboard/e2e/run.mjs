@@ -16,33 +16,23 @@
 //
 // Environment: GURURMM_SERVER_BIN, GURURMM_AGENT_BIN (default target/debug/...),
 // CHROMIUM (default /usr/bin/chromium), E2E_KEEP=1 keeps the temporary folder.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import {
+  AGENT_BIN, DASHBOARD, LOGS, ROOT, SERVER_BIN, SHOTS, STEP_TIMEOUT,
+  freePort, launchChromium, processStarter, stopProcess, waitFor,
+} from './lib.mjs';
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const DASHBOARD = path.resolve(HERE, '..');
-const ROOT = path.resolve(DASHBOARD, '..');
-const TARGET = process.env.CARGO_TARGET_DIR ? path.resolve(ROOT, process.env.CARGO_TARGET_DIR) : path.join(ROOT, 'target');
-const SERVER_BIN = process.env.GURURMM_SERVER_BIN ?? path.join(TARGET, 'debug', 'gururmm-server');
-const AGENT_BIN = process.env.GURURMM_AGENT_BIN ?? path.join(TARGET, 'debug', 'gururmm-agent');
-const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
-const SHOTS = path.join(ROOT, 'artifacts', 'screenshots');
-const LOGS = path.join(ROOT, 'artifacts', 'e2e');
 const HEADED = process.argv.includes('--headed');
 
 const ADMIN_EMAIL = 'admin@example.test';
 const ADMIN_PASSWORD = 'e2e-Password-1234';
 const MARKER = 'hello-from-e2e';
-const STEP_TIMEOUT = 20_000;
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'gururmm-e2e-'));
-const children = [];
 let passed = 0;
 let failed = 0;
 
@@ -65,48 +55,7 @@ function log(msg) {
   console.log(`[e2e] ${msg}`);
 }
 
-async function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-function startProcess(name, cmd, args, env) {
-  const out = fs.openSync(path.join(LOGS, `${name}.log`), 'w');
-  const child = spawn(cmd, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', out, out] });
-  child.on('exit', (code, signal) => log(`${name} exited (${signal ?? code})`));
-  children.push(child);
-  return child;
-}
-
-async function stopProcess(child) {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const done = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-  await done;
-  clearTimeout(timer);
-}
-
-async function waitFor(what, fn, ms = STEP_TIMEOUT) {
-  const end = Date.now() + ms;
-  let last;
-  while (Date.now() < end) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (e) {
-      last = e;
-    }
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${last.message}` : ''}`);
-}
+const { start: startProcess, children } = processStarter(log);
 
 /** Starts the real server and returns its base URL and an "agent starter". */
 async function startBackend() {
@@ -178,13 +127,7 @@ async function main() {
   const backend = await startBackend();
   log(`server at ${backend.base}`);
   let agent = null;
-  const context = await chromium.launchPersistentContext(path.join(tmp, 'chromium-profile'), {
-    executablePath: CHROMIUM,
-    headless: !HEADED,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'].filter((a) => !HEADED || a !== '--headless'),
-    viewport: { width: 1280, height: 860 },
-    colorScheme: 'light',
-  });
+  const context = await launchChromium(path.join(tmp, 'chromium-profile'), { headed: HEADED });
   const page = context.pages()[0] ?? (await context.newPage());
   page.setDefaultTimeout(STEP_TIMEOUT);
   const consoleErrors = [];

@@ -2,7 +2,7 @@ import type { ReactNode } from 'react';
 import { useSession } from './session';
 import { LiveProvider, useLiveState } from './live';
 import { href, matchPath, navigate, useLocation, type Location } from './lib/router';
-import { LoginPage } from './pages/LoginPage';
+import { LoginPage, SsoReturn } from './pages/LoginPage';
 import { OverviewPage } from './pages/OverviewPage';
 import { ClientsPage } from './pages/ClientsPage';
 import { SitePage } from './pages/SitePage';
@@ -125,6 +125,8 @@ function Shell({ loc }: { loc: Location }) {
 export function App() {
   const { session } = useSession();
   const loc = useLocation();
+  // Back from the single sign-on provider: its one-time code becomes a session.
+  if (loc.path === '/sso') return <SsoReturn code={loc.query.get('code') ?? ''} />;
   if (!session) return <LoginPage />;
   return (
     <LiveProvider>

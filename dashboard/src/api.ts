@@ -14,6 +14,7 @@ export type LoginResponse = Schemas['LoginResponse'];
 /** One of the signed-in user's server-side sessions. */
 export type AuthSession = Schemas['Session'];
 export type AuthStatus = Schemas['AuthStatus'];
+export type AuthProviders = Schemas['AuthProviders'];
 export type Client = Schemas['Client'];
 export type Site = Schemas['Site'];
 export type AgentStatus = Schemas['AgentStatus'];
@@ -166,6 +167,10 @@ export interface ApiClient {
   me(): Promise<User>;
   /** Whether the server has no user yet, with how to create the first administrator. */
   authStatus(): Promise<AuthStatus>;
+  /** Single sign-on, when the server has it configured. */
+  authProviders(): Promise<AuthProviders>;
+  /** The one-time code from the single sign-on redirect, for a session. */
+  oidcExchange(code: string): Promise<LoginResponse>;
   /** Ends every session of the user; the answer is a fresh session for this browser. */
   changePassword(body: Schemas['ChangePasswordRequest']): Promise<LoginResponse>;
   listSessions(): Promise<AuthSession[]>;
@@ -381,6 +386,8 @@ export function createApi(options: ApiOptions): ApiClient {
     logout: () => call('post', '/api/auth/logout'),
     me: () => call('get', '/api/auth/me'),
     authStatus: () => call('get', '/api/auth/status', { authenticated: false }),
+    authProviders: () => call('get', '/api/auth/providers', { authenticated: false }),
+    oidcExchange: (code) => call('post', '/api/auth/oidc/exchange', { body: { code }, authenticated: false }),
     changePassword: (body) => call('post', '/api/auth/password', { body }),
     listSessions: () => call('get', '/api/auth/sessions'),
     endSession: (id) => call('delete', '/api/auth/sessions/{id}', { params: { id } }),

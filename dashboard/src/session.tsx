@@ -36,6 +36,8 @@ interface SessionContextValue {
   notice: string | null;
   /** Signs in; `secondFactor` is a TOTP or recovery code for accounts that need one. */
   login(email: string, password: string, secondFactor?: string): Promise<void>;
+  /** Finishes single sign-on: the one-time code from the redirect, for a session. */
+  loginWithSsoCode(code: string): Promise<void>;
   /** Forgets the session in this browser only (it already ended on the server). */
   logout(notice?: string): void;
   /** Signs out: ends the session on the server, then here. */
@@ -92,6 +94,16 @@ export function SessionProvider({ children }: { children: ReactNode }) {
     [api, adopt],
   );
 
+  const loginWithSsoCode = useCallback(
+    async (code: string) => {
+      const res = await api.oidcExchange(code);
+      if (res.two_factor_setup_required) navigate('/account/two-factor', undefined, { replace: true });
+      else navigate('/', undefined, { replace: true });
+      adopt(res);
+    },
+    [api, adopt],
+  );
+
   const signOut = useCallback(async () => {
     try {
       await api.logout();
@@ -122,8 +134,8 @@ export function SessionProvider({ children }: { children: ReactNode }) {
   }, []);
 
   const value = useMemo(
-    () => ({ session, api, notice, login, logout, signOut, adopt }),
-    [session, api, notice, login, logout, signOut, adopt],
+    () => ({ session, api, notice, login, loginWithSsoCode, logout, signOut, adopt }),
+    [session, api, notice, login, loginWithSsoCode, logout, signOut, adopt],
   );
   return <SessionContext.Provider value={value}>{children}</SessionContext.Provider>;
 }

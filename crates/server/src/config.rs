@@ -13,6 +13,8 @@ use figment::value::{Dict, Map, Value};
 use figment::{Figment, Metadata, Profile, Provider};
 use serde::{Deserialize, Deserializer};
 
+use crate::auth::Role;
+
 #[derive(Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -85,6 +87,26 @@ pub struct Config {
     pub login_slowdown_interval_ms: u64,
     /// Enrollments (site code or token) per minute from one address; more get 429.
     pub enrollments_per_minute_per_address: u32,
+
+    /// OpenID Connect issuer for single sign-on, e.g.
+    /// `https://login.microsoftonline.com/<tenant>/v2.0`. Empty: single sign-on is off.
+    pub oidc_issuer: String,
+    pub oidc_client_id: String,
+    /// Never logged.
+    pub oidc_client_secret: String,
+    /// The callback URL registered with the provider, as browsers reach this server (behind a
+    /// proxy it is not the listen address): `https://rmm.example.com/api/auth/oidc/callback`.
+    /// Required when `oidc_issuer` is set.
+    pub oidc_redirect_url: String,
+    /// Text of the sign-in button: "Sign in with <display name>".
+    pub oidc_display_name: String,
+    /// Role of a user created at their first single sign-on; `none` refuses users who have no
+    /// local account.
+    pub oidc_default_role: String,
+    /// `group=role` pairs: a provider group (id or name, from the `groups` claim) and the role
+    /// its members get; the highest matching role wins and is applied at every sign-in.
+    #[serde(deserialize_with = "list_or_comma_separated")]
+    pub oidc_group_roles: Vec<String>,
 }
 
 fn list_or_comma_separated<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
@@ -138,6 +160,13 @@ impl Default for Config {
             login_slowdown_after_failures: 10,
             login_slowdown_interval_ms: 3000,
             enrollments_per_minute_per_address: 10,
+            oidc_issuer: String::new(),
+            oidc_client_id: String::new(),
+            oidc_client_secret: String::new(),
+            oidc_redirect_url: String::new(),
+            oidc_display_name: "Microsoft".into(),
+            oidc_default_role: "viewer".into(),
+            oidc_group_roles: Vec::new(),
         }
     }
 }
@@ -163,6 +192,19 @@ impl std::fmt::Debug for Config {
             .field("dashboard_dir", &self.dashboard_dir)
             .field("downloads_dir", &self.downloads_dir())
             .field("log_dir", &self.log_dir())
+            .field("oidc_issuer", &self.oidc_issuer)
+            .field("oidc_client_id", &self.oidc_client_id)
+            .field(
+                "oidc_client_secret",
+                &if self.oidc_client_secret.is_empty() {
+                    ""
+                } else {
+                    "<redacted>"
+                },
+            )
+            .field("oidc_redirect_url", &self.oidc_redirect_url)
+            .field("oidc_default_role", &self.oidc_default_role)
+            .field("oidc_group_roles", &self.oidc_group_roles)
             .finish_non_exhaustive()
     }
 }
@@ -197,6 +239,8 @@ pub enum ConfigError {
     Parse { path: PathBuf, message: String },
     #[error("environment variable {key}: {message}")]
     Env { key: String, message: String },
+    #[error("setting {key}: {message}")]
+    Invalid { key: &'static str, message: String },
     #[error("setting {key} = {value}: allowed range is {range}")]
     Range {
         key: &'static str,
@@ -204,6 +248,9 @@ pub enum ConfigError {
         range: &'static str,
     },
 }
+
+/// The path of the single sign-on callback route; `oidc_redirect_url` ends with it.
+pub const OIDC_CALLBACK_PATH: &str = "/api/auth/oidc/callback";
 
 /// The environment variable that sets `field`.
 pub fn env_var_name(field: &str) -> String {
@@ -452,6 +499,7 @@ impl Config {
             1..=100_000,
             "1..=100000",
         )?;
+        self.validate_oidc()?;
         if self.idle_timeout_seconds <= self.ping_interval_seconds {
             return Err(ConfigError::Range {
                 key: "idle_timeout_seconds",
@@ -460,6 +508,75 @@ impl Config {
             });
         }
         Ok(())
+    }
+
+    fn validate_oidc(&self) -> Result<(), ConfigError> {
+        let invalid = |key, message: &str| ConfigError::Invalid {
+            key,
+            message: message.to_owned(),
+        };
+        if self.oidc_issuer.is_empty() {
+            return Ok(());
+        }
+        if !self.oidc_issuer.starts_with("https://") && !self.oidc_issuer.starts_with("http://") {
+            return Err(invalid("oidc_issuer", "must be an http(s) URL"));
+        }
+        if self.oidc_client_id.is_empty() {
+            return Err(invalid(
+                "oidc_client_id",
+                "required when oidc_issuer is set (the application's client id at the provider)",
+            ));
+        }
+        if !(self.oidc_redirect_url.starts_with("https://")
+            || self.oidc_redirect_url.starts_with("http://"))
+        {
+            return Err(invalid(
+                "oidc_redirect_url",
+                "required when oidc_issuer is set: the callback URL registered with the provider, \
+                 as browsers reach this server, e.g. https://rmm.example.com/api/auth/oidc/callback",
+            ));
+        }
+        if !self.oidc_redirect_url.ends_with(OIDC_CALLBACK_PATH) {
+            return Err(invalid(
+                "oidc_redirect_url",
+                &format!("must end with {OIDC_CALLBACK_PATH}, the server's callback route"),
+            ));
+        }
+        self.oidc_new_user_role()
+            .map_err(|m| invalid("oidc_default_role", &m))?;
+        self.oidc_group_role_map()
+            .map_err(|m| invalid("oidc_group_roles", &m))?;
+        Ok(())
+    }
+
+    /// Whether single sign-on is configured.
+    pub fn oidc_enabled(&self) -> bool {
+        !self.oidc_issuer.is_empty()
+    }
+
+    /// `oidc_default_role`: the role for new users, `None` to refuse them.
+    pub fn oidc_new_user_role(&self) -> Result<Option<Role>, String> {
+        match self.oidc_default_role.trim() {
+            "none" => Ok(None),
+            other => other.parse().map(Some).map_err(|e| format!("{e}, or none")),
+        }
+    }
+
+    /// `oidc_group_roles` parsed: (group, role) pairs.
+    pub fn oidc_group_role_map(&self) -> Result<Vec<(String, Role)>, String> {
+        self.oidc_group_roles
+            .iter()
+            .map(|pair| {
+                let (group, role) = pair
+                    .rsplit_once('=')
+                    .ok_or_else(|| format!("\"{pair}\" is not group=role"))?;
+                let group = group.trim();
+                if group.is_empty() {
+                    return Err(format!("\"{pair}\" has no group"));
+                }
+                Ok((group.to_owned(), role.trim().parse::<Role>()?))
+            })
+            .collect()
     }
 
     /// The database URL in force: the configured one or the embedded SQLite file.
@@ -675,6 +792,61 @@ mod tests {
             err.contains("metrics_retention_days") && err.contains("1..=3650"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn single_sign_on_settings_are_checked_and_the_secret_never_printed() {
+        let sso = |pairs: &[(&str, &str)]| {
+            let mut all = vec![
+                (
+                    "GURURMM_OIDC_ISSUER",
+                    "https://login.microsoftonline.com/t/v2.0",
+                ),
+                ("GURURMM_OIDC_CLIENT_ID", "app"),
+                ("GURURMM_OIDC_CLIENT_SECRET", "very-secret-value"),
+            ];
+            all.extend_from_slice(pairs);
+            Config::from_sources(None, env(&all)).unwrap()
+        };
+        let err = sso(&[]).validate().unwrap_err().to_string();
+        assert!(err.contains("oidc_redirect_url"), "{err}");
+        let err = sso(&[(
+            "GURURMM_OIDC_REDIRECT_URL",
+            "https://rmm.example.com/elsewhere",
+        )])
+        .validate()
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("oidc_redirect_url"), "{err}");
+        let url = (
+            "GURURMM_OIDC_REDIRECT_URL",
+            "https://rmm.example.com/api/auth/oidc/callback",
+        );
+        let c = sso(&[url, ("GURURMM_OIDC_GROUP_ROLES", "g1=admin, g2=technician")]);
+        c.validate().unwrap();
+        assert_eq!(
+            c.oidc_group_role_map().unwrap(),
+            vec![
+                ("g1".to_owned(), Role::Admin),
+                ("g2".to_owned(), Role::Technician)
+            ]
+        );
+        assert_eq!(c.oidc_new_user_role().unwrap(), Some(Role::Viewer));
+        assert!(!format!("{c:?}").contains("very-secret-value"));
+        let err = sso(&[url, ("GURURMM_OIDC_GROUP_ROLES", "g1=owner")])
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("oidc_group_roles"), "{err}");
+        let err = sso(&[url, ("GURURMM_OIDC_DEFAULT_ROLE", "guest")])
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("oidc_default_role"), "{err}");
+        let c = sso(&[url, ("GURURMM_OIDC_DEFAULT_ROLE", "none")]);
+        assert_eq!(c.oidc_new_user_role().unwrap(), None);
+        // Off unless an issuer is set: nothing else is required then.
+        Config::default().validate().unwrap();
     }
 
     #[test]

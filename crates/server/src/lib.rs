@@ -14,6 +14,7 @@ pub mod events;
 pub mod http;
 pub mod hub;
 pub mod logging;
+pub mod oidc;
 pub mod private_files;
 pub mod rate_limit;
 pub mod session;
@@ -51,6 +52,7 @@ pub async fn build_state(
         limiter: Default::default(),
         sign_in: Default::default(),
         settings: Default::default(),
+        sso: Default::default(),
         shutdown,
         config,
     }))

@@ -24,6 +24,8 @@ pub struct Inner {
     pub sign_in: crate::sign_in::SignIn,
     /// Settings administrators change at run time (cached from the database).
     pub settings: crate::settings::RuntimeSettings,
+    /// Single sign-on: the OpenID Connect provider's client, discovered on first use.
+    pub sso: crate::oidc::Sso,
     /// Flips to true when the server shuts down, so long-lived sockets close.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }

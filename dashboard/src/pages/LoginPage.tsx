@@ -1,5 +1,5 @@
-import { useEffect, useState, type FormEvent } from 'react';
-import { ApiError } from '../api';
+import { useEffect, useRef, useState, type FormEvent } from 'react';
+import { ApiError, type AuthProviders } from '../api';
 import { useSession } from '../session';
 import { ErrorMessage } from '../components/ui';
 
@@ -14,6 +14,7 @@ export function LoginPage() {
   const [busy, setBusy] = useState(false);
 
   const [firstAdminHint, setFirstAdminHint] = useState<string | null>(null);
+  const [sso, setSso] = useState<AuthProviders['oidc']>(null);
 
   useEffect(() => {
     document.title = 'Sign in · GuruRMM';
@@ -24,6 +25,10 @@ export function LoginPage() {
     let current = true;
     api.authStatus().then(
       (s) => current && setFirstAdminHint(s.needs_first_admin ? (s.hint ?? 'gururmm-server user add') : null),
+      () => undefined,
+    );
+    api.authProviders().then(
+      (p) => current && setSso(p.oidc ?? null),
       () => undefined,
     );
     return () => {
@@ -93,7 +98,49 @@ export function LoginPage() {
         <button type="submit" className="primary" disabled={busy}>
           {busy ? 'Signing in…' : needsCode ? 'Verify and sign in' : 'Sign in'}
         </button>
+        {sso ? (
+          <>
+            <p className="login-or muted small">or</p>
+            {/* A navigation to the provider, not a form post: the CSP's form-action allows it. */}
+            <a className="button secondary sso-button" href={sso.login_url}>
+              Sign in with {sso.display_name}
+            </a>
+          </>
+        ) : null}
       </form>
+    </main>
+  );
+}
+
+/** The page the single sign-on redirect lands on (`#/sso?code=`): exchanges the code once. */
+export function SsoReturn({ code }: { code: string }) {
+  const { loginWithSsoCode } = useSession();
+  const [error, setError] = useState<unknown>(code ? null : new Error('The sign-in link has no code. Start the sign-in again.'));
+  const started = useRef(false);
+
+  useEffect(() => {
+    document.title = 'Signing in · GuruRMM';
+    // The code works once: never send it twice (React may run effects twice in development).
+    if (!code || started.current) return;
+    started.current = true;
+    loginWithSsoCode(code).catch(setError);
+  }, [code, loginWithSsoCode]);
+
+  return (
+    <main className="login" id="main">
+      <div className="card login-card">
+        <h1>GuruRMM</h1>
+        {error ? (
+          <>
+            <ErrorMessage error={error} prefix="Single sign-on failed" />
+            <p>
+              <a href="#/">Back to the sign-in page</a>
+            </p>
+          </>
+        ) : (
+          <p role="status">Signing in…</p>
+        )}
+      </div>
     </main>
   );
 }

@@ -10,6 +10,7 @@ mod clients;
 mod commands;
 mod enrollment;
 mod metrics;
+mod oidc;
 mod sessions;
 mod settings;
 mod two_factor;
@@ -22,6 +23,7 @@ pub use clients::{ClientRecord, SiteRecord};
 pub use commands::{CommandFilter, CommandRecord, NewCommand};
 pub use enrollment::{EnrollVia, Enrolled, TokenRecord, TokenRefusal};
 pub use metrics::{MetricsPoint, MetricsSummary, WatchdogEventRecord};
+pub use oidc::{OidcLogin, SsoIdentity, SsoOutcome, NO_PASSWORD};
 pub use sessions::{NewSession, SessionRecord};
 pub use users::{UserChange, UserRecord};
 

@@ -17,6 +17,8 @@ pub struct SessionRecord {
     pub ended_at: Option<i64>,
     pub user_agent: Option<String>,
     pub source_address: Option<String>,
+    /// Started by single sign-on (the provider did the second factor).
+    pub via_sso: bool,
 }
 
 /// Where a sign-in came from, shown in the user's session list.
@@ -26,10 +28,12 @@ pub struct NewSession<'a> {
     pub source_address: Option<&'a str>,
     /// Unix ms.
     pub expires_at: i64,
+    /// Started by single sign-on.
+    pub via_sso: bool,
 }
 
 const COLUMNS: &str = "s.id AS sid, s.user_id AS s_user_id, s.created_at AS s_created_at, \
-     s.last_used_at, s.expires_at, s.ended_at, s.user_agent, s.source_address";
+     s.last_used_at, s.expires_at, s.ended_at, s.user_agent, s.source_address, s.via_sso";
 
 fn from_row(row: &sqlx::any::AnyRow) -> DbResult<SessionRecord> {
     Ok(SessionRecord {
@@ -41,6 +45,7 @@ fn from_row(row: &sqlx::any::AnyRow) -> DbResult<SessionRecord> {
         ended_at: row.try_get("ended_at")?,
         user_agent: row.try_get("user_agent")?,
         source_address: row.try_get("source_address")?,
+        via_sso: row.try_get::<i64, _>("via_sso")? != 0,
     })
 }
 
@@ -70,8 +75,8 @@ impl Store {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, user_agent, source_address) \
-             VALUES ($1, $2, $3, $3, $4, $5, $6)",
+            "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, user_agent, source_address, via_sso) \
+             VALUES ($1, $2, $3, $3, $4, $5, $6, $7)",
         )
         .bind(&id)
         .bind(user_id)
@@ -79,6 +84,7 @@ impl Store {
         .bind(new.expires_at)
         .bind(new.user_agent.map(|ua| truncate(ua, 300)))
         .bind(new.source_address)
+        .bind(i64::from(new.via_sso))
         .execute(&mut *tx)
         .await?;
         audit::record(
@@ -100,6 +106,7 @@ impl Store {
             ended_at: None,
             user_agent: new.user_agent.map(|ua| truncate(ua, 300).to_owned()),
             source_address: new.source_address.map(str::to_owned),
+            via_sso: new.via_sso,
         })
     }
 

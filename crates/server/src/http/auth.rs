@@ -14,7 +14,7 @@ use crate::state::AppState;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 
-const LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
+pub(super) const LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
 /// The longest a slowed-down sign-in waits for its turn; past it the answer is 429.
 const SLOWDOWN_MAX_WAIT: Duration = Duration::from_secs(5);
 
@@ -108,16 +108,18 @@ pub async fn login(
     state.limiter.release_one(&ip_key);
     state.limiter.reset(&pair_key);
     Ok(axum::Json(
-        start_session(&state, user, &ip, &headers).await?,
+        start_session(&state, user, &ip, &headers, false).await?,
     ))
 }
 
-/// A new server-side session and its token.
-async fn start_session(
+/// A new server-side session and its token (password sign-in, and single sign-on with
+/// `via_sso`).
+pub(super) async fn start_session(
     state: &AppState,
     user: UserRecord,
     ip: &str,
     headers: &HeaderMap,
+    via_sso: bool,
 ) -> ApiResult<LoginResponse> {
     let now = chrono::Utc::now().timestamp();
     let exp = now + crate::auth::SESSION_HOURS * 3600;
@@ -132,6 +134,7 @@ async fn start_session(
                 user_agent,
                 source_address: Some(ip),
                 expires_at: exp.saturating_mul(1000),
+                via_sso,
             },
         )
         .await?;
@@ -141,7 +144,9 @@ async fn start_session(
     Ok(LoginResponse {
         token,
         expires_at: crate::db::rfc3339::format(exp.saturating_mul(1000)),
-        two_factor_setup_required: !user.two_factor && state.two_factor_required().await?,
+        two_factor_setup_required: !user.two_factor
+            && !via_sso
+            && state.two_factor_required().await?,
         user: user.into(),
     })
 }
@@ -214,7 +219,7 @@ pub async fn change_password(
     state
         .sign_in
         .announce_ended(SessionEnded::AllOf(user.id.clone()));
-    let response = start_session(&state, record, &peer.ip().to_string(), &headers).await?;
+    let response = start_session(&state, record, &peer.ip().to_string(), &headers, false).await?;
     Ok(axum::Json(response))
 }
 

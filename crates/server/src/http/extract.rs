@@ -139,6 +139,8 @@ pub struct AuthUser {
     pub session_id: String,
     /// Whether the account signs in with a second factor.
     pub two_factor: bool,
+    /// The session was started by single sign-on (the provider did the second factor).
+    pub via_sso: bool,
 }
 
 /// The user of a valid JWT whose session is still live (one indexed lookup).
@@ -167,6 +169,7 @@ pub(crate) async fn user_from_session(state: &AppState, sid: &str) -> Result<Aut
         role: user.role,
         session_id: session.id,
         two_factor: user.two_factor,
+        via_sso: session.via_sso,
     })
 }
 

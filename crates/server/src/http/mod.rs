@@ -12,6 +12,7 @@ pub mod error;
 mod events;
 pub mod extract;
 mod legacy;
+mod oidc;
 pub mod security;
 mod settings;
 mod two_factor;
@@ -161,6 +162,12 @@ impl ApiRoute {
         self
     }
 
+    /// 302 to another site (`Location`), no body.
+    pub fn redirect(mut self) -> Self {
+        self.success = (302, None);
+        self
+    }
+
     /// 204, no body.
     pub fn no_content(mut self) -> Self {
         self.success = (204, None);
@@ -238,6 +245,22 @@ pub fn api_routes() -> Vec<ApiRoute> {
             "Whether the server still needs its first administrator, and how to create one",
             get(auth::status))
             .ok::<AuthStatus>(),
+        route("GET", "/api/auth/providers", Anyone,
+            "Sign-in providers besides the password: single sign-on (OpenID Connect) when configured",
+            get(oidc::providers))
+            .ok::<AuthProviders>(),
+        route("GET", "/api/auth/oidc/login", Anyone,
+            "Start single sign-on: redirects (302) to the provider; 404 when not configured",
+            get(oidc::login))
+            .redirect().errors(&[404, 429, 503]),
+        route("GET", "/api/auth/oidc/callback", Anyone,
+            "The provider returns here; redirects (302) to the dashboard with a one-time code",
+            get(oidc::callback))
+            .query::<OidcCallbackQuery>().redirect().errors(&[400, 403, 404, 503]),
+        route("POST", "/api/auth/oidc/exchange", Anyone,
+            "Exchange the one-time code from the single sign-on redirect for a session (valid 60 s, once)",
+            post(oidc::exchange))
+            .body::<OidcExchangeRequest>().ok::<LoginResponse>().errors(&[400, 403, 404]),
         route("GET", "/api/auth/me", Viewer, "The signed-in user", get(auth::me))
             .ok::<User>().before_two_factor(),
         route("POST", "/api/auth/logout", Viewer, "Sign out: ends this session on the server",
@@ -446,6 +469,7 @@ fn status_text(status: u16) -> &'static str {
         200 => "Success",
         201 => "Created",
         204 => "Done; no content",
+        302 => "Redirect: see Location",
         400 => "Bad input: malformed JSON, a wrong field, a NUL byte in text",
         401 => "Missing, invalid or expired credentials",
         403 => "Signed in, but the role does not allow this (or the server requires a second factor not yet set up)",
@@ -665,7 +689,12 @@ async fn check_access(
                     }
                     _ => {}
                 }
-                if !user.two_factor && !before_two_factor && state.two_factor_required().await? {
+                // A single sign-on session had its second factor at the provider.
+                if !user.two_factor
+                    && !user.via_sso
+                    && !before_two_factor
+                    && state.two_factor_required().await?
+                {
                     return Err(ApiError::Forbidden(
                         "this server requires two-factor sign-in: set it up on your account page first"
                             .into(),

@@ -160,6 +160,38 @@ pub struct AuthStatus {
     pub hint: Option<String>,
 }
 
+/// The sign-in providers besides email and password.
+#[derive(Serialize, ToSchema)]
+pub struct AuthProviders {
+    /// Single sign-on through OpenID Connect; null when not configured.
+    pub oidc: Option<OidcProvider>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct OidcProvider {
+    /// For the button: "Sign in with <display_name>".
+    pub display_name: String,
+    /// Where the button goes (a navigation, not a fetch): redirects to the provider.
+    pub login_url: String,
+}
+
+/// What the provider sends back to the callback.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct OidcCallbackQuery {
+    pub code: Option<String>,
+    pub state: Option<String>,
+    /// The provider's refusal (e.g. `access_denied`), instead of a code.
+    pub error: Option<String>,
+    pub error_description: Option<String>,
+}
+
+/// The one-time code the callback put into the dashboard's address (`#/sso?code=`).
+#[derive(Deserialize, ToSchema)]
+pub struct OidcExchangeRequest {
+    pub code: String,
+}
+
 /// A single-use ticket for `GET /api/events?ticket=`.
 #[derive(Serialize, ToSchema)]
 pub struct EventTicket {

@@ -13,6 +13,7 @@ mod legacy;
 mod resources;
 mod session;
 mod sign_in;
+mod sso;
 mod storage;
 mod takeover;
 mod two_factor;
