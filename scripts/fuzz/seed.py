@@ -126,8 +126,8 @@ seed = {
                    for n in range(6)],
         "commands": [command(100 + n) for n in range(6)],
         # Records waiting for approval: a known device enrolling again by site code.
-        "to_approve": [pending_agent(n) for n in range(6)],
-        "to_reject": [pending_agent(n) for n in range(6, 12)],
+        "to_approve": [pending_agent(n) for n in range(12)],
+        "to_reject": [pending_agent(n) for n in range(12, 24)],
         "users": [post("/api/users", {"email": f"spare-{n}@example.com",
                                       "password": "spare-password-1", "role": "viewer"})["id"]
                   for n in range(6)],
