@@ -60,11 +60,11 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO metrics (agent_id, ts, cpu_percent, memory_used_bytes, memory_total_bytes, disk_used_bytes, disk_total_bytes, \
-             network_rx_bytes, network_tx_bytes, disks_json) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+             network_rx_bytes, network_tx_bytes, disks_json) VALUES ($1, $2, CAST($3 AS DOUBLE PRECISION), $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(agent_id)
         .bind(ts)
-        .bind(m.cpu_percent.filter(|v| v.is_finite()))
+        .bind(super::nullable_float(m.cpu_percent))
         .bind(m.memory_used_bytes.map(clamp_u64))
         .bind(m.memory_total_bytes.map(clamp_u64))
         .bind(disk_used)

@@ -281,6 +281,14 @@ fn prepare_sqlite_url(url: &str) -> anyhow::Result<String> {
     })
 }
 
+/// A nullable float to bind as text, read in SQL as `CAST($n AS DOUBLE PRECISION)`.
+/// sqlx 0.8's Any driver sends a NULL f64 as a 4-byte float; PostgreSQL then keeps that type
+/// for the connection's cached statement and refuses every later real value in it (22P03).
+/// Text has no such trap, and both databases read the exponent notation exactly.
+fn nullable_float(v: Option<f64>) -> Option<String> {
+    v.filter(|v| v.is_finite()).map(|v| format!("{v:e}"))
+}
+
 /// Now, in Unix milliseconds.
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()

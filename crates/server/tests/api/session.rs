@@ -219,6 +219,45 @@ async fn reports_are_stored(db: TestDb, t: Transport) {
     assert_eq!(history["points"].as_array().unwrap().len(), 1);
 }
 
+/// Collectors come and go: a report with every value missing, then odd but valid values
+/// (a tiny CPU figure, a timestamp before 1970, no disks), each stored, none a 5xx.
+async fn sparse_and_odd_reports_are_stored(db: TestDb, t: Transport) {
+    let server = TestServer::start(db).await;
+    let (_, _, code) = server.create_site().await;
+    let mut agent = TestAgent::enroll(&server, t, &code, "pc-sparse").await;
+    agent
+        .report("metrics_report", json!({"timestamp": chrono_now_secs()}))
+        .await;
+    agent
+        .report(
+            "metrics_report",
+            json!({"timestamp": -532080, "cpu_percent": 2.220446049250313e-16,
+                   "memory_used_bytes": 34709, "disks": [], "network": {"rx_bytes": 0, "tx_bytes": 0}}),
+        )
+        .await;
+    let mut full = payload("metrics_report");
+    full["timestamp"] = json!(chrono_now_secs());
+    agent.report("metrics_report", full).await;
+    let state = server
+        .wait_for(
+            &format!("/api/agents/{}/state", agent.id),
+            Duration::from_secs(10),
+            |s| s["metrics"]["cpu_percent"] == 12.5,
+        )
+        .await;
+    assert_eq!(state["metrics"]["memory_used_bytes"], 4294967296u64);
+    let from_1969 = server
+        .get(&format!(
+            "/api/agents/{}/metrics?from=-532081&to=-532079",
+            agent.id
+        ))
+        .await;
+    assert_eq!(
+        from_1969["points"][0]["cpu_percent"], 2.220446049250313e-16,
+        "{from_1969}"
+    );
+}
+
 async fn commands_go_out_once_in_order_and_results_are_stored(db: TestDb, t: Transport) {
     let server = TestServer::start(db).await;
     let (_, _, code) = server.create_site().await;
@@ -341,6 +380,7 @@ macro_rules! on_both_transports {
 on_both_transports!(
     enrollment_places_the_agent_and_its_key_works,
     reports_are_stored,
+    sparse_and_odd_reports_are_stored,
     commands_go_out_once_in_order_and_results_are_stored,
     an_agent_cannot_finish_another_agents_command,
     nul_bytes_from_agents_are_replaced,

@@ -100,6 +100,38 @@ async fn metrics_retention_prunes_old_rows(db: TestDb) {
     assert_eq!(left[0].memory_used_bytes, Some(i64::MAX));
 }
 
+/// A missing value, then a value, in the same column: the first binding must not fix the
+/// column's type for the second (sqlx's Any driver sends a NULL f64 as a 4-byte float).
+async fn missing_then_present_metrics_values(db: TestDb) {
+    let f = fresh(db).await;
+    let id = agent(&f.store).await;
+    let now = chrono::Utc::now().timestamp();
+    // The pool hands out its idle connections in turn: enough of each that every
+    // connection prepares the statement with a missing value first.
+    let missing = std::iter::repeat_n(None, 20);
+    let present = std::iter::repeat_n(Some(99.5), 19).chain([Some(2.220446049250313e-16)]);
+    for cpu in missing.chain(present) {
+        let m = MetricsReport {
+            timestamp: now,
+            cpu_percent: cpu,
+            memory_used_bytes: cpu.map(|_| 1),
+            memory_total_bytes: None,
+            disks: vec![],
+            network: None,
+        };
+        f.store.insert_metrics(&id, &m).await.unwrap();
+    }
+    let points = f
+        .store
+        .metrics_range(&id, 0, (now + 10) * 1000, 1000)
+        .await
+        .unwrap();
+    assert_eq!(points.len(), 1, "one second, one bucket");
+    let avg = points[0].cpu_percent.unwrap();
+    let expected = (99.5 * 19.0 + 2.220446049250313e-16) / 20.0;
+    assert!((avg - expected).abs() < 1e-9, "{avg}");
+}
+
 async fn command_state_transitions(db: TestDb) {
     let f = fresh(db).await;
     let id = agent(&f.store).await;
@@ -341,6 +373,7 @@ async fn event_tickets_are_single_use_and_expire(db: TestDb) {
 }
 
 on_both_databases!(
+    missing_then_present_metrics_values,
     event_tickets_are_single_use_and_expire,
     a_failed_audit_write_undoes_the_change,
     network_state_only_on_hash_change,
