@@ -1,9 +1,9 @@
 //! Live events for the dashboard: agents going online/offline, commands changing state.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     AgentStatus {
@@ -41,7 +41,8 @@ impl Default for EventBus {
 }
 
 impl EventBus {
-    /// Publishes to whoever listens; no listener is fine.
+    /// Publishes to whoever listens on this node; no listener is fine. Other nodes hear of it
+    /// through [`crate::state::AppState::publish`].
     pub fn publish(&self, event: Event) {
         let _ = self.tx.send(event);
     }

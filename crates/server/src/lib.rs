@@ -4,10 +4,11 @@
 //! Layout: `config` (settings), `db` (storage, both backends), `auth` (passwords, JWT, agent
 //! keys), `session` (one agent session: enrollment, reports, command hand-out and results,
 //! whatever the transport), `hub` (the WebSocket transport: live sockets and who is online),
-//! `http` (routes and handlers; `http::legacy` is the polling transport), `upkeep` (timeouts
-//! and retention), `testing` (a real server on port 0 for tests).
+//! `http` (routes and handlers; `http::legacy` is the polling transport), `cluster` (several
+//! nodes on one database: notices, presence, leases), `upkeep` (timeouts and retention), `testing` (a real server on port 0 for tests).
 
 pub mod auth;
+pub mod cluster;
 pub mod config;
 pub mod db;
 pub mod events;
@@ -48,6 +49,7 @@ pub async fn build_state(
         two_factor: two_factor::SecretBox::load_or_create(&config.data_dir)?,
         store,
         hub: Default::default(),
+        cluster: cluster::Cluster::new(config.idle_timeout()),
         events: Default::default(),
         limiter: Default::default(),
         sign_in: Default::default(),
@@ -94,6 +96,10 @@ pub async fn launch_observed(
             http::auth::FIRST_ADMIN_COMMAND
         );
     }
+    if state.store.backend() == db::Backend::Postgres {
+        cluster::notify::start(&state, state.config.effective_database_url());
+    }
+    let presence = tokio::spawn(cluster::presence::run(state.clone()));
     let upkeep = tokio::spawn(upkeep::run(state.clone()));
     let app = http::router(state.clone());
     let signal = async move {
@@ -107,6 +113,8 @@ pub async fn launch_observed(
     .with_graceful_shutdown(signal)
     .await?;
     upkeep.abort();
+    presence.abort();
+    cluster::presence::leave(&state).await;
     state.store.close().await;
     tracing::info!("GuruRMM server stopped");
     Ok(())

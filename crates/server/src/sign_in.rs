@@ -14,7 +14,8 @@ use tokio::sync::broadcast;
 pub const TICKET_TTL: Duration = Duration::from_secs(30);
 
 /// Sessions that just ended: one session, or every session of a user.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "scope", content = "id", rename_all = "snake_case")]
 pub enum SessionEnded {
     One(String),
     AllOf(String),
@@ -57,7 +58,9 @@ pub fn ticket_hash(ticket: &str) -> String {
 }
 
 impl SignIn {
-    pub fn announce_ended(&self, ended: SessionEnded) {
+    /// Closes this node's streams of the ended session; [`crate::state::AppState::announce_session_ended`]
+    /// tells the other nodes too.
+    pub fn announce_ended_local(&self, ended: SessionEnded) {
         let _ = self.ended.send(ended);
     }
 

@@ -1,11 +1,13 @@
 use std::sync::Arc;
 
 use crate::auth::JwtKeys;
+use crate::cluster::Notice;
 use crate::config::Config;
 use crate::db::Store;
-use crate::events::EventBus;
+use crate::events::{Event, EventBus};
 use crate::hub::Hub;
 use crate::rate_limit::RateLimiter;
+use crate::sign_in::SessionEnded;
 
 /// Everything a request handler or a socket task needs, cheap to clone.
 #[derive(Clone)]
@@ -18,6 +20,9 @@ pub struct Inner {
     /// Seals TOTP secrets at rest.
     pub two_factor: crate::two_factor::SecretBox,
     pub hub: Hub,
+    /// This node among the others on the same database.
+    pub cluster: crate::cluster::Cluster,
+    /// This node's dashboard event streams; publish through [`AppState::publish`].
     pub events: EventBus,
     pub limiter: RateLimiter,
     /// The "session ended" broadcast, the password-check count.
@@ -39,6 +44,47 @@ impl AppState {
 
     pub fn new(inner: Inner) -> AppState {
         AppState(Arc::new(inner))
+    }
+
+    /// A dashboard event, for the technicians on every node.
+    pub fn publish(&self, event: Event) {
+        self.events.publish(event.clone());
+        self.cluster.tell_others(Notice::Event { event });
+    }
+
+    /// The agent has new pending commands: its socket sends them, on whichever node it is.
+    /// Waits (bounded) when the socket is on this node.
+    pub async fn dispatch(&self, agent_id: &str) {
+        if !self.hub.dispatch(agent_id).await {
+            self.cluster.tell_others(Notice::Dispatch {
+                agent_id: agent_id.to_owned(),
+            });
+        }
+    }
+
+    /// Closes the agent's socket (close code 4003 with `reason`), on whichever node it is.
+    pub async fn disconnect_agent(&self, agent_id: &str, reason: &'static str) {
+        self.hub.disconnect(agent_id, reason).await;
+        self.cluster.tell_others(Notice::Disconnect {
+            agent_id: agent_id.to_owned(),
+            reason: reason.to_owned(),
+        });
+    }
+
+    /// Ends event streams of a session (or of all a user's sessions), on every node.
+    pub fn announce_session_ended(&self, ended: SessionEnded) {
+        self.sign_in.announce_ended_local(ended.clone());
+        self.cluster.tell_others(Notice::SessionEnded { ended });
+    }
+
+    /// Online: a socket or a recent legacy poll, on this node or (as recorded) another.
+    pub fn is_online(&self, agent: &crate::db::AgentRecord) -> bool {
+        let window = self.config.idle_timeout();
+        self.hub.is_online(&agent.id, window)
+            || self
+                .cluster
+                .presence
+                .online_elsewhere(&self.cluster.node_id, agent, window)
     }
 }
 

@@ -57,7 +57,8 @@ pub struct TestServer {
     pub client: reqwest::Client,
     pub config: Config,
     pub db: TestDb,
-    _data: tempfile::TempDir,
+    /// Shared by the nodes of one cluster (they share the JWT secret and the two-factor key).
+    _data: std::sync::Arc<tempfile::TempDir>,
     state: std::sync::Arc<std::sync::Mutex<Option<crate::state::AppState>>>,
     running: Option<(oneshot::Sender<()>, JoinHandle<anyhow::Result<()>>)>,
 }
@@ -115,7 +116,7 @@ impl TestServer {
                 .unwrap(),
             config,
             db,
-            _data: data,
+            _data: std::sync::Arc::new(data),
             state: Default::default(),
             running: None,
         };
@@ -169,6 +170,27 @@ impl TestServer {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         self.running = Some((tx, handle));
+    }
+
+    /// Another server node on the same database and data folder (so the same JWT secret and
+    /// two-factor key), on its own port: a cluster in one test process.
+    pub async fn another_node(&self) -> TestServer {
+        let mut config = self.config.clone();
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        let mut node = TestServer {
+            addr: config.listen,
+            base_url: String::new(),
+            ws_url: String::new(),
+            token: self.token.clone(),
+            client: self.client.clone(),
+            config,
+            db: self.db,
+            _data: self._data.clone(),
+            state: Default::default(),
+            running: None,
+        };
+        node.launch().await;
+        node
     }
 
     /// Stops the server (agent sockets are closed) and keeps the database.

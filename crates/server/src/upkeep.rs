@@ -1,5 +1,5 @@
 //! Background work: commands past their deadline become `timed_out`; old metrics are pruned;
-//! rate-limit counters are trimmed.
+//! rate-limit counters are trimmed. With several nodes, the shared work runs on one of them.
 
 use std::time::Duration;
 
@@ -7,17 +7,38 @@ use crate::events::Event;
 use crate::state::AppState;
 
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+const UPKEEP_LEASE: &str = "upkeep";
 
 pub async fn run(state: AppState) {
     let mut tick = tokio::time::interval(Duration::from_secs(state.config.sweep_interval_seconds));
     let mut last_prune: Option<tokio::time::Instant> = None;
+    let mut last_local_prune: Option<tokio::time::Instant> = None;
+    let lease_ms = (state.config.sweep_interval_seconds * 3 * 1000) as i64;
     loop {
         tick.tick().await;
+        if last_local_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
+            // This node's own memory: every node trims its own.
+            last_local_prune = Some(tokio::time::Instant::now());
+            state.limiter.prune(Duration::from_secs(3600));
+        }
+        // Shared work runs on one node of the cluster: the holder of the lease, which renews
+        // it every tick; another node takes over when it lapses (three ticks).
+        match state
+            .store
+            .take_lease(UPKEEP_LEASE, &state.cluster.node_id, lease_ms)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot take the upkeep lease");
+                continue;
+            }
+        }
         time_out_overdue(&state).await;
         if last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
             last_prune = Some(tokio::time::Instant::now());
             prune_metrics(&state).await;
-            state.limiter.prune(Duration::from_secs(3600));
             // Old sessions are kept a while: the sign-in slowdown spares addresses a user
             // signed in from.
             if let Err(e) = state.store.prune_event_tickets().await {
@@ -36,7 +57,7 @@ async fn time_out_overdue(state: &AppState) {
         Ok(timed_out) => {
             for c in timed_out {
                 tracing::warn!(command_id = %c.id, agent_id = %c.agent_id, "command timed out with no result");
-                state.events.publish(Event::CommandUpdated {
+                state.publish(Event::CommandUpdated {
                     id: c.id,
                     agent_id: c.agent_id,
                     status: gururmm_protocol::command_status::TIMED_OUT.into(),

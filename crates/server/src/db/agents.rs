@@ -27,6 +27,12 @@ pub struct AgentRecord {
     pub last_seen: Option<i64>,
     #[serde(with = "super::rfc3339")]
     pub created_at: i64,
+    /// The server node holding the agent's socket, as that node last wrote it.
+    #[serde(skip)]
+    pub connected_node: Option<String>,
+    /// When a legacy (polling) agent last polled any node.
+    #[serde(skip)]
+    pub legacy_poll_at: Option<i64>,
 }
 
 /// Whether the agent's connection (or legacy polling) is live.
@@ -110,7 +116,7 @@ pub struct AgentStats {
 const AGENT_SELECT: &str =
     "SELECT a.id, a.site_id, s.name AS site_name, s.client_id, c.name AS client_name, \
     a.hostname, a.device_id, a.os_type, a.os_version, a.arch, a.version, a.last_seen, a.created_at, \
-    a.approval, a.claims_agent_id \
+    a.approval, a.claims_agent_id, a.connected_node, a.legacy_poll_at \
     FROM agents a LEFT JOIN sites s ON s.id = a.site_id LEFT JOIN clients c ON c.id = s.client_id";
 
 fn from_row(row: &sqlx::any::AnyRow) -> DbResult<AgentRecord> {
@@ -132,6 +138,8 @@ fn from_row(row: &sqlx::any::AnyRow) -> DbResult<AgentRecord> {
         claims_agent_id: row.try_get("claims_agent_id")?,
         last_seen: row.try_get("last_seen")?,
         created_at: row.try_get("created_at")?,
+        connected_node: row.try_get("connected_node")?,
+        legacy_poll_at: row.try_get("legacy_poll_at")?,
     })
 }
 
@@ -266,15 +274,6 @@ impl Store {
     pub async fn update_agent_identity(&self, id: &str, a: &NewAgent<'_>) -> DbResult<()> {
         let mut conn = self.pool.acquire().await?;
         update_identity(&mut conn, id, a).await
-    }
-
-    pub async fn touch_agent(&self, id: &str) -> DbResult<()> {
-        sqlx::query("UPDATE agents SET last_seen = $1 WHERE id = $2")
-            .bind(now_ms())
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
     }
 
     /// Moves an agent to a site (None: unassigned) with its audit row; NotFound when there is

@@ -7,6 +7,7 @@
 mod agents;
 mod audit;
 mod clients;
+mod cluster;
 mod commands;
 mod enrollment;
 mod metrics;
@@ -20,6 +21,7 @@ pub use agents::{
     AgentFilter, AgentRecord, AgentState, AgentStats, AgentStatus, Approval, NewAgent,
 };
 pub use clients::{ClientRecord, SiteRecord};
+pub use cluster::PresenceBatch;
 pub use commands::{CommandFilter, CommandRecord, NewCommand};
 pub use enrollment::{EnrollVia, Enrolled, TokenRecord, TokenRefusal};
 pub use metrics::{MetricsPoint, MetricsSummary, WatchdogEventRecord};

@@ -16,13 +16,8 @@ use crate::auth::{key_hash, new_agent_key};
 use crate::db::{Actor, AgentRecord, Approval, NewAgent, NewCommand};
 use crate::state::AppState;
 
-/// Legacy agents poll; one that polled within the idle timeout counts as online.
-fn legacy_window(state: &AppState) -> Duration {
-    state.config.idle_timeout()
-}
-
 fn with_status(state: &AppState, mut agent: AgentRecord) -> AgentRecord {
-    let online = state.hub.is_online(&agent.id, legacy_window(state));
+    let online = state.is_online(&agent);
     agent.set_online(online);
     agent
 }
@@ -79,10 +74,7 @@ pub async fn stats(State(state): State<AppState>) -> ApiResult<axum::Json<AgentS
         ..Default::default()
     };
     let ids = state.store.list_agents(&approved).await?;
-    stats.online = ids
-        .iter()
-        .filter(|a| state.hub.is_online(&a.id, legacy_window(&state)))
-        .count() as i64;
+    stats.online = ids.iter().filter(|a| state.is_online(a)).count() as i64;
     stats.offline = stats.total - stats.online;
     Ok(axum::Json(stats.into()))
 }
@@ -146,7 +138,7 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     state.store.delete_agent(&id, Actor::user(&user.id)).await?;
-    state.hub.disconnect(&id, "agent deleted").await;
+    state.disconnect_agent(&id, "agent deleted").await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -176,13 +168,11 @@ pub async fn approve(
         .await?;
     if approved != id {
         state
-            .hub
-            .disconnect(&approved, "replaced by an approved enrollment")
+            .disconnect_agent(&approved, "replaced by an approved enrollment")
             .await;
     }
     state
-        .hub
-        .disconnect(&id, "approved: reconnect with your agent key")
+        .disconnect_agent(&id, "approved: reconnect with your agent key")
         .await;
     Ok(axum::Json(load_agent(&state, &approved).await?.into()))
 }
@@ -195,7 +185,7 @@ pub async fn reject(
 ) -> ApiResult<axum::Json<Agent>> {
     let agent = load_pending(&state, &id).await?;
     state.store.reject_agent(&id, Actor::user(&user.id)).await?;
-    state.hub.disconnect(&id, "enrollment rejected").await;
+    state.disconnect_agent(&id, "enrollment rejected").await;
     Ok(axum::Json(agent.into()))
 }
 
@@ -300,12 +290,12 @@ pub async fn send_command(
             Actor::user(&user.id),
         )
         .await?;
-    state.events.publish(crate::events::Event::CommandUpdated {
+    state.publish(crate::events::Event::CommandUpdated {
         id: command.id.clone(),
         agent_id: id.clone(),
         status: command.status.to_string(),
     });
-    state.hub.dispatch(&id).await;
+    state.dispatch(&id).await;
     let command = state
         .store
         .command(&command.id)

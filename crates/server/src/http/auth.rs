@@ -158,9 +158,7 @@ pub async fn logout(State(state): State<AppState>, user: AuthUser) -> ApiResult<
 
 async fn end_own_session(state: &AppState, user: &AuthUser, id: &str) -> ApiResult<StatusCode> {
     state.store.end_session(&user.id, id).await?;
-    state
-        .sign_in
-        .announce_ended(SessionEnded::One(id.to_owned()));
+    state.announce_session_ended(SessionEnded::One(id.to_owned()));
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -216,9 +214,7 @@ pub async fn change_password(
     state.limiter.reset(&key);
     let hash = hash_blocking(req.new_password).await?;
     state.store.change_own_password(&user.id, &hash).await?;
-    state
-        .sign_in
-        .announce_ended(SessionEnded::AllOf(user.id.clone()));
+    state.announce_session_ended(SessionEnded::AllOf(user.id.clone()));
     let response = start_session(&state, record, &peer.ip().to_string(), &headers, false).await?;
     Ok(axum::Json(response))
 }
@@ -328,7 +324,7 @@ pub async fn delete_user(
         ));
     }
     state.store.delete_user(&id, Actor::user(&user.id)).await?;
-    state.sign_in.announce_ended(SessionEnded::AllOf(id));
+    state.announce_session_ended(SessionEnded::AllOf(id));
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -366,6 +362,6 @@ pub async fn update_user(
         .store
         .update_user(&id, change, Actor::user(&user.id))
         .await?;
-    state.sign_in.announce_ended(SessionEnded::AllOf(id));
+    state.announce_session_ended(SessionEnded::AllOf(id));
     Ok(axum::Json(updated.into()))
 }

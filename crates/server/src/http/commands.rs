@@ -70,7 +70,7 @@ pub async fn cancel(
             command.status
         )));
     }
-    state.events.publish(crate::events::Event::CommandUpdated {
+    state.publish(crate::events::Event::CommandUpdated {
         id: id.clone(),
         agent_id: command.agent_id.clone(),
         status: CommandStatus::Cancelled.to_string(),

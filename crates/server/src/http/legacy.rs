@@ -14,6 +14,13 @@ use super::extract::{AgentJson, AgentKey};
 use crate::session::{self, AgentSession, Authenticated, Refused};
 use crate::state::AppState;
 
+/// A poll makes a legacy agent online: at once on this node, and for the others with the
+/// next presence batch.
+fn polled(state: &AppState, agent_id: &str) {
+    state.hub.note_legacy_poll(agent_id);
+    state.cluster.presence.polled(agent_id);
+}
+
 /// Enrolls with a site code or an enrollment token in `site_code` (same rules as the socket:
 /// a known device id gets a new record awaiting approval, never the existing agent).
 pub async fn register(
@@ -43,7 +50,7 @@ pub async fn register(
             issued_key: Some(api_key),
             ..
         }) => {
-            state.hub.note_legacy_poll(&agent_id);
+            polled(&state, &agent_id);
             Ok((
                 StatusCode::CREATED,
                 axum::Json(RegisterResponse { agent_id, api_key }),
@@ -63,7 +70,7 @@ pub async fn heartbeat(
     body: axum::body::Bytes,
 ) -> ApiResult<axum::Json<HeartbeatResponse>> {
     let id = agent.agent_id;
-    state.hub.note_legacy_poll(&id);
+    polled(&state, &id);
     let session = AgentSession::new(&state, &id);
     // The body is optional: an empty one is a bare heartbeat.
     let req = if body.iter().all(u8::is_ascii_whitespace) {
@@ -95,7 +102,7 @@ pub async fn command_result(
     agent: AgentKey,
     AgentJson(result): AgentJson<CommandResult>,
 ) -> ApiResult<axum::Json<CommandResultAck>> {
-    state.hub.note_legacy_poll(&agent.agent_id);
+    polled(&state, &agent.agent_id);
     let session = AgentSession::new(&state, &agent.agent_id);
     let id = result.id.clone();
     match session.record_result(result).await? {

@@ -167,9 +167,7 @@ pub async fn callback(
             role_changed,
         } => {
             if role_changed {
-                state
-                    .sign_in
-                    .announce_ended(SessionEnded::AllOf(user.id.clone()));
+                state.announce_session_ended(SessionEnded::AllOf(user.id.clone()));
             }
             tracing::info!(user = %user.id, created, role = %user.role, "single sign-on");
             // The dashboard lives where the callback route is mounted, minus the route.

@@ -82,6 +82,7 @@ impl Hub {
             tokio::time::timeout(Duration::from_secs(5), tx.send(Outbound::Close(reason))).await;
     }
 
+    /// A legacy agent polled this node (recorded for the other nodes by the caller).
     pub fn note_legacy_poll(&self, agent_id: &str) {
         self.legacy_polls
             .lock()
@@ -108,6 +109,26 @@ impl Hub {
             .lock()
             .expect("hub lock")
             .contains_key(agent_id)
+    }
+
+    /// Asks the agent's socket task (if on this node) to send its pending commands, without
+    /// waiting.
+    pub fn flush(&self, agent_id: &str) {
+        if let Some(c) = self.connections.lock().expect("hub lock").get(agent_id) {
+            let _ = c.tx.try_send(Outbound::Flush(None));
+        }
+    }
+
+    /// The agent connected to another node: its socket here (if any) is stale. It is
+    /// forgotten first, so closing it announces no "offline".
+    pub fn replaced_elsewhere(&self, agent_id: &str) {
+        if let Some(old) = self.connections.lock().expect("hub lock").remove(agent_id) {
+            tracing::info!(
+                agent_id,
+                "the agent connected to another node; closing its socket here"
+            );
+            let _ = old.tx.try_send(Outbound::Replaced);
+        }
     }
 
     pub fn connected_count(&self) -> usize {

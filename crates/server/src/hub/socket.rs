@@ -157,8 +157,14 @@ async fn run(state: AppState, mut socket: WebSocket, peer: std::net::IpAddr, slo
 
     let (tx, rx) = mpsc::channel(64);
     let conn_id = state.hub.register(&agent_id, tx.clone());
+    state.cluster.presence.connected(&agent_id);
+    state
+        .cluster
+        .tell_others(crate::cluster::Notice::Connected {
+            agent_id: agent_id.clone(),
+        });
     tracing::info!(agent_id, hostname = %sanitize::for_log(&auth.hostname), version = %sanitize::for_log(&auth.version), "agent connected");
-    state.events.publish(Event::AgentStatus {
+    state.publish(Event::AgentStatus {
         agent_id: agent_id.clone(),
         online: true,
         hostname: auth.hostname.clone(),
@@ -171,14 +177,12 @@ async fn run(state: AppState, mut socket: WebSocket, peer: std::net::IpAddr, slo
     tracing::info!(agent_id, reason, "agent disconnected");
 
     if state.hub.unregister(&agent_id, conn_id) {
-        state.events.publish(Event::AgentStatus {
+        state.cluster.presence.disconnected(&agent_id);
+        state.publish(Event::AgentStatus {
             agent_id: agent_id.clone(),
             online: false,
             hostname: auth.hostname.clone(),
         });
-    }
-    if let Err(e) = AgentSession::new(&state, &agent_id).seen().await {
-        tracing::warn!(agent_id, error = %e, "could not record last_seen");
     }
 }
 

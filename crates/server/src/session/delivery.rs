@@ -50,7 +50,7 @@ pub(crate) async fn hand_out(
             return false;
         }
         match state.store.mark_running(&command.id).await {
-            Ok(true) => state.events.publish(Event::CommandUpdated {
+            Ok(true) => state.publish(Event::CommandUpdated {
                 id: command.id.clone(),
                 agent_id: agent_id.to_owned(),
                 status: RUNNING.into(),

@@ -38,9 +38,9 @@ impl<'a> AgentSession<'a> {
         self.agent_id
     }
 
-    /// The agent was heard from: record `last_seen`.
-    pub async fn seen(&self) -> DbResult<()> {
-        self.state.store.touch_agent(self.agent_id).await
+    /// The agent was heard from: `last_seen` is written with the next presence batch.
+    pub fn seen(&self) {
+        self.state.cluster.presence.seen(self.agent_id);
     }
 
     /// Stores one message the agent reported. Everything in it is hostile input: strings are
@@ -49,7 +49,10 @@ impl<'a> AgentSession<'a> {
         let store = &self.state.store;
         let id = self.agent_id;
         match msg {
-            AgentMessage::Heartbeat(_) => self.seen().await,
+            AgentMessage::Heartbeat(_) => {
+                self.seen();
+                Ok(())
+            }
             AgentMessage::MetricsReport(mut m) => {
                 sanitize::metrics(&mut m);
                 store.insert_metrics(id, &m).await

@@ -57,7 +57,7 @@ pub(crate) async fn record(
         )
         .await?;
     match &status {
-        Some(status) => state.events.publish(Event::CommandUpdated {
+        Some(status) => state.publish(Event::CommandUpdated {
             id: result.id.clone(),
             agent_id: agent_id.to_owned(),
             status: status.clone(),

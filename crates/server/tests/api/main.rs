@@ -5,6 +5,7 @@
 
 mod agent_sim;
 mod bad_input;
+mod cluster;
 mod commands;
 mod contract;
 mod enrollment;
