@@ -44,7 +44,9 @@ pub async fn build_state(
     let store = db::Store::connect(&config.effective_database_url()).await?;
     store.migrate().await?;
     let secret = auth::load_or_create_secret(&config.jwt_secret, &config.data_dir)?;
+    let metrics = session::metrics_writer::MetricsWriter::start(store.clone());
     Ok(AppState::new(Inner {
+        metrics,
         jwt: auth::JwtKeys::new(&secret),
         two_factor: two_factor::SecretBox::load_or_create(&config.data_dir)?,
         store,
@@ -114,6 +116,7 @@ pub async fn launch_observed(
     .await?;
     upkeep.abort();
     presence.abort();
+    state.metrics.drain().await;
     cluster::presence::leave(&state).await;
     state.store.close().await;
     tracing::info!("GuruRMM server stopped");

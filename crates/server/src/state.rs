@@ -20,6 +20,8 @@ pub struct Inner {
     /// Seals TOTP secrets at rest.
     pub two_factor: crate::two_factor::SecretBox,
     pub hub: Hub,
+    /// The metrics write path: queued, written in batches.
+    pub metrics: crate::session::metrics_writer::MetricsWriter,
     /// This node among the others on the same database.
     pub cluster: crate::cluster::Cluster,
     /// This node's dashboard event streams; publish through [`AppState::publish`].

@@ -42,6 +42,9 @@ pub struct WatchdogEventRecord {
     pub timestamp: i64,
 }
 
+/// Rows per multi-row insert: 10 parameters each stays well under both databases' limits.
+const SERIES_ROWS_PER_STATEMENT: usize = 500;
+
 fn clamp_u64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
@@ -50,39 +53,94 @@ impl Store {
     /// Stores a metrics report: a row of the series and the agent's latest snapshot, in one
     /// transaction.
     pub async fn insert_metrics(&self, agent_id: &str, m: &MetricsReport) -> DbResult<()> {
-        let disk_total: Option<i64> =
-            (!m.disks.is_empty()).then(|| m.disks.iter().map(|d| clamp_u64(d.total_bytes)).sum());
-        let disk_used: Option<i64> =
-            (!m.disks.is_empty()).then(|| m.disks.iter().map(|d| clamp_u64(d.used_bytes)).sum());
-        let disks_json = serde_json::to_string(&m.disks).unwrap_or_default();
-        // The agent's clock may be off; a timestamp far in the future would hide newer points.
-        let ts = (m.timestamp.saturating_mul(1000)).min(now_ms() + 60_000);
+        self.insert_metrics_batch(&[(agent_id.to_owned(), m.clone())])
+            .await
+    }
+
+    /// Stores many reports in one transaction: multi-row inserts into the series, and each
+    /// agent's newest report as its snapshot. Used by the metrics writer
+    /// (`session::metrics_writer`), so a busy fleet costs a few statements a batch.
+    pub async fn insert_metrics_batch(&self, reports: &[(String, MetricsReport)]) -> DbResult<()> {
+        if reports.is_empty() {
+            return Ok(());
+        }
+        let now = now_ms();
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO metrics (agent_id, ts, cpu_percent, memory_used_bytes, memory_total_bytes, disk_used_bytes, disk_total_bytes, \
-             network_rx_bytes, network_tx_bytes, disks_json) VALUES ($1, $2, CAST($3 AS DOUBLE PRECISION), $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(agent_id)
-        .bind(ts)
-        .bind(super::nullable_float(m.cpu_percent))
-        .bind(m.memory_used_bytes.map(clamp_u64))
-        .bind(m.memory_total_bytes.map(clamp_u64))
-        .bind(disk_used)
-        .bind(disk_total)
-        .bind(m.network.as_ref().map(|n| clamp_u64(n.rx_bytes)))
-        .bind(m.network.as_ref().map(|n| clamp_u64(n.tx_bytes)))
-        .bind(disks_json)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO agent_state (agent_id, metrics_json, metrics_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (agent_id) DO UPDATE SET metrics_json = $2, metrics_at = $3",
-        )
-        .bind(agent_id)
-        .bind(serde_json::to_string(m).unwrap_or_default())
-        .bind(now_ms())
-        .execute(&mut *tx)
-        .await?;
+        for chunk in reports.chunks(SERIES_ROWS_PER_STATEMENT) {
+            let mut sql = String::from(
+                "INSERT INTO metrics (agent_id, ts, cpu_percent, memory_used_bytes, memory_total_bytes, disk_used_bytes, \
+                 disk_total_bytes, network_rx_bytes, network_tx_bytes, disks_json) VALUES ",
+            );
+            for i in 0..chunk.len() {
+                let p = i * 10;
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&format!(
+                    "(${}, ${}, CAST(${} AS DOUBLE PRECISION), ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                    p + 1,
+                    p + 2,
+                    p + 3,
+                    p + 4,
+                    p + 5,
+                    p + 6,
+                    p + 7,
+                    p + 8,
+                    p + 9,
+                    p + 10
+                ));
+            }
+            let mut q = sqlx::query(&sql);
+            for (agent_id, m) in chunk {
+                let disk_total: Option<i64> = (!m.disks.is_empty())
+                    .then(|| m.disks.iter().map(|d| clamp_u64(d.total_bytes)).sum());
+                let disk_used: Option<i64> = (!m.disks.is_empty())
+                    .then(|| m.disks.iter().map(|d| clamp_u64(d.used_bytes)).sum());
+                // The agent's clock may be off; a timestamp far in the future would hide
+                // newer points.
+                let ts = (m.timestamp.saturating_mul(1000)).min(now + 60_000);
+                q = q
+                    .bind(agent_id)
+                    .bind(ts)
+                    .bind(super::nullable_float(m.cpu_percent))
+                    .bind(m.memory_used_bytes.map(clamp_u64))
+                    .bind(m.memory_total_bytes.map(clamp_u64))
+                    .bind(disk_used)
+                    .bind(disk_total)
+                    .bind(m.network.as_ref().map(|n| clamp_u64(n.rx_bytes)))
+                    .bind(m.network.as_ref().map(|n| clamp_u64(n.tx_bytes)))
+                    .bind(serde_json::to_string(&m.disks).unwrap_or_default());
+            }
+            q.execute(&mut *tx).await?;
+        }
+        // One snapshot per agent (an upsert may not touch a row twice): its newest report.
+        let mut newest: std::collections::HashMap<&str, &MetricsReport> = Default::default();
+        for (agent_id, m) in reports {
+            newest.insert(agent_id, m);
+        }
+        let snapshots: Vec<(&str, &MetricsReport)> = newest.into_iter().collect();
+        for chunk in snapshots.chunks(SERIES_ROWS_PER_STATEMENT) {
+            let mut sql = String::from(
+                "INSERT INTO agent_state (agent_id, metrics_json, metrics_at) VALUES ",
+            );
+            for i in 0..chunk.len() {
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&format!("(${}, ${}, ${})", i * 3 + 1, i * 3 + 2, i * 3 + 3));
+            }
+            sql.push_str(
+                " ON CONFLICT (agent_id) DO UPDATE SET metrics_json = excluded.metrics_json, metrics_at = excluded.metrics_at",
+            );
+            let mut q = sqlx::query(&sql);
+            for (agent_id, m) in chunk {
+                q = q
+                    .bind(*agent_id)
+                    .bind(serde_json::to_string(m).unwrap_or_default())
+                    .bind(now);
+            }
+            q.execute(&mut *tx).await?;
+        }
         tx.commit().await?;
         Ok(())
     }

@@ -82,7 +82,6 @@ pub async fn heartbeat(
     let mut reports = vec![AgentMessage::Heartbeat(Heartbeat {
         timestamp: req.timestamp,
     })];
-    reports.extend(req.metrics.map(AgentMessage::MetricsReport));
     reports.extend(req.network_state.map(AgentMessage::NetworkState));
     reports.extend(
         req.watchdog_events
@@ -91,6 +90,9 @@ pub async fn heartbeat(
     );
     for report in reports {
         session.ingest(report).await?;
+    }
+    if let Some(metrics) = req.metrics {
+        session.store_metrics_now(metrics).await?;
     }
     let mut commands = Vec::new();
     session.hand_out(&mut commands).await;

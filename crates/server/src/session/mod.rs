@@ -12,6 +12,7 @@
 
 pub mod delivery;
 pub mod enroll;
+pub mod metrics_writer;
 pub mod results;
 pub mod sanitize;
 
@@ -55,7 +56,8 @@ impl<'a> AgentSession<'a> {
             }
             AgentMessage::MetricsReport(mut m) => {
                 sanitize::metrics(&mut m);
-                store.insert_metrics(id, &m).await
+                self.state.metrics.queue(id, m).await;
+                Ok(())
             }
             AgentMessage::NetworkState(mut n) => {
                 sanitize::network_state(&mut n);
@@ -82,6 +84,13 @@ impl<'a> AgentSession<'a> {
                 Ok(())
             }
         }
+    }
+
+    /// Stores a metrics report and waits until it is written (a legacy poll answers only
+    /// then, so the agent keeps in its outbox whatever was not stored).
+    pub async fn store_metrics_now(&self, mut m: gururmm_protocol::MetricsReport) -> DbResult<()> {
+        sanitize::metrics(&mut m);
+        self.state.metrics.store(self.agent_id, m).await
     }
 
     /// Stores a command result; returns the command's status now, or None when this agent

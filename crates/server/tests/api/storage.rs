@@ -132,6 +132,45 @@ async fn missing_then_present_metrics_values(db: TestDb) {
     assert!((avg - expected).abs() < 1e-9, "{avg}");
 }
 
+/// The batched write path: everything queued is stored, each agent's snapshot is its newest
+/// report, and a report the database refuses (its agent is gone) costs only itself.
+async fn metrics_writer_stores_batches_and_skips_a_refused_report(db: TestDb) {
+    use gururmm_server::session::metrics_writer::MetricsWriter;
+    let f = fresh(db).await;
+    let (a, b) = (agent(&f.store).await, agent(&f.store).await);
+    let writer = MetricsWriter::start(f.store.clone());
+    let now = chrono::Utc::now().timestamp();
+    let report = |age: i64| MetricsReport {
+        timestamp: now - age,
+        cpu_percent: Some(age as f64),
+        memory_used_bytes: None,
+        memory_total_bytes: None,
+        disks: vec![],
+        network: None,
+    };
+    for age in (0..50).rev() {
+        writer.queue(&a, report(age)).await;
+        writer.queue("no-such-agent", report(age)).await;
+        writer.queue(&b, report(age)).await;
+    }
+    writer.drain().await;
+    for id in [&a, &b] {
+        let points = f
+            .store
+            .metrics_range(id, 0, (now + 10) * 1000, 1000)
+            .await
+            .unwrap();
+        assert_eq!(points.len(), 50, "every report of {id} stored");
+        let snapshot = f.store.agent_state(id).await.unwrap().metrics.unwrap();
+        assert_eq!(
+            snapshot["cpu_percent"], 0.0,
+            "the newest report is the snapshot"
+        );
+    }
+    assert!(writer.store("no-such-agent", report(0)).await.is_err());
+    assert!(writer.store(&a, report(0)).await.is_ok());
+}
+
 async fn command_state_transitions(db: TestDb) {
     let f = fresh(db).await;
     let id = agent(&f.store).await;
@@ -373,6 +412,7 @@ async fn event_tickets_are_single_use_and_expire(db: TestDb) {
 }
 
 on_both_databases!(
+    metrics_writer_stores_batches_and_skips_a_refused_report,
     missing_then_present_metrics_values,
     event_tickets_are_single_use_and_expire,
     a_failed_audit_write_undoes_the_change,

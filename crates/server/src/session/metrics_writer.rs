@@ -1,0 +1,164 @@
+//! The metrics write path. Reports are queued and written in batches, one transaction each
+//! (`Store::insert_metrics_batch`), so a busy fleet costs a few statements per batch instead
+//! of a transaction per report.
+//!
+//! - No deliberate delay: the writer takes whatever queued while the previous batch was being
+//!   written, so batches grow with the load and a quiet server writes at once.
+//! - Bounded: the queue holds `QUEUE_REPORTS` (about a second at the rate the server is built
+//!   for). A full queue makes the sender wait, which stops reading that agent's socket (TCP
+//!   back-pressure) instead of growing memory.
+//! - At risk in a crash: what is queued, at most about a second of reports. A legacy agent's
+//!   poll answers only after its report is written, so its outbox keeps anything not stored.
+//! - A batch the database refuses (say, a report of an agent deleted a moment ago) is retried
+//!   report by report, so one bad report costs only itself; while the database is
+//!   unreachable the batch waits and is retried.
+
+use std::time::Duration;
+
+use gururmm_protocol::MetricsReport;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::db::{DbResult, Store, StoreError};
+
+/// Reports that may wait to be written.
+pub const QUEUE_REPORTS: usize = 20_000;
+/// Most reports in one batch.
+const BATCH_REPORTS: usize = 2_000;
+
+/// A report's fate: stored, or why not.
+type Outcome = Result<(), String>;
+
+enum Queued {
+    Report {
+        agent_id: String,
+        report: MetricsReport,
+        stored: Option<oneshot::Sender<Outcome>>,
+    },
+    /// Answers once everything queued before it is written.
+    Barrier(oneshot::Sender<()>),
+}
+
+#[derive(Clone)]
+pub struct MetricsWriter {
+    tx: mpsc::Sender<Queued>,
+}
+
+impl MetricsWriter {
+    /// Starts the writer task on `store`.
+    pub fn start(store: Store) -> MetricsWriter {
+        let (tx, rx) = mpsc::channel(QUEUE_REPORTS);
+        tokio::spawn(run(store, rx));
+        MetricsWriter { tx }
+    }
+
+    /// Queues a report (waiting while the queue is full).
+    pub async fn queue(&self, agent_id: &str, report: MetricsReport) {
+        let item = Queued::Report {
+            agent_id: agent_id.to_owned(),
+            report,
+            stored: None,
+        };
+        if self.tx.send(item).await.is_err() {
+            tracing::error!(agent_id, "metrics writer stopped; report dropped");
+        }
+    }
+
+    /// Queues a report and waits until it is written.
+    pub async fn store(&self, agent_id: &str, report: MetricsReport) -> DbResult<()> {
+        let (stored, done) = oneshot::channel();
+        let item = Queued::Report {
+            agent_id: agent_id.to_owned(),
+            report,
+            stored: Some(stored),
+        };
+        let failed = |why: String| StoreError::Other(sqlx::Error::Protocol(why));
+        let stopped = || failed("the metrics writer has stopped".into());
+        self.tx.send(item).await.map_err(|_| stopped())?;
+        done.await.map_err(|_| stopped())?.map_err(failed)
+    }
+
+    /// Waits until every report queued so far is written (a clean shutdown; tests).
+    pub async fn drain(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Queued::Barrier(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+async fn run(store: Store, mut rx: mpsc::Receiver<Queued>) {
+    let mut batch: Vec<(String, MetricsReport)> = Vec::new();
+    let mut waiting: Vec<(usize, oneshot::Sender<Outcome>)> = Vec::new();
+    let mut barriers: Vec<oneshot::Sender<()>> = Vec::new();
+    while let Some(first) = rx.recv().await {
+        let mut next = Some(first);
+        while let Some(item) = next.take() {
+            match item {
+                Queued::Report {
+                    agent_id,
+                    report,
+                    stored,
+                } => {
+                    if let Some(s) = stored {
+                        waiting.push((batch.len(), s));
+                    }
+                    batch.push((agent_id, report));
+                }
+                Queued::Barrier(b) => barriers.push(b),
+            }
+            if batch.len() < BATCH_REPORTS {
+                next = rx.try_recv().ok();
+            }
+        }
+        let outcomes = write(&store, &batch).await;
+        for (index, stored) in waiting.drain(..) {
+            let _ = stored.send(outcomes[index].clone());
+        }
+        for b in barriers.drain(..) {
+            let _ = b.send(());
+        }
+        batch.clear();
+    }
+}
+
+/// Writes a batch; returns each report's outcome.
+async fn write(store: &Store, batch: &[(String, MetricsReport)]) -> Vec<Outcome> {
+    if batch.is_empty() {
+        return Vec::new();
+    }
+    match with_retry(|| store.insert_metrics_batch(batch)).await {
+        Ok(()) => return vec![Ok(()); batch.len()],
+        Err(e) => {
+            tracing::warn!(reports = batch.len(), error = %e, "a metrics batch was refused; storing its reports one by one")
+        }
+    }
+    let mut outcomes = Vec::with_capacity(batch.len());
+    for one in batch.chunks(1) {
+        let outcome = with_retry(|| store.insert_metrics_batch(one)).await;
+        if let Err(e) = &outcome {
+            tracing::warn!(agent_id = %one[0].0, error = %e, "metrics report not stored");
+        }
+        outcomes.push(outcome.map_err(|e| e.to_string()));
+    }
+    outcomes
+}
+
+/// Retries while the database is unreachable (backing off up to 5 s); any other error, or a
+/// closed pool (the server is stopping), is returned.
+async fn with_retry<F, Fut>(mut attempt: F) -> DbResult<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = DbResult<()>>,
+{
+    let mut pause = Duration::from_millis(200);
+    loop {
+        match attempt().await {
+            Err(StoreError::Unavailable(e)) if !matches!(e, sqlx::Error::PoolClosed) => {
+                tracing::warn!(error = %e, "database unavailable; metrics wait");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(5));
+            }
+            other => return other,
+        }
+    }
+}
