@@ -35,6 +35,33 @@ use tokio::net::TcpListener;
 pub use config::Config;
 use state::{AppState, Inner};
 
+/// Listens on `addr` for agents and browsers. The address is reused (a restart right after a
+/// crash binds at once), the accept backlog is deep enough for a fleet reconnecting together,
+/// and a port still held by a dying process is retried for a few seconds.
+pub async fn listen(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    const BACKLOG: u32 = 8192;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        match socket.bind(addr).and_then(|()| socket.listen(BACKLOG)) {
+            Ok(listener) => return Ok(listener),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::AddrInUse
+                    && tokio::time::Instant::now() < deadline =>
+            {
+                tracing::warn!(%addr, "address in use (a previous server still stopping?); retrying");
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
+            Err(e) => anyhow::bail!("cannot listen on {addr}: {e}"),
+        }
+    }
+}
+
 /// Opens and migrates the database and builds the application state.
 pub async fn build_state(
     config: Config,

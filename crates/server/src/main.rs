@@ -6,6 +6,11 @@ use gururmm_server::auth::{self, Role};
 use gururmm_server::db::{Actor, Store};
 use gururmm_server::{config::Config, logging};
 
+/// mimalloc gives freed memory back to the system within moments, so the server's footprint
+/// falls again after a reconnect storm (glibc's allocator kept gigabytes).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "gururmm-server",
@@ -83,9 +88,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     downloads.display()
                 );
             }
-            let listener = tokio::net::TcpListener::bind(config.listen)
-                .await
-                .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
+            let listener = gururmm_server::listen(config.listen).await?;
             gururmm_server::launch(config, listener, shutdown_signal()).await
         }
         Command::Migrate => {

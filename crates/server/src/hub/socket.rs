@@ -20,8 +20,8 @@ use crate::state::AppState;
 /// Socket buffers: agents send small frames most of the time, and tungstenite's default
 /// 128 KiB read buffer per socket is what made idle sockets expensive. Larger messages still
 /// arrive whole (the buffer grows up to `max_frame_bytes` as needed).
-const READ_BUFFER_BYTES: usize = 8 * 1024;
-const WRITE_BUFFER_BYTES: usize = 8 * 1024;
+const READ_BUFFER_BYTES: usize = 4 * 1024;
+const WRITE_BUFFER_BYTES: usize = 4 * 1024;
 
 pub async fn ws_handler(
     State(state): State<AppState>,
