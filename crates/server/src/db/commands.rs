@@ -102,13 +102,14 @@ pub struct TimedOut {
 
 impl Store {
     /// Queues a command (`pending`) with its audit row `command.create`, which names the
-    /// command and what it runs.
+    /// command and what it runs. The record answered has no hostname (read the command for it).
     pub async fn insert_command(
         &self,
         c: NewCommand<'_>,
         by: Actor<'_>,
     ) -> DbResult<CommandRecord> {
         let id = new_id();
+        let created_at = now_ms();
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO commands (id, agent_id, command_type, command, interpreter, timeout_seconds, elevated, status, created_by, created_at) \
@@ -123,7 +124,7 @@ impl Store {
         .bind(i64::from(c.elevated))
         .bind(PENDING)
         .bind(c.created_by)
-        .bind(now_ms())
+        .bind(created_at)
         .execute(&mut *tx)
         .await?;
         let details = format!("{id} {}: {}", c.command_type, c.command);
@@ -137,9 +138,26 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
-        self.command(&id)
-            .await?
-            .ok_or(super::StoreError::NotFound("command"))
+        // Built here rather than read back: one statement less on every command.
+        Ok(CommandRecord {
+            id,
+            agent_id: c.agent_id.to_owned(),
+            hostname: None,
+            command_type: gururmm_protocol::CommandType::parse(c.command_type),
+            command: c.command.to_owned(),
+            interpreter: c.interpreter.map(str::to_owned),
+            timeout_seconds: c.timeout_seconds,
+            elevated: c.elevated,
+            status: gururmm_protocol::CommandStatus::Pending,
+            exit_code: None,
+            stdout: None,
+            stderr: None,
+            duration_ms: None,
+            created_by: c.created_by.map(str::to_owned),
+            created_at,
+            sent_at: None,
+            completed_at: None,
+        })
     }
 
     pub async fn command(&self, id: &str) -> DbResult<Option<CommandRecord>> {
@@ -190,31 +208,49 @@ impl Store {
         rows.iter().map(from_row).collect()
     }
 
-    /// The agent's queued commands, oldest first.
-    pub async fn pending_commands(&self, agent_id: &str) -> DbResult<Vec<CommandRecord>> {
-        let rows = sqlx::query(&format!(
-            // A record waiting for approval is handed nothing.
-            "{SELECT} WHERE m.agent_id = $1 AND m.status = $2 AND a.approval = 'approved' ORDER BY m.created_at, m.id"
-        ))
+    /// Claims the agent's queued commands in one statement: pending -> running, oldest first.
+    /// A record waiting for approval is handed nothing. Each command is claimed once, however
+    /// many paths ask at the same time; the caller gives back what it could not send
+    /// ([`Store::release_unsent`]).
+    pub async fn claim_pending(&self, agent_id: &str) -> DbResult<Vec<CommandRecord>> {
+        let rows = sqlx::query(
+            "UPDATE commands SET status = $1, sent_at = $2 WHERE id IN \
+             (SELECT m.id FROM commands m JOIN agents a ON a.id = m.agent_id \
+              WHERE m.agent_id = $3 AND m.status = $4 AND a.approval = 'approved') \
+             RETURNING id, agent_id, CAST(NULL AS TEXT) AS hostname, command_type, command, interpreter, \
+             timeout_seconds, elevated, status, exit_code, stdout, stderr, duration_ms, created_by, created_at, \
+             sent_at, completed_at",
+        )
+        .bind(RUNNING)
+        .bind(now_ms())
         .bind(agent_id)
         .bind(PENDING)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(from_row).collect()
+        let mut claimed = rows.iter().map(from_row).collect::<DbResult<Vec<_>>>()?;
+        claimed.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(claimed)
     }
 
-    /// pending -> running, once: returns false if another path already sent or cancelled it.
-    pub async fn mark_running(&self, id: &str) -> DbResult<bool> {
-        let done = sqlx::query(
-            "UPDATE commands SET status = $1, sent_at = $2 WHERE id = $3 AND status = $4",
-        )
-        .bind(RUNNING)
-        .bind(now_ms())
-        .bind(id)
-        .bind(PENDING)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() > 0)
+    /// Claimed commands that did not go out (the transport failed): pending again, for the
+    /// next connection.
+    pub async fn release_unsent(&self, ids: &[String]) -> DbResult<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let list = (0..ids.len())
+            .map(|i| format!("${}", i + 3))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "UPDATE commands SET status = $1, sent_at = NULL WHERE status = $2 AND id IN ({list})"
+        );
+        let mut q = sqlx::query(&sql).bind(PENDING).bind(RUNNING);
+        for id in ids {
+            q = q.bind(id);
+        }
+        q.execute(&self.pool).await?;
+        Ok(())
     }
 
     /// Stores an agent's result. The command must belong to that agent. A cancelled command
@@ -232,10 +268,10 @@ impl Store {
         stderr: &str,
         duration_ms: i64,
     ) -> DbResult<Option<String>> {
-        sqlx::query(
+        let updated: Option<String> = sqlx::query_scalar(
             "UPDATE commands SET exit_code = $1, stdout = $2, stderr = $3, duration_ms = $4, completed_at = $5, \
              status = CASE WHEN status = $6 THEN status ELSE $7 END \
-             WHERE id = $8 AND agent_id = $9 AND (exit_code IS NULL)",
+             WHERE id = $8 AND agent_id = $9 AND (exit_code IS NULL) RETURNING status",
         )
         .bind(exit_code)
         .bind(stdout)
@@ -246,8 +282,12 @@ impl Store {
         .bind(status)
         .bind(id)
         .bind(agent_id)
-        .execute(&self.pool)
+        .fetch_optional(&self.pool)
         .await?;
+        if updated.is_some() {
+            return Ok(updated);
+        }
+        // Already finished, or not this agent's: say which (one more read, only then).
         Ok(
             sqlx::query_scalar("SELECT status FROM commands WHERE id = $1 AND agent_id = $2")
                 .bind(id)

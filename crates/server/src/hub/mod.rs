@@ -2,8 +2,9 @@
 //!
 //! Each connected agent has one socket task (see `socket.rs`) that alone writes to its socket.
 //! Others talk to it through a channel. Sending a command means asking that task to flush the
-//! agent's pending commands (`session::AgentSession::hand_out`): only a send that succeeded
-//! turns a command `running`, so a failed send leaves it pending for the next connection.
+//! agent's pending commands (`session::AgentSession::hand_out`): they are claimed (`running`)
+//! in one statement and sent; a failed send gives back what did not go, pending for the next
+//! connection. Sockets on other server nodes are reached through `cluster`.
 
 pub mod pending;
 mod socket;

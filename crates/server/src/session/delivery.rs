@@ -11,10 +11,6 @@ use crate::state::AppState;
 pub(crate) trait CommandSink {
     /// Takes one command; an error means the transport failed and the command did not go.
     async fn send_command(&mut self, command: Command) -> Result<(), String>;
-
-    /// The command was taken but another path claimed or cancelled it meanwhile: a sink that
-    /// has not sent it yet (a poll answer still being built) drops it.
-    fn retract(&mut self, _command_id: &str) {}
 }
 
 /// A legacy poll: the commands go out in the HTTP answer.
@@ -23,44 +19,37 @@ impl CommandSink for Vec<Command> {
         self.push(command);
         Ok(())
     }
-
-    fn retract(&mut self, command_id: &str) {
-        self.retain(|c| c.id != command_id);
-    }
 }
 
-/// Sends every pending command of the agent, oldest first. A command turns `running` only once
-/// the sink took it (a conditional `pending -> running`, so two paths never both claim it);
-/// returns false when a send failed (that command and the rest stay pending for next time).
+/// Sends every pending command of the agent, oldest first. The commands are claimed first
+/// (pending -> running in one statement, so two paths never both send one); those a failed
+/// send kept back are pending again for next time, and then this returns false.
 pub(crate) async fn hand_out(
     state: &AppState,
     agent_id: &str,
     sink: &mut impl CommandSink,
 ) -> bool {
-    let pending = match state.store.pending_commands(agent_id).await {
-        Ok(p) => p,
+    let claimed = match state.store.claim_pending(agent_id).await {
+        Ok(c) => c,
         Err(e) => {
-            tracing::error!(agent_id, error = %e, "cannot read pending commands");
+            tracing::error!(agent_id, error = %e, "cannot claim pending commands");
             return true;
         }
     };
-    for command in pending {
+    for (sent, command) in claimed.iter().enumerate() {
         if let Err(e) = sink.send_command(command.to_wire()).await {
-            tracing::warn!(agent_id, command_id = %command.id, error = %e, "command send failed; it stays pending");
+            tracing::warn!(agent_id, command_id = %command.id, error = %e, "command send failed; it and the rest stay pending");
+            let unsent: Vec<String> = claimed[sent..].iter().map(|c| c.id.clone()).collect();
+            if let Err(e) = state.store.release_unsent(&unsent).await {
+                tracing::error!(agent_id, error = %e, "cannot give back unsent commands; they time out");
+            }
             return false;
         }
-        match state.store.mark_running(&command.id).await {
-            Ok(true) => state.publish(Event::CommandUpdated {
-                id: command.id.clone(),
-                agent_id: agent_id.to_owned(),
-                status: RUNNING.into(),
-            }),
-            Ok(false) => sink.retract(&command.id),
-            Err(e) => {
-                tracing::error!(agent_id, command_id = %command.id, error = %e, "cannot mark command running");
-                sink.retract(&command.id);
-            }
-        }
+        state.publish(Event::CommandUpdated {
+            id: command.id.clone(),
+            agent_id: agent_id.to_owned(),
+            status: RUNNING.into(),
+        });
     }
     true
 }

@@ -187,9 +187,11 @@ async fn command_state_transitions(db: TestDb) {
     let c = f.store.insert_command(new(0), Actor::SYSTEM).await.unwrap();
     assert_eq!(c.status, "pending");
     assert!(c.elevated);
-    assert!(f.store.mark_running(&c.id).await.unwrap());
+    let claimed = f.store.claim_pending(&id).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].status, "running");
     assert!(
-        !f.store.mark_running(&c.id).await.unwrap(),
+        f.store.claim_pending(&id).await.unwrap().is_empty(),
         "sent once only"
     );
     assert_eq!(
@@ -214,7 +216,7 @@ async fn command_state_transitions(db: TestDb) {
         .insert_command(new(3600), Actor::SYSTEM)
         .await
         .unwrap();
-    f.store.mark_running(&long.id).await.unwrap();
+    assert_eq!(f.store.claim_pending(&id).await.unwrap()[0].id, long.id);
     assert!(
         f.store.time_out_overdue(0).await.unwrap().is_empty(),
         "within its timeout"
