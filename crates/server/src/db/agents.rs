@@ -270,6 +270,16 @@ impl Store {
         )
     }
 
+    /// The agent holding this key (hash), read in one statement: a fleet reconnecting at once
+    /// costs one read per agent.
+    pub async fn agent_by_key_hash(&self, hash: &str) -> DbResult<Option<AgentRecord>> {
+        let row = sqlx::query(&format!("{AGENT_SELECT} WHERE a.api_key_hash = $1"))
+            .bind(hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
     /// Records what an agent said about itself when it authenticated with its key.
     pub async fn update_agent_identity(&self, id: &str, a: &NewAgent<'_>) -> DbResult<()> {
         let mut conn = self.pool.acquire().await?;

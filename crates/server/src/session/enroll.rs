@@ -89,6 +89,17 @@ impl Identity {
         }
     }
 
+    /// Whether the stored record already says all this.
+    fn matches(&self, agent: &crate::db::AgentRecord) -> bool {
+        let same = |stored: &Option<String>, said: &str| stored.as_deref() == Some(said);
+        agent.hostname == self.hostname
+            && same(&agent.device_id, &self.device_id)
+            && same(&agent.os_type, &self.os_type)
+            && same(&agent.os_version, &self.os_version)
+            && same(&agent.arch, &self.arch)
+            && same(&agent.version, &self.version)
+    }
+
     fn as_new_agent<'a>(&'a self, site_id: Option<&'a str>, key_hash: &'a str) -> NewAgent<'a> {
         NewAgent {
             site_id,
@@ -135,20 +146,20 @@ pub async fn authenticate(
 
     if auth.api_key.starts_with(AGENT_KEY_PREFIX) {
         let hash = key_hash(&auth.api_key);
-        let Some(agent_id) = store.agent_id_by_key_hash(&hash).await? else {
+        let Some(agent) = store.agent_by_key_hash(&hash).await? else {
             return Ok(Err(Refused::Unknown("unknown agent key".into())));
         };
-        store
-            .update_agent_identity(&agent_id, &identity.as_new_agent(None, &hash))
-            .await?;
-        let approval = store
-            .agent(&agent_id)
-            .await?
-            .map_or(Approval::Pending, |a| a.approval);
+        // Written only when the agent says something new (an upgrade, a rename); the time
+        // it was seen goes with the next presence batch.
+        if !identity.matches(&agent) {
+            store
+                .update_agent_identity(&agent.id, &identity.as_new_agent(None, &hash))
+                .await?;
+        }
         return Ok(Ok(Authenticated {
-            agent_id,
+            agent_id: agent.id,
             issued_key: None,
-            approval,
+            approval: agent.approval,
         }));
     }
 
