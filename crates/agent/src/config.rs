@@ -105,7 +105,7 @@ pub struct AgentSection {
     pub idle_timeout_seconds: u64,
     pub auth_timeout_seconds: u64,
     /// First reconnect delay; doubles after each failure up to `reconnect_max_delay_seconds`,
-    /// with up to 25 % random jitter.
+    /// each delay spread at random over 10-100 % of it (a fleet reconnects over the whole delay).
     pub reconnect_delay_seconds: u64,
     pub reconnect_max_delay_seconds: u64,
     /// Used when a command arrives with `timeout_seconds` 0.
