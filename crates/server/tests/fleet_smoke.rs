@@ -1,7 +1,8 @@
 //! Fleet smoke test: the real server binary with ~300 simulated agents (the fleet simulator
-//! run in-process), on SQLite and on PostgreSQL. No timing assertions; it checks that
-//! every agent is online, every command is answered exactly once and ends `completed`, and
-//! every metrics report the fleet sent is stored.
+//! run in-process), on SQLite and on PostgreSQL, and three server processes on one PostgreSQL
+//! with one of them killed. No timing assertions; it checks that every agent is online, every
+//! command is answered exactly once and ends `completed`, and every metrics report the fleet
+//! sent is stored.
 //!
 //! The helpers (start a server process on a given database, data dir and port; create the
 //! admin and a site; count stored metrics) are functions so a multi-node test can start
@@ -274,9 +275,7 @@ async fn fleet_smoke(database_url: String, data: tempfile::TempDir) {
 
     eprintln!("fleet counters: {}", counters.line());
     assert_eq!(counters.enrolled as usize, AGENTS, "{}", counters.line());
-    // Not asserted: auth_failures. On SQLite a burst of concurrent enrollments is refused
-    // with "database is locked" (a storage error) and the agents enroll on retry, as real
-    // ones do; the counter shows how often.
+    assert_eq!(counters.auth_failures, 0, "{}", counters.line());
     assert_eq!(counters.duplicate_commands, 0, "{}", counters.line());
     assert_eq!(counters.commands_received as usize, COMMANDS);
     assert_eq!(counters.results_sent as usize, COMMANDS);
@@ -314,4 +313,77 @@ async fn fleet_on_postgres() {
     let data = tempfile::tempdir().unwrap();
     let url = gururmm_server::testing::fresh_postgres_database().await;
     fleet_smoke(url, data).await;
+}
+
+/// Three nodes on one PostgreSQL. The fleet is spread over them (a reconnect tries the next
+/// one, as behind a load balancer); commands and the event stream go through node 0 only, so
+/// two thirds of the commands reach agents held by the other nodes and their results come back
+/// as events from there. Then node 1 is killed with SIGKILL: its agents reconnect to the others,
+/// all show online again, and commands still reach every agent exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_on_one_postgres_one_killed() {
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let url = gururmm_server::testing::fresh_postgres_database().await;
+    let mut nodes = vec![start_server(&url, dirs[0].path(), free_port()).await];
+    add_admin(&url, dirs[0].path());
+    for dir in &dirs[1..] {
+        nodes.push(start_server(&url, dir.path(), free_port()).await);
+    }
+    let api = admin_api(std::slice::from_ref(&nodes[0].base_url)).await;
+    let code = create_site(&api).await;
+    let fleet = Fleet::start(fleet_config(
+        nodes.iter().map(|n| n.ws_url.clone()).collect(),
+        &code,
+        dirs[0].path().join("keys.jsonl"),
+    ))
+    .await
+    .expect("start the fleet");
+    assert!(
+        fleet.wait_connected(AGENTS, Duration::from_secs(30)).await,
+        "{}",
+        fleet.snapshot().line()
+    );
+    wait_all_online(&api, AGENTS, Duration::from_secs(30)).await;
+
+    let before = run_commands(&api, &fleet, COMMANDS, 4, Duration::from_secs(20))
+        .await
+        .expect("commands");
+    assert_eq!(before.completed, COMMANDS, "before the kill: {before:?}");
+
+    // Node 1 dies; its agents reconnect to nodes 2 and 0.
+    nodes[1].kill();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        fleet.wait_connected(AGENTS, Duration::from_secs(60)).await,
+        "after the kill: {}",
+        fleet.snapshot().line()
+    );
+    wait_all_online(&api, AGENTS, Duration::from_secs(30)).await;
+    let after = run_commands(&api, &fleet, COMMANDS, 4, Duration::from_secs(20))
+        .await
+        .expect("commands");
+    assert_eq!(after.completed, COMMANDS, "after the kill: {after:?}");
+
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let receipts = fleet.command_receipts();
+    let counters = fleet.stop().await;
+    eprintln!("fleet counters: {}", counters.line());
+    assert_eq!(counters.duplicate_commands, 0, "{}", counters.line());
+    let submitted: HashSet<&String> = before.ids.iter().chain(&after.ids).collect();
+    let received: HashSet<&String> = receipts.keys().collect();
+    assert_eq!(submitted, received, "every command reached its agent");
+    assert!(receipts.values().all(|&n| n == 1), "{receipts:?}");
+    for id in before.ids.iter().chain(&after.ids) {
+        assert_eq!(api.command_status(id).await.unwrap(), "completed", "{id}");
+    }
+
+    // Metrics: what the killed node had queued (at most about a second of its agents'
+    // reports, as documented) may be lost; nothing else.
+    let sent = counters.metrics_sent as i64;
+    let stored = wait_metrics(&url, sent, Duration::from_secs(20)).await;
+    let at_risk = 2 * (AGENTS as i64 / 3);
+    assert!(
+        stored <= sent && sent - stored <= at_risk,
+        "{stored} of {sent} metrics reports stored (at most {at_risk} may be lost with the killed node)"
+    );
 }

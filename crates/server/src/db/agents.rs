@@ -207,7 +207,7 @@ impl Store {
 
     /// A technician registers an agent by hand (`agent.register`).
     pub async fn register_agent(&self, a: NewAgent<'_>, by: Actor<'_>) -> DbResult<String> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let id = insert_agent(&mut tx, &a).await?;
         audit::record(
             &mut tx,
@@ -289,7 +289,7 @@ impl Store {
     /// Moves an agent to a site (None: unassigned) with its audit row; NotFound when there is
     /// no such agent.
     pub async fn move_agent(&self, id: &str, site_id: Option<&str>, by: Actor<'_>) -> DbResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query("UPDATE agents SET site_id = $1 WHERE id = $2")
             .bind(site_id)
             .bind(id)

@@ -73,7 +73,7 @@ impl Store {
     ) -> DbResult<ClientRecord> {
         let id = new_id();
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("INSERT INTO clients (id, name, notes, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)")
             .bind(&id)
             .bind(name)
@@ -141,7 +141,7 @@ impl Store {
     ) -> DbResult<String> {
         let id = new_id();
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO sites (id, client_id, name, site_code, notes, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)",
         )
@@ -205,7 +205,7 @@ impl Store {
 
     /// A new enrollment code for the site; the old one stops working at once.
     pub async fn set_site_code(&self, id: &str, code: &str, by: Actor<'_>) -> DbResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query("UPDATE sites SET site_code = $1, updated_at = $2 WHERE id = $3")
             .bind(code)
             .bind(now_ms())

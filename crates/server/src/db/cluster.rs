@@ -81,7 +81,7 @@ impl Store {
     /// A node stopping cleanly: its agents are offline now, not when its beat goes stale.
     /// Nodes dead for long are forgotten too.
     pub async fn leave_cluster(&self, node: &str) -> DbResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("UPDATE agents SET connected_node = NULL WHERE connected_node = $1")
             .bind(node)
             .execute(&mut *tx)
@@ -119,7 +119,7 @@ impl Store {
         if batch.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         for (column, rows) in [
             ("last_seen", &batch.seen),
             ("legacy_poll_at", &batch.polled),

@@ -110,7 +110,7 @@ impl Store {
     ) -> DbResult<CommandRecord> {
         let id = new_id();
         let created_at = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO commands (id, agent_id, command_type, command, interpreter, timeout_seconds, elevated, status, created_by, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -324,7 +324,7 @@ impl Store {
     /// pending or running -> cancelled, with its audit row. Returns false (and changes nothing)
     /// if the command had already finished.
     pub async fn cancel_command(&self, id: &str, by: Actor<'_>) -> DbResult<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE commands SET status = $1, completed_at = $2 WHERE id = $3 AND status IN ($4, $5)",
         )

@@ -101,7 +101,7 @@ impl Store {
         require_approval: bool,
         via: EnrollVia<'_>,
     ) -> DbResult<Enrolled> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         if let EnrollVia::Token(token_id) = via {
             // Conditional, so concurrent enrollments cannot use a token beyond its uses.
             let used = sqlx::query(
@@ -200,7 +200,7 @@ impl Store {
     /// authenticates as the old id. Otherwise the record itself becomes approved. Returns the
     /// id of the approved agent. NotFound: no pending record with this id.
     pub async fn approve_agent(&self, id: &str, by: Actor<'_>) -> DbResult<String> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let row = sqlx::query(
             "SELECT site_id, device_id, hostname, os_type, os_version, arch, version, api_key_hash, claims_agent_id \
              FROM agents WHERE id = $1 AND approval = 'pending'",
@@ -284,7 +284,7 @@ impl Store {
 
     /// Removes a pending record (its key dies with it), with its audit row.
     pub async fn reject_agent(&self, id: &str, by: Actor<'_>) -> DbResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query("DELETE FROM agents WHERE id = $1 AND approval = 'pending'")
             .bind(id)
             .execute(&mut *tx)
@@ -304,7 +304,7 @@ impl Store {
         require: bool,
         by: Actor<'_>,
     ) -> DbResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let done =
             sqlx::query("UPDATE sites SET require_approval = $1, updated_at = $2 WHERE id = $3")
                 .bind(i64::from(require))
@@ -342,7 +342,7 @@ impl Store {
     ) -> DbResult<TokenRecord> {
         let id = new_id();
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO registration_tokens (id, token_hash, site_id, expires_at, created_by, created_at, max_uses, uses, hint) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8)",
@@ -400,7 +400,7 @@ impl Store {
 
     /// Revokes a site's token (kept in the list, marked revoked), with its audit row.
     pub async fn revoke_token(&self, site_id: &str, id: &str, by: Actor<'_>) -> DbResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE registration_tokens SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2 AND site_id = $3",
         )

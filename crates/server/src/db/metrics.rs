@@ -65,7 +65,7 @@ impl Store {
             return Ok(());
         }
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         for chunk in reports.chunks(SERIES_ROWS_PER_STATEMENT) {
             let mut sql = String::from(
                 "INSERT INTO metrics (agent_id, ts, cpu_percent, memory_used_bytes, memory_total_bytes, disk_used_bytes, \

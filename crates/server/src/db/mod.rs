@@ -191,6 +191,17 @@ impl Store {
         Ok(Store { pool, backend })
     }
 
+    /// A transaction that will write. On SQLite it takes the write lock at once
+    /// (`BEGIN IMMEDIATE`): a deferred transaction that reads first and writes later fails with
+    /// "database is locked" when another writer went first, which busy_timeout cannot wait out.
+    pub(crate) async fn begin_write(&self) -> DbResult<sqlx::Transaction<'static, sqlx::Any>> {
+        let statement = match self.backend {
+            Backend::Sqlite => "BEGIN IMMEDIATE",
+            Backend::Postgres => "BEGIN",
+        };
+        Ok(self.pool.begin_with(statement).await?)
+    }
+
     pub async fn migrate(&self) -> anyhow::Result<()> {
         MIGRATOR.run(&self.pool).await?;
         Ok(())
@@ -212,7 +223,7 @@ impl Store {
     /// when there is no such row. `kind` names one of our tables (`kind` + "s"), never user
     /// input.
     async fn audited_delete(&self, kind: &'static str, id: &str, by: Actor<'_>) -> DbResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(&format!("DELETE FROM {kind}s WHERE id = $1"))
             .bind(id)
             .execute(&mut *tx)
@@ -235,7 +246,7 @@ impl Store {
         notes: Option<&str>,
         by: Actor<'_>,
     ) -> DbResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(&format!(
             "UPDATE {kind}s SET name = $1, notes = $2, updated_at = $3 WHERE id = $4"
         ))

@@ -99,7 +99,7 @@ impl Store {
     /// applies the group role; stores the hand-off code; audits `user.sso_login`. One
     /// transaction. A role change ends the user's other sessions, as an admin's change does.
     pub async fn sso_sign_in(&self, who: SsoIdentity<'_>) -> DbResult<SsoOutcome> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let now = now_ms();
         let found = sqlx::query(&format!(
             "SELECT {U_COLUMNS} FROM users u WHERE u.email = $1"

@@ -73,7 +73,7 @@ impl Store {
     ) -> DbResult<SessionRecord> {
         let id = new_id();
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, user_agent, source_address, via_sso) \
              VALUES ($1, $2, $3, $3, $4, $5, $6, $7)",
@@ -151,7 +151,7 @@ impl Store {
     /// Ends one of `user_id`'s own live sessions (audit row `session.end`); NotFound when it
     /// is not theirs or already over.
     pub async fn end_session(&self, user_id: &str, id: &str) -> DbResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE sessions SET ended_at = $1 WHERE id = $2 AND user_id = $3 AND ended_at IS NULL",
         )

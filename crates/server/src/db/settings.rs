@@ -14,7 +14,7 @@ impl Store {
 
     /// Sets a setting with its audit row (`settings.update`), in one transaction.
     pub async fn set_setting(&self, name: &str, value: &str, by: Actor<'_>) -> DbResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO server_settings (name, value, updated_at) VALUES ($1, $2, $3) \
              ON CONFLICT (name) DO UPDATE SET value = $2, updated_at = $3",

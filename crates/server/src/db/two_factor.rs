@@ -37,7 +37,7 @@ impl Store {
         recovery_hashes: &[String],
         by: Actor<'_>,
     ) -> DbResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "UPDATE users SET totp_secret = $1, totp_pending = NULL, totp_last_step = $2 WHERE id = $3",
         )
@@ -77,7 +77,7 @@ impl Store {
 
     /// Turns TOTP off and drops the recovery codes, with the audit row.
     pub async fn disable_totp(&self, user_id: &str, by: Actor<'_>) -> DbResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "UPDATE users SET totp_secret = NULL, totp_pending = NULL, totp_last_step = NULL WHERE id = $1",
         )

@@ -62,7 +62,7 @@ impl Store {
         by: Actor<'_>,
     ) -> DbResult<UserRecord> {
         let id = new_id();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let row = sqlx::query(&format!(
             "INSERT INTO users (id, email, password_hash, role, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING {COLUMNS}"
         ))
@@ -88,7 +88,7 @@ impl Store {
         role: Role,
         by: Actor<'_>,
     ) -> DbResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("UPDATE users SET password_hash = $1, role = $2, disabled = 0 WHERE id = $3")
             .bind(password_hash)
             .bind(role.as_str())
@@ -147,7 +147,7 @@ impl Store {
         change: UserChange<'_>,
         by: Actor<'_>,
     ) -> DbResult<UserRecord> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let row = sqlx::query(&format!(
             "UPDATE users SET role = COALESCE($1, role), password_hash = COALESCE($2, password_hash), \
              disabled = COALESCE($3, disabled) WHERE id = $4 RETURNING {COLUMNS}"
@@ -185,7 +185,7 @@ impl Store {
 
     /// The signed-in user's own password change; ends all their sessions with it.
     pub async fn change_own_password(&self, id: &str, password_hash: &str) -> DbResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
             .bind(password_hash)
             .bind(id)
