@@ -1,14 +1,100 @@
-//! Sliding-window counters, in memory, keyed by a string ("login-ip:1.2.3.4", "cmd-user:<id>").
+//! Sliding-window counters keyed by a string ("login-ip:1.2.3.4", "cmd-user:<id>").
+//!
+//! - [`SharedLimits`]: sign-in and enrollment limits, the ones that stop guessing. Counted in
+//!   the database, so they hold across every server node.
+//! - [`RateLimiter`]: in this node's memory, for limits where a per-node count is acceptable
+//!   (commands per technician and per agent) and for log throttling.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+/// Limits counted in the database (keys stored as SHA-256), shared by every node.
+pub struct SharedLimits<'a> {
+    store: &'a crate::db::Store,
+}
+
+/// A shared limit refused the attempt, or the database could not be asked.
+#[derive(Debug)]
+pub enum Limited {
+    Retry(RetryAfter),
+    Store(crate::db::StoreError),
+}
+
+impl From<crate::db::StoreError> for Limited {
+    fn from(e: crate::db::StoreError) -> Limited {
+        Limited::Store(e)
+    }
+}
+
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn retry(ms: i64) -> RetryAfter {
+    RetryAfter(Duration::from_millis(ms.max(0) as u64))
+}
+
+impl<'a> SharedLimits<'a> {
+    pub fn new(store: &'a crate::db::Store) -> SharedLimits<'a> {
+        SharedLimits { store }
+    }
+
+    fn key(key: &str) -> String {
+        crate::auth::key_hash(key)
+    }
+
+    /// Counts one event for `key` unless `limit` events already fall in the window; check and
+    /// count are one step for every node.
+    pub async fn check_and_record(
+        &self,
+        key: &str,
+        limit: u32,
+        window: Duration,
+    ) -> Result<(), Limited> {
+        self.store
+            .rate_check_and_record(&Self::key(key), limit, ms(window))
+            .await?
+            .map_err(|wait| Limited::Retry(retry(wait)))
+    }
+
+    pub async fn count(&self, key: &str, window: Duration) -> crate::db::DbResult<usize> {
+        let n = self.store.rate_count(&Self::key(key), ms(window)).await?;
+        Ok(usize::try_from(n).unwrap_or(0))
+    }
+
+    pub async fn record(&self, key: &str) -> crate::db::DbResult<()> {
+        self.store.rate_record(&Self::key(key)).await
+    }
+
+    /// Takes back the latest event counted for `key` (a reserved attempt that succeeded).
+    pub async fn release_one(&self, key: &str) -> crate::db::DbResult<()> {
+        self.store.rate_release_one(&Self::key(key)).await
+    }
+
+    pub async fn reset(&self, key: &str) -> crate::db::DbResult<()> {
+        self.store.rate_reset(&Self::key(key)).await
+    }
+
+    /// Spaces events for `key` at least `interval` apart: how long this one must wait for its
+    /// turn, or refused when the wait would exceed `max_wait`.
+    pub async fn take_slot(
+        &self,
+        key: &str,
+        interval: Duration,
+        max_wait: Duration,
+    ) -> Result<Duration, Limited> {
+        self.store
+            .rate_take_slot(&Self::key(key), ms(interval), ms(max_wait))
+            .await?
+            .map(|wait| Duration::from_millis(wait.max(0) as u64))
+            .map_err(|wait| Limited::Retry(retry(wait)))
+    }
+}
+
 #[derive(Default)]
 pub struct RateLimiter {
     hits: Mutex<HashMap<String, VecDeque<Instant>>>,
-    /// Per key, the earliest time the next spaced event may happen (see [`Self::take_slot`]).
-    slots: Mutex<HashMap<String, Instant>>,
 }
 
 /// Refused: try again after this long.
@@ -43,46 +129,6 @@ impl RateLimiter {
         Ok(())
     }
 
-    /// Events for `key` within the window.
-    pub fn count(&self, key: &str, window: Duration) -> usize {
-        let now = Instant::now();
-        self.hits
-            .lock()
-            .expect("rate limiter lock")
-            .get(key)
-            .map_or(0, |q| {
-                q.iter()
-                    .filter(|t| now.duration_since(**t) < window)
-                    .count()
-            })
-    }
-
-    /// Takes back the latest event counted for `key` (a reserved attempt that succeeded).
-    pub fn release_one(&self, key: &str) {
-        if let Some(q) = self.hits.lock().expect("rate limiter lock").get_mut(key) {
-            q.pop_back();
-        }
-    }
-
-    /// Spaces events for `key` at least `interval` apart: returns how long this one must wait
-    /// for its turn (its turn is then taken), or refuses when the wait would exceed `max_wait`.
-    pub fn take_slot(
-        &self,
-        key: &str,
-        interval: Duration,
-        max_wait: Duration,
-    ) -> Result<Duration, RetryAfter> {
-        let now = Instant::now();
-        let mut slots = self.slots.lock().expect("rate limiter lock");
-        let next = slots.get(key).copied().unwrap_or(now).max(now);
-        let wait = next - now;
-        if wait > max_wait {
-            return Err(RetryAfter(wait));
-        }
-        slots.insert(key.to_owned(), next + interval);
-        Ok(wait)
-    }
-
     pub fn record(&self, key: &str) {
         self.hits
             .lock()
@@ -92,17 +138,9 @@ impl RateLimiter {
             .push_back(Instant::now());
     }
 
-    pub fn reset(&self, key: &str) {
-        self.hits.lock().expect("rate limiter lock").remove(key);
-    }
-
     /// Drops keys with no event in `max_window`, so memory stays bounded.
     pub fn prune(&self, max_window: Duration) {
         let now = Instant::now();
-        self.slots
-            .lock()
-            .expect("rate limiter lock")
-            .retain(|_, next| *next > now);
         self.hits.lock().expect("rate limiter lock").retain(|_, q| {
             q.back()
                 .is_some_and(|t| now.duration_since(*t) < max_window)
@@ -167,20 +205,5 @@ mod tests {
             .map(|h| h.join().unwrap())
             .sum();
         assert_eq!(allowed, 10);
-        assert_eq!(rl.count("k", w), 10);
-        rl.release_one("k");
-        assert_eq!(rl.count("k", w), 9);
-    }
-
-    #[test]
-    fn slots_space_events_and_refuse_past_the_longest_wait() {
-        let rl = RateLimiter::default();
-        let (i, max) = (Duration::from_secs(1), Duration::from_millis(2500));
-        assert_eq!(rl.take_slot("a", i, max).unwrap(), Duration::ZERO);
-        let second = rl.take_slot("a", i, max).unwrap();
-        assert!(second > Duration::from_millis(900) && second <= i);
-        assert!(rl.take_slot("a", i, max).unwrap() <= 2 * i);
-        assert!(rl.take_slot("a", i, max).is_err(), "a 3 s wait is refused");
-        assert_eq!(rl.take_slot("b", i, max).unwrap(), Duration::ZERO);
     }
 }

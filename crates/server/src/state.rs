@@ -48,6 +48,11 @@ impl AppState {
         AppState(Arc::new(inner))
     }
 
+    /// Sign-in and enrollment limits, counted for the whole cluster.
+    pub fn limits(&self) -> crate::rate_limit::SharedLimits<'_> {
+        crate::rate_limit::SharedLimits::new(&self.store)
+    }
+
     /// A dashboard event, for the technicians on every node.
     pub fn publish(&self, event: Event) {
         self.events.publish(event.clone());

@@ -39,6 +39,9 @@ pub async fn run(state: AppState) {
         if last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
             last_prune = Some(tokio::time::Instant::now());
             prune_metrics(&state).await;
+            if let Err(e) = state.store.rate_prune(3_600_000).await {
+                tracing::error!(error = %e, "pruning rate-limit counts failed");
+            }
             // Old sessions are kept a while: the sign-in slowdown spares addresses a user
             // signed in from.
             if let Err(e) = state.store.prune_event_tickets().await {

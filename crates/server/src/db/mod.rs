@@ -12,6 +12,7 @@ mod commands;
 mod enrollment;
 mod metrics;
 mod oidc;
+mod rate_limits;
 mod sessions;
 mod settings;
 mod two_factor;

@@ -38,26 +38,29 @@ pub async fn login(
     let ip_key = format!("login-ip:{ip}");
     let pair_key = format!("login-account-ip:{email}|{ip}");
     let failures_key = format!("login-failures:{email}");
-    state
-        .limiter
-        .check_and_record(&ip_key, config.login_attempts_per_address, LOGIN_WINDOW)?;
-    state
-        .limiter
-        .check_and_record(&pair_key, config.login_attempts_per_account, LOGIN_WINDOW)?;
+    let limits = state.limits();
+    limits
+        .check_and_record(&ip_key, config.login_attempts_per_address, LOGIN_WINDOW)
+        .await?;
+    limits
+        .check_and_record(&pair_key, config.login_attempts_per_account, LOGIN_WINDOW)
+        .await?;
 
     let user = state.store.user_by_email(&email).await?;
-    let failures = state.limiter.count(&failures_key, LOGIN_WINDOW);
+    let failures = limits.count(&failures_key, LOGIN_WINDOW).await?;
     if failures >= config.login_slowdown_after_failures as usize {
         let known = match &user {
             Some(u) => state.store.has_signed_in_from(&u.id, &ip).await?,
             None => false,
         };
         if !known {
-            let wait = state.limiter.take_slot(
-                &format!("login-slow:{email}"),
-                Duration::from_millis(config.login_slowdown_interval_ms),
-                SLOWDOWN_MAX_WAIT,
-            )?;
+            let wait = limits
+                .take_slot(
+                    &format!("login-slow:{email}"),
+                    Duration::from_millis(config.login_slowdown_interval_ms),
+                    SLOWDOWN_MAX_WAIT,
+                )
+                .await?;
             tokio::time::sleep(wait).await;
         }
     }
@@ -67,18 +70,14 @@ pub async fn login(
         .map(|u| u.password_hash.clone())
         .unwrap_or_else(|| dummy_hash().to_owned());
     let valid = state.sign_in.verify_password(req.password, hash).await?;
-    let failed = |e: ApiError| {
-        state.limiter.record(&failures_key);
+    let failed = |e: ApiError| async {
+        limits.record(&failures_key).await?;
         tracing::info!(ip = %peer.ip(), "failed login");
-        e
+        Err::<axum::Json<LoginResponse>, ApiError>(e)
     };
     let user = match (user, valid) {
         (Some(user), true) => user,
-        _ => {
-            return Err(failed(ApiError::Unauthorized(
-                "wrong email or password".into(),
-            )))
-        }
+        _ => return failed(ApiError::Unauthorized("wrong email or password".into())).await,
     };
     if user.disabled {
         return Err(ApiError::Forbidden(
@@ -97,16 +96,16 @@ pub async fn login(
         // Asking for the code is not a failed attempt (the password was right): its attempt
         // is given back. A wrong code is a failure.
         Err(e @ ApiError::TwoFactorRequired(_)) => {
-            state.limiter.release_one(&ip_key);
-            state.limiter.release_one(&pair_key);
+            limits.release_one(&ip_key).await?;
+            limits.release_one(&pair_key).await?;
             return Err(e);
         }
-        Err(e) => return Err(failed(e)),
+        Err(e) => return failed(e).await,
     }
     // The right password gives back its attempt and clears this address's count for the
     // account; failures from elsewhere stay counted.
-    state.limiter.release_one(&ip_key);
-    state.limiter.reset(&pair_key);
+    limits.release_one(&ip_key).await?;
+    limits.reset(&pair_key).await?;
     Ok(axum::Json(
         start_session(&state, user, &ip, &headers, false).await?,
     ))
@@ -197,8 +196,9 @@ pub async fn change_password(
     // A stolen token must not become a fast way to guess the current password.
     let key = format!("password-change:{}", user.id);
     state
-        .limiter
-        .check_and_record(&key, state.config.login_attempts_per_account, LOGIN_WINDOW)?;
+        .limits()
+        .check_and_record(&key, state.config.login_attempts_per_account, LOGIN_WINDOW)
+        .await?;
     let record = state
         .store
         .user_by_id(&user.id)
@@ -211,7 +211,7 @@ pub async fn change_password(
     if !valid {
         return Err(ApiError::BadRequest("the current password is wrong".into()));
     }
-    state.limiter.reset(&key);
+    state.limits().reset(&key).await?;
     let hash = hash_blocking(req.new_password).await?;
     state.store.change_own_password(&user.id, &hash).await?;
     state.announce_session_ended(SessionEnded::AllOf(user.id.clone()));

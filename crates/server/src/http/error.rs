@@ -112,6 +112,15 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<crate::rate_limit::Limited> for ApiError {
+    fn from(l: crate::rate_limit::Limited) -> ApiError {
+        match l {
+            crate::rate_limit::Limited::Retry(r) => r.into(),
+            crate::rate_limit::Limited::Store(e) => e.into(),
+        }
+    }
+}
+
 impl From<crate::rate_limit::RetryAfter> for ApiError {
     fn from(r: crate::rate_limit::RetryAfter) -> ApiError {
         let secs = r.0.as_secs() + 1;

@@ -70,11 +70,14 @@ pub async fn login(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
 ) -> ApiResult<Response> {
     require_sso(&state)?;
-    state.limiter.check_and_record(
-        &format!("oidc-login:{}", peer.ip()),
-        state.config.login_attempts_per_address,
-        super::auth::LOGIN_WINDOW,
-    )?;
+    state
+        .limits()
+        .check_and_record(
+            &format!("oidc-login:{}", peer.ip()),
+            state.config.login_attempts_per_address,
+            super::auth::LOGIN_WINDOW,
+        )
+        .await?;
     let begun = state.sso.begin(&state.config).await?;
     state
         .store

@@ -12,6 +12,7 @@ use rand::RngCore;
 use super::sanitize::bounded;
 use crate::auth::{key_hash, new_agent_key, AGENT_KEY_PREFIX};
 use crate::db::{Approval, DbResult, EnrollVia, NewAgent, TokenRefusal};
+use crate::rate_limit::Limited;
 use crate::site_code;
 use crate::state::AppState;
 
@@ -166,13 +167,17 @@ pub async fn authenticate(
     // Enrollment: counted per address before anything is looked up, so concurrent guesses
     // cannot pass the limit.
     let limit = state.config.enrollments_per_minute_per_address;
-    if let Err(wait) =
-        state
-            .limiter
-            .check_and_record(&format!("enroll-ip:{peer}"), limit, Duration::from_secs(60))
-    {
-        tracing::info!(%peer, "enrollment refused: rate limit");
-        return Ok(Err(Refused::RateLimited(wait)));
+    let limited = state
+        .limits()
+        .check_and_record(&format!("enroll-ip:{peer}"), limit, Duration::from_secs(60))
+        .await;
+    match limited {
+        Ok(()) => {}
+        Err(Limited::Retry(wait)) => {
+            tracing::info!(%peer, "enrollment refused: rate limit");
+            return Ok(Err(Refused::RateLimited(wait)));
+        }
+        Err(Limited::Store(e)) => return Err(e),
     }
     let presented = auth.api_key.trim();
     let fail = |reason: &str| {

@@ -125,6 +125,23 @@ async fn a_stopped_nodes_agents_go_offline_and_reconnect_elsewhere() {
     online_on(&a, &id, true).await;
 }
 
+/// Sign-in limits are counted for the cluster: guesses spread over nodes get no more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_limits_hold_across_nodes() {
+    let a = TestServer::start_with(TestDb::Postgres, |c| c.login_attempts_per_account = 4).await;
+    let b = a.another_node().await;
+    let mut statuses = Vec::new();
+    for i in 0..6 {
+        let node = if i % 2 == 0 { &a } else { &b };
+        let status = match node.login("admin@example.com", "wrong-password").await {
+            Ok(_) => 200,
+            Err((status, _)) => status,
+        };
+        statuses.push(status);
+    }
+    assert_eq!(statuses, [401, 401, 401, 401, 429, 429], "{statuses:?}");
+}
+
 /// One holder at a time; the lease passes on when it lapses.
 async fn leases_have_one_holder(db: TestDb) {
     let dir = tempfile::tempdir().unwrap();

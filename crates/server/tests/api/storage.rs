@@ -171,6 +171,62 @@ async fn metrics_writer_stores_batches_and_skips_a_refused_report(db: TestDb) {
     assert!(writer.store(&a, report(0)).await.is_ok());
 }
 
+/// The sign-in limits are one count for every node: concurrent callers (as on several nodes)
+/// never pass a limit together; attempts can be given back; turns are spaced.
+async fn shared_limits_hold_for_concurrent_callers(db: TestDb) {
+    use gururmm_server::rate_limit::{Limited, SharedLimits};
+    use std::time::Duration;
+    let f = fresh(db).await;
+    let window = Duration::from_secs(60);
+    let callers: Vec<_> = (0..4)
+        .map(|_| {
+            let store = f.store.clone();
+            tokio::spawn(async move {
+                let limits = SharedLimits::new(&store);
+                let mut allowed = 0;
+                for _ in 0..10 {
+                    if limits.check_and_record("k", 10, window).await.is_ok() {
+                        allowed += 1;
+                    }
+                }
+                allowed
+            })
+        })
+        .collect();
+    let mut allowed = 0;
+    for c in callers {
+        allowed += c.await.unwrap();
+    }
+    assert_eq!(allowed, 10);
+    let limits = SharedLimits::new(&f.store);
+    match limits.check_and_record("k", 10, window).await {
+        Err(Limited::Retry(wait)) => assert!(wait.0 <= window),
+        other => panic!("{other:?}"),
+    }
+    assert!(limits.check_and_record("other", 10, window).await.is_ok());
+    assert_eq!(limits.count("k", window).await.unwrap(), 10);
+    limits.release_one("k").await.unwrap();
+    assert_eq!(limits.count("k", window).await.unwrap(), 9);
+    limits.reset("k").await.unwrap();
+    assert_eq!(limits.count("k", window).await.unwrap(), 0);
+
+    let (every, longest) = (Duration::from_secs(1), Duration::from_millis(2500));
+    assert_eq!(
+        limits.take_slot("s", every, longest).await.unwrap(),
+        Duration::ZERO
+    );
+    let second = limits.take_slot("s", every, longest).await.unwrap();
+    assert!(
+        second > Duration::from_millis(900) && second <= every,
+        "{second:?}"
+    );
+    assert!(limits.take_slot("s", every, longest).await.unwrap() <= 2 * every);
+    assert!(
+        limits.take_slot("s", every, longest).await.is_err(),
+        "a 3 s wait is refused"
+    );
+}
+
 async fn command_state_transitions(db: TestDb) {
     let f = fresh(db).await;
     let id = agent(&f.store).await;
@@ -414,6 +470,7 @@ async fn event_tickets_are_single_use_and_expire(db: TestDb) {
 }
 
 on_both_databases!(
+    shared_limits_hold_for_concurrent_callers,
     metrics_writer_stores_batches_and_skips_a_refused_report,
     missing_then_present_metrics_values,
     event_tickets_are_single_use_and_expire,
