@@ -6,10 +6,11 @@ use gururmm_server::auth::{self, Role};
 use gururmm_server::db::{Actor, Store};
 use gururmm_server::{config::Config, logging};
 
-/// mimalloc gives freed memory back to the system within moments, so the server's footprint
-/// falls again after a reconnect storm (glibc's allocator kept gigabytes).
+/// jemalloc with its background threads gives freed memory back to the system within seconds
+/// (its decay), even on worker threads that went quiet, so the server's footprint falls again
+/// after a fleet's reconnect storm; glibc's allocator kept gigabytes.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 #[derive(Parser)]
 #[command(
