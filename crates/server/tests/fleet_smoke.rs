@@ -8,13 +8,13 @@
 //! admin and a site; count stored metrics) are functions so a multi-node test can start
 //! several servers on one PostgreSQL database and kill one.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use gururmm_fleet_sim::{run_commands, Api, Fleet, FleetConfig};
+use gururmm_fleet_sim::{run_commands, Api, Fleet, FleetConfig, Snapshot};
 use serde_json::json;
 
 const AGENTS: usize = 300;
@@ -233,6 +233,69 @@ pub fn fleet_config(servers: Vec<String>, site_code: &str, keys_file: PathBuf) -
     }
 }
 
+/// Waits until the whole fleet is connected and the server shows every agent online.
+async fn all_connected_and_online(fleet: &Fleet, api: &Api, when: &str) {
+    assert!(
+        fleet.wait_connected(AGENTS, Duration::from_secs(60)).await,
+        "{when}: only {} of {AGENTS} agents connected: {}",
+        fleet.connected(),
+        fleet.snapshot().line()
+    );
+    wait_all_online(api, AGENTS, Duration::from_secs(30)).await;
+}
+
+/// Runs `COMMANDS` commands through `api`; each must complete.
+async fn all_commands_complete(
+    api: &Api,
+    fleet: &Fleet,
+    when: &str,
+) -> gururmm_fleet_sim::CommandRun {
+    let run = run_commands(api, fleet, COMMANDS, 4, Duration::from_secs(20))
+        .await
+        .expect("commands");
+    assert_eq!(run.submitted, COMMANDS, "{when}: {run:?}");
+    assert_eq!(
+        run.completed, COMMANDS,
+        "{when}: every command completed on the event stream: {run:?}"
+    );
+    for id in &run.ids {
+        assert_eq!(
+            api.command_status(id).await.unwrap(),
+            "completed",
+            "{when}: command {id}"
+        );
+    }
+    run
+}
+
+/// The agents received exactly the commands submitted, each once, and answered each.
+fn each_command_received_once(
+    ids: &[&String],
+    receipts: &HashMap<String, u32>,
+    counters: &Snapshot,
+) {
+    assert_eq!(counters.duplicate_commands, 0, "{}", counters.line());
+    assert_eq!(
+        counters.commands_received as usize,
+        ids.len(),
+        "{}",
+        counters.line()
+    );
+    assert_eq!(
+        counters.results_sent as usize,
+        ids.len(),
+        "{}",
+        counters.line()
+    );
+    let submitted: HashSet<&String> = ids.iter().copied().collect();
+    let received: HashSet<&String> = receipts.keys().collect();
+    assert_eq!(
+        submitted, received,
+        "the agents got exactly the commands submitted"
+    );
+    assert!(receipts.values().all(|&n| n == 1), "{receipts:?}");
+}
+
 /// Everything a single-node run checks, on the database given.
 async fn fleet_smoke(database_url: String, data: tempfile::TempDir) {
     let server = start_server(&database_url, data.path(), free_port()).await;
@@ -247,26 +310,8 @@ async fn fleet_smoke(database_url: String, data: tempfile::TempDir) {
     ))
     .await
     .expect("start the fleet");
-    assert!(
-        fleet.wait_connected(AGENTS, Duration::from_secs(30)).await,
-        "only {} of {AGENTS} agents connected: {}",
-        fleet.connected(),
-        fleet.snapshot().line()
-    );
-    wait_all_online(&api, AGENTS, Duration::from_secs(10)).await;
-
-    let run = run_commands(&api, &fleet, COMMANDS, 4, Duration::from_secs(20))
-        .await
-        .expect("commands");
-    assert_eq!(run.submitted, COMMANDS, "{run:?}");
-    assert_eq!(
-        run.completed, COMMANDS,
-        "every command completed on the event stream: {run:?}"
-    );
-    for id in &run.ids {
-        let status = api.command_status(id).await.unwrap();
-        assert_eq!(status, "completed", "command {id}");
-    }
+    all_connected_and_online(&fleet, &api, "start").await;
+    let run = all_commands_complete(&api, &fleet, "one node").await;
     // A little more traffic after the commands, then a graceful stop: each agent closes and
     // waits for the server's close, so everything it sent reached the server.
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -276,16 +321,7 @@ async fn fleet_smoke(database_url: String, data: tempfile::TempDir) {
     eprintln!("fleet counters: {}", counters.line());
     assert_eq!(counters.enrolled as usize, AGENTS, "{}", counters.line());
     assert_eq!(counters.auth_failures, 0, "{}", counters.line());
-    assert_eq!(counters.duplicate_commands, 0, "{}", counters.line());
-    assert_eq!(counters.commands_received as usize, COMMANDS);
-    assert_eq!(counters.results_sent as usize, COMMANDS);
-    let submitted: HashSet<&String> = run.ids.iter().collect();
-    let received: HashSet<&String> = receipts.keys().collect();
-    assert_eq!(
-        submitted, received,
-        "the agents got exactly the commands submitted"
-    );
-    assert!(receipts.values().all(|&n| n == 1), "{receipts:?}");
+    each_command_received_once(&run.ids.iter().collect::<Vec<_>>(), &receipts, &counters);
 
     assert!(counters.metrics_sent > 0);
     let stored = wait_metrics(
@@ -338,44 +374,21 @@ async fn three_nodes_on_one_postgres_one_killed() {
     ))
     .await
     .expect("start the fleet");
-    assert!(
-        fleet.wait_connected(AGENTS, Duration::from_secs(30)).await,
-        "{}",
-        fleet.snapshot().line()
-    );
-    wait_all_online(&api, AGENTS, Duration::from_secs(30)).await;
-
-    let before = run_commands(&api, &fleet, COMMANDS, 4, Duration::from_secs(20))
-        .await
-        .expect("commands");
-    assert_eq!(before.completed, COMMANDS, "before the kill: {before:?}");
+    all_connected_and_online(&fleet, &api, "start").await;
+    let before = all_commands_complete(&api, &fleet, "before the kill").await;
 
     // Node 1 dies; its agents reconnect to nodes 2 and 0.
     nodes[1].kill();
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert!(
-        fleet.wait_connected(AGENTS, Duration::from_secs(60)).await,
-        "after the kill: {}",
-        fleet.snapshot().line()
-    );
-    wait_all_online(&api, AGENTS, Duration::from_secs(30)).await;
-    let after = run_commands(&api, &fleet, COMMANDS, 4, Duration::from_secs(20))
-        .await
-        .expect("commands");
-    assert_eq!(after.completed, COMMANDS, "after the kill: {after:?}");
+    all_connected_and_online(&fleet, &api, "after the kill").await;
+    let after = all_commands_complete(&api, &fleet, "after the kill").await;
 
     tokio::time::sleep(Duration::from_secs(2)).await;
     let receipts = fleet.command_receipts();
     let counters = fleet.stop().await;
     eprintln!("fleet counters: {}", counters.line());
-    assert_eq!(counters.duplicate_commands, 0, "{}", counters.line());
-    let submitted: HashSet<&String> = before.ids.iter().chain(&after.ids).collect();
-    let received: HashSet<&String> = receipts.keys().collect();
-    assert_eq!(submitted, received, "every command reached its agent");
-    assert!(receipts.values().all(|&n| n == 1), "{receipts:?}");
-    for id in before.ids.iter().chain(&after.ids) {
-        assert_eq!(api.command_status(id).await.unwrap(), "completed", "{id}");
-    }
+    let ids: Vec<&String> = before.ids.iter().chain(&after.ids).collect();
+    each_command_received_once(&ids, &receipts, &counters);
 
     // Metrics: what the killed node had queued (at most about a second of its agents'
     // reports, as documented) may be lost; nothing else.

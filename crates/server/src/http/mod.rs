@@ -749,9 +749,16 @@ pub fn router(state: AppState) -> Router {
         .layer(cors)
         .layer(axum::middleware::from_fn(security::headers))
         // Spans name the path only: a query string could carry a ticket.
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
-            tracing::debug_span!("request", method = %req.method(), path = %req.uri().path())
-        }))
+        // No log line per failed response: `ApiError` logs internal errors with their cause,
+        // and refusals under load (503 on a full socket cap) are logged once a minute where
+        // they happen; a reconnect storm must not write a line per refused socket.
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request| {
+                    tracing::debug_span!("request", method = %req.method(), path = %req.uri().path())
+                })
+                .on_failure(()),
+        )
         .with_state(state)
 }
 
