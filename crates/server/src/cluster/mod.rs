@@ -43,11 +43,13 @@ pub enum Notice {
     Connected { agent_id: String },
     /// Close the event streams of an ended session.
     SessionEnded { ended: SessionEnded },
+    /// A node started: the others count it alive at once (and start telling it things).
+    Hello,
 }
 
 /// Queue size for notices waiting to be sent; a burst beyond it is dropped with a warning
 /// (commands are re-offered by the resync, dashboards refresh).
-const OUTBOX_CAPACITY: usize = 10_000;
+const OUTBOX_CAPACITY: usize = 50_000;
 
 /// This node's place in the cluster.
 pub struct Cluster {
@@ -74,11 +76,16 @@ impl Cluster {
         rx
     }
 
-    /// Tells the other nodes, if there can be any. Never waits.
+    /// Tells the other nodes, if any is alive. Never waits. A node alone sends nothing (a
+    /// restart storm on one node costs no notices); a node that starts says hello, so the
+    /// others count it at once.
     pub fn tell_others(&self, notice: Notice) {
         let Some(tx) = self.outbox.get() else {
             return;
         };
+        if !matches!(notice, Notice::Hello) && !self.presence.others_alive(&self.node_id) {
+            return;
+        }
         if tx.try_send(notice).is_err() {
             tracing::warn!("cluster notice dropped: the outbox is full or closed");
         }

@@ -27,6 +27,7 @@ pub fn start(state: &AppState, database_url: String) {
     let outbox = state.cluster.open_outbox();
     tokio::spawn(send_loop(state.clone(), outbox));
     tokio::spawn(listen_loop(state.clone(), database_url));
+    state.cluster.tell_others(Notice::Hello);
 }
 
 /// Splits notices into payloads under the size limit, in order.
@@ -62,22 +63,28 @@ fn encode(from: &str, notices: Vec<Notice>) -> String {
 }
 
 /// Sends queued notices; what queued while one was being sent goes together in the next.
+/// Sends queued notices; what queued while one batch was being sent goes in the next, all of
+/// its payloads in one statement.
 async fn send_loop(state: AppState, mut outbox: mpsc::Receiver<Notice>) {
     while let Some(first) = outbox.recv().await {
         let mut notices = vec![first];
-        while notices.len() < 500 {
+        while notices.len() < 5_000 {
             match outbox.try_recv() {
                 Ok(n) => notices.push(n),
                 Err(_) => break,
             }
         }
-        for payload in payloads(&state.cluster.node_id, notices) {
-            if let Err(e) = state.store.notify(CHANNEL, &payload).await {
-                tracing::warn!(error = %e, "sending a cluster notice failed");
+        let payloads = payloads(&state.cluster.node_id, notices);
+        for chunk in payloads.chunks(PAYLOADS_PER_STATEMENT) {
+            if let Err(e) = state.store.notify(CHANNEL, chunk).await {
+                tracing::warn!(error = %e, "sending cluster notices failed");
             }
         }
     }
 }
+
+/// NOTIFY payloads sent in one statement.
+const PAYLOADS_PER_STATEMENT: usize = 100;
 
 /// Listens for the other nodes' notices, reconnecting when the connection drops. After a
 /// reconnect notices may have been missed: waiting commands are re-offered at once.
@@ -132,6 +139,7 @@ async fn handle(state: &AppState, payload: &str) {
     if envelope.from == state.cluster.node_id {
         return;
     }
+    state.cluster.presence.heard_from(&envelope.from);
     for notice in envelope.notices {
         match notice {
             Notice::Event { event } => state.events.publish(event),
@@ -146,6 +154,7 @@ async fn handle(state: &AppState, payload: &str) {
             }
             Notice::Connected { agent_id } => state.hub.replaced_elsewhere(&agent_id),
             Notice::SessionEnded { ended } => state.sign_in.announce_ended_local(ended),
+            Notice::Hello => {}
         }
     }
 }

@@ -129,6 +129,25 @@ impl Presence {
     fn set_live_nodes(&self, nodes: Vec<String>) {
         *self.live_nodes.write().expect("nodes lock") = nodes.into_iter().collect();
     }
+
+    /// A node was heard from (a notice): alive now, before its next beat is read.
+    pub fn heard_from(&self, node: &str) {
+        if !self.live_nodes.read().expect("nodes lock").contains(node) {
+            self.live_nodes
+                .write()
+                .expect("nodes lock")
+                .insert(node.to_owned());
+        }
+    }
+
+    /// Whether any node but `own_node` is alive: a lone node sends no notices.
+    pub fn others_alive(&self, own_node: &str) -> bool {
+        self.live_nodes
+            .read()
+            .expect("nodes lock")
+            .iter()
+            .any(|n| n != own_node)
+    }
 }
 
 /// The node's presence loop: writes presence every second; beats and refreshes the set of

@@ -183,13 +183,21 @@ impl Store {
 }
 
 impl Store {
-    /// `NOTIFY channel, payload` (PostgreSQL).
-    pub async fn notify(&self, channel: &str, payload: &str) -> DbResult<()> {
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(channel)
-            .bind(payload)
-            .execute(&self.pool)
-            .await?;
+    /// `NOTIFY channel, payload` for each payload, in order, in one statement (PostgreSQL).
+    pub async fn notify(&self, channel: &str, payloads: &[String]) -> DbResult<()> {
+        if payloads.is_empty() {
+            return Ok(());
+        }
+        let calls = (0..payloads.len())
+            .map(|i| format!("pg_notify($1, ${})", i + 2))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!("SELECT {calls}");
+        let mut q = sqlx::query(&sql).bind(channel);
+        for p in payloads {
+            q = q.bind(p);
+        }
+        q.execute(&self.pool).await?;
         Ok(())
     }
 }
