@@ -240,7 +240,12 @@ async fn message_loop(
                 None => return "hub dropped the connection",
             },
             _ = ping.tick() => {
-                if send(socket, &ServerMessage::Ping(Default::default())).await.is_err() {
+                // Only a socket quiet for a whole interval is pinged: an agent sending its
+                // heartbeats is known to be alive, and each ping would cost a message both
+                // ways (the agent answers it).
+                if last_heard.elapsed() >= state.config.ping_interval()
+                    && send(socket, &ServerMessage::Ping(Default::default())).await.is_err()
+                {
                     return "send failed";
                 }
             }

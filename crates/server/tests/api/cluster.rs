@@ -151,19 +151,15 @@ async fn leases_have_one_holder(db: TestDb) {
     };
     let store = Store::connect(&url).await.unwrap();
     store.migrate().await.unwrap();
-    assert!(store.take_lease("upkeep", "node-a", 300).await.unwrap());
-    assert!(!store.take_lease("upkeep", "node-b", 300).await.unwrap());
-    assert!(
-        store.take_lease("upkeep", "node-a", 300).await.unwrap(),
-        "renewed"
-    );
-    assert!(store.take_lease("other", "node-b", 300).await.unwrap());
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    assert!(
-        store.take_lease("upkeep", "node-b", 300).await.unwrap(),
-        "lapsed"
-    );
-    assert!(!store.take_lease("upkeep", "node-a", 300).await.unwrap());
+    // Long enough that a slow machine does not let a lease lapse between two calls.
+    let ttl = 2_000;
+    assert!(store.take_lease("upkeep", "node-a", ttl).await.unwrap());
+    assert!(!store.take_lease("upkeep", "node-b", ttl).await.unwrap());
+    assert!(store.take_lease("upkeep", "node-a", ttl).await.unwrap(), "renewed");
+    assert!(store.take_lease("other", "node-b", ttl).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(2_200)).await;
+    assert!(store.take_lease("upkeep", "node-b", ttl).await.unwrap(), "lapsed");
+    assert!(!store.take_lease("upkeep", "node-a", ttl).await.unwrap());
 }
 
 on_both_databases!(leases_have_one_holder);
