@@ -155,10 +155,16 @@ async fn leases_have_one_holder(db: TestDb) {
     let ttl = 2_000;
     assert!(store.take_lease("upkeep", "node-a", ttl).await.unwrap());
     assert!(!store.take_lease("upkeep", "node-b", ttl).await.unwrap());
-    assert!(store.take_lease("upkeep", "node-a", ttl).await.unwrap(), "renewed");
+    assert!(
+        store.take_lease("upkeep", "node-a", ttl).await.unwrap(),
+        "renewed"
+    );
     assert!(store.take_lease("other", "node-b", ttl).await.unwrap());
     tokio::time::sleep(Duration::from_millis(2_200)).await;
-    assert!(store.take_lease("upkeep", "node-b", ttl).await.unwrap(), "lapsed");
+    assert!(
+        store.take_lease("upkeep", "node-b", ttl).await.unwrap(),
+        "lapsed"
+    );
     assert!(!store.take_lease("upkeep", "node-a", ttl).await.unwrap());
 }
 

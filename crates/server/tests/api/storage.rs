@@ -215,9 +215,15 @@ async fn shared_limits_hold_for_concurrent_callers(db: TestDb) {
     let first = limits.take_slot("s", every, longest).await.unwrap();
     assert_eq!(first, Duration::ZERO);
     let second = limits.take_slot("s", every, longest).await.unwrap();
-    assert!(second > Duration::from_secs(5) && second <= every, "{second:?}");
+    assert!(
+        second > Duration::from_secs(5) && second <= every,
+        "{second:?}"
+    );
     let third = limits.take_slot("s", every, longest).await.unwrap();
-    assert!(third > Duration::from_secs(15) && third <= 2 * every, "{third:?}");
+    assert!(
+        third > Duration::from_secs(15) && third <= 2 * every,
+        "{third:?}"
+    );
     let fourth = limits.take_slot("s", every, longest).await;
     assert!(fourth.is_err(), "a 30 s wait is refused");
 }
