@@ -4,7 +4,7 @@
 
 use sqlx::Row;
 
-use super::{now_ms, DbResult, Store};
+use super::{now_ms, placeholders, value_rows, DbResult, Store};
 
 /// Rows per multi-row statement: well under both databases' parameter limits.
 const CHUNK: usize = 500;
@@ -29,27 +29,6 @@ impl PresenceBatch {
             && self.disconnected.is_empty()
             && self.polled.is_empty()
     }
-}
-
-/// `(VALUES ($1, $2), ($3, $4), ...)`: both databases name the columns column1, column2.
-fn pairs(rows: usize) -> String {
-    let mut sql = String::from("(VALUES ");
-    for i in 0..rows {
-        if i > 0 {
-            sql.push_str(", ");
-        }
-        sql.push_str(&format!("(${}, ${})", 2 * i + 1, 2 * i + 2));
-    }
-    sql.push(')');
-    sql
-}
-
-/// `$first, $first+1, ...`, `n` placeholders.
-fn placeholders(first: usize, n: usize) -> String {
-    (first..first + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 impl Store {
@@ -125,9 +104,10 @@ impl Store {
             ("legacy_poll_at", &batch.polled),
         ] {
             for chunk in rows.chunks(CHUNK) {
+                // Both databases name a VALUES list's columns column1, column2.
                 let sql = format!(
-                    "UPDATE agents SET {column} = v.column2 FROM {} AS v WHERE agents.id = v.column1",
-                    pairs(chunk.len())
+                    "UPDATE agents SET {column} = v.column2 FROM (VALUES {}) AS v WHERE agents.id = v.column1",
+                    value_rows(chunk.len(), 2)
                 );
                 let mut q = sqlx::query(&sql);
                 for (id, at) in chunk {

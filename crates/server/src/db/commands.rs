@@ -238,10 +238,7 @@ impl Store {
         if ids.is_empty() {
             return Ok(());
         }
-        let list = (0..ids.len())
-            .map(|i| format!("${}", i + 3))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let list = super::placeholders(3, ids.len());
         let sql = format!(
             "UPDATE commands SET status = $1, sent_at = NULL WHERE status = $2 AND id IN ({list})"
         );

@@ -120,17 +120,10 @@ impl Store {
         }
         let snapshots: Vec<(&str, &MetricsReport)> = newest.into_iter().collect();
         for chunk in snapshots.chunks(SERIES_ROWS_PER_STATEMENT) {
-            let mut sql = String::from(
-                "INSERT INTO agent_state (agent_id, metrics_json, metrics_at) VALUES ",
-            );
-            for i in 0..chunk.len() {
-                if i > 0 {
-                    sql.push_str(", ");
-                }
-                sql.push_str(&format!("(${}, ${}, ${})", i * 3 + 1, i * 3 + 2, i * 3 + 3));
-            }
-            sql.push_str(
-                " ON CONFLICT (agent_id) DO UPDATE SET metrics_json = excluded.metrics_json, metrics_at = excluded.metrics_at",
+            let sql = format!(
+                "INSERT INTO agent_state (agent_id, metrics_json, metrics_at) VALUES {} \
+                 ON CONFLICT (agent_id) DO UPDATE SET metrics_json = excluded.metrics_json, metrics_at = excluded.metrics_at",
+                super::value_rows(chunk.len(), 3)
             );
             let mut q = sqlx::query(&sql);
             for (agent_id, m) in chunk {

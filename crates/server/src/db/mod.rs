@@ -303,6 +303,23 @@ fn nullable_float(v: Option<f64>) -> Option<String> {
     v.filter(|v| v.is_finite()).map(|v| format!("{v:e}"))
 }
 
+/// `$first, $first+1, ...`: `n` placeholders, for `IN (...)` lists of any length.
+fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `($1, $2), ($3, $4), ...`: `rows` tuples of `columns` placeholders, for multi-row
+/// `VALUES`.
+fn value_rows(rows: usize, columns: usize) -> String {
+    (0..rows)
+        .map(|r| format!("({})", placeholders(r * columns + 1, columns)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Now, in Unix milliseconds.
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
