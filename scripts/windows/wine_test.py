@@ -234,6 +234,15 @@ def main():
     )
     server_log = open(os.path.join(tmp, "server.log"), "w")
     procs = []
+    # Wine counts service processes as "system" processes: once no ordinary Wine process has run
+    # for a few seconds, the wineserver shuts down, tells the services to stop and refuses new
+    # processes ("Shutdown in progress"). Windows has no such idle shutdown, and it made the
+    # upgrade check flaky (the new service process started inside that window and was killed).
+    # A wineserver started with -p (no idle timeout) runs until the -k at the end.
+    wineserver = os.path.join(os.path.dirname(WINE), "wineserver")
+    subprocess.run([wineserver, "-k"], env=env, capture_output=True)
+    subprocess.run([wineserver, "-p"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   timeout=60)
     try:
         subprocess.run(
             [args.server, "user", "add", "--email", "admin@example.com", "--password",
@@ -374,8 +383,7 @@ def main():
     finally:
         for p in reversed(procs):
             stop(p)
-        subprocess.run([os.path.join(os.path.dirname(WINE), "wineserver"), "-k"], env=env,
-                       capture_output=True)
+        subprocess.run([wineserver, "-k"], env=env, capture_output=True)
         if failed or args.keep:
             print(f"(files kept in {tmp})")
         else:
