@@ -662,7 +662,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Liveness and database check */
+        /** Liveness: the process answers (from memory, never waits on the database) */
         get: operations["get_health"];
         put?: never;
         post?: never;
@@ -698,6 +698,23 @@ export interface paths {
         };
         /** This document */
         get: operations["get_openapi.json"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/ready": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Readiness: the database answers and its migrations are current (503 with the reason otherwise) */
+        get: operations["get_ready"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1263,6 +1280,15 @@ export interface components {
             arch: string;
             os_type: string;
             os_version: string;
+        };
+        /** @description Readiness: whether this node can serve (for load balancers and orchestrators). */
+        Readiness: {
+            /** @description `ok`: the database answered. */
+            database: string;
+            /** @description `current`: every migration this build has is applied. */
+            migrations: string;
+            /** @description `ready`. */
+            status: string;
         };
         /** @description The recovery codes, shown this once: each signs in once instead of a code. */
         RecoveryCodes: {
@@ -4062,15 +4088,6 @@ export interface operations {
                     "application/json": components["schemas"]["Health"];
                 };
             };
-            /** @description The database is unavailable or busy */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
         };
     };
     get_metrics_summary: {
@@ -4136,6 +4153,35 @@ export interface operations {
                 };
                 content: {
                     "application/json": Record<string, never>;
+                };
+            };
+        };
+    };
+    get_ready: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Readiness"];
+                };
+            };
+            /** @description The database is unavailable or busy */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
                 };
             };
         };

@@ -9,6 +9,7 @@
 //! passes [`scrub`] on its way out, which replaces each NUL with U+FFFD.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::time::Duration;
 
 use gururmm_protocol::{AgentMessage, Command, Heartbeat, ServerMessage};
@@ -53,7 +54,14 @@ pub(crate) trait Transport {
     async fn close(&mut self);
     /// Whether commands arrive only with heartbeats (so one goes out right after connecting).
     fn polls(&self) -> bool;
+    /// Whether the server says separately (`result_ack`) that it stored a result; until then
+    /// the result stays in the outbox. Otherwise a successful `send` means stored.
+    fn acknowledges_results(&self) -> bool;
 }
+
+/// A result sent but not acknowledged for this long is sent again on the same connection
+/// (the server may have dropped it while its database was away).
+const RESEND_UNACKED_AFTER: Duration = Duration::from_secs(60);
 
 /// Runs sessions over `transport` until `shutdown` turns true, reconnecting with backoff.
 pub(crate) async fn run<T: Transport>(
@@ -71,6 +79,7 @@ pub(crate) async fn run<T: Transport>(
         inbox,
         network_hash: None,
         established: false,
+        unacked: HashMap::new(),
     };
     loop {
         if *shutdown.borrow() {
@@ -113,6 +122,8 @@ struct Session<'a> {
     network_hash: Option<String>,
     /// The server answered on this connection (a reconnect starts from the shortest delay).
     established: bool,
+    /// Results sent on this connection and not yet acknowledged, with when they went.
+    unacked: HashMap<String, Instant>,
 }
 
 impl Session<'_> {
@@ -123,6 +134,7 @@ impl Session<'_> {
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<(), Lost> {
         // Right after connecting: network state, kept results, a first metrics report.
+        self.unacked.clear();
         self.send_network_state(link, true).await?;
         self.flush_outbox(link).await?;
         self.send_metrics(link).await?;
@@ -160,6 +172,39 @@ impl Session<'_> {
         for cmd in commands {
             self.ctx.executor.submit(cmd);
         }
+        self.resend_unacked(link).await
+    }
+
+    /// Sends again the results no `result_ack` came for within [`RESEND_UNACKED_AFTER`].
+    async fn resend_unacked<T: Transport>(&mut self, link: &mut T) -> Result<(), Lost> {
+        let overdue = |sent: &Instant| sent.elapsed() >= RESEND_UNACKED_AFTER;
+        if !self.unacked.values().any(overdue) {
+            return Ok(());
+        }
+        for (path, result) in self.ctx.state.outbox() {
+            if self.unacked.get(&result.id).is_some_and(overdue) {
+                let id = result.id.clone();
+                self.send_result(link, &path, result).await?;
+                tracing::info!("result of command {} sent again (no ack yet)", ascii(&id));
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends a result kept at `path` in the outbox; the file goes once the server has it.
+    async fn send_result<T: Transport>(
+        &mut self,
+        link: &mut T,
+        path: &std::path::Path,
+        result: gururmm_protocol::CommandResult,
+    ) -> Result<(), Lost> {
+        let id = result.id.clone();
+        send(link, AgentMessage::CommandResult(result)).await?;
+        if link.acknowledges_results() {
+            self.unacked.insert(id, Instant::now());
+        } else {
+            self.ctx.state.remove_outbox(path);
+        }
         Ok(())
     }
 
@@ -190,37 +235,47 @@ impl Session<'_> {
         Ok(())
     }
 
-    /// Sends a finished result, then removes it from the outbox.
-    async fn deliver<T: Transport>(&self, link: &mut T, f: Finished) -> Result<(), Lost> {
-        if let Some(path) = &f.outbox {
-            if !path.exists() {
-                return Ok(()); // already sent from the outbox
-            }
-        }
+    /// Sends a finished result (it waits in the outbox until the server has it).
+    async fn deliver<T: Transport>(&mut self, link: &mut T, f: Finished) -> Result<(), Lost> {
         let id = f.result.id.clone();
-        send(link, AgentMessage::CommandResult(f.result)).await?;
-        if let Some(path) = &f.outbox {
-            self.ctx.state.remove_outbox(path);
+        match &f.outbox {
+            // Gone: already sent from the outbox and acknowledged. Listed as unacked: already
+            // sent from the outbox on this connection.
+            Some(path) if !path.exists() || self.unacked.contains_key(&id) => return Ok(()),
+            Some(path) => {
+                let path = path.clone();
+                self.send_result(link, &path, f.result).await?;
+            }
+            // Not kept on disk (the outbox could not be written): send and hope.
+            None => send(link, AgentMessage::CommandResult(f.result)).await?,
         }
         tracing::info!("result of command {} sent", ascii(&id));
         Ok(())
     }
 
     /// Sends every kept result, oldest first; stops at the first failure (the rest stay).
-    async fn flush_outbox<T: Transport>(&self, link: &mut T) -> Result<(), Lost> {
+    async fn flush_outbox<T: Transport>(&mut self, link: &mut T) -> Result<(), Lost> {
         for (path, result) in self.ctx.state.outbox() {
             let id = result.id.clone();
-            send(link, AgentMessage::CommandResult(result)).await?;
-            self.ctx.state.remove_outbox(&path);
-            tracing::info!("kept result of command {} delivered", ascii(&id));
+            self.send_result(link, &path, result).await?;
+            tracing::info!("kept result of command {} sent", ascii(&id));
         }
         Ok(())
     }
 
-    async fn handle_text<T: Transport>(&self, link: &mut T, text: &str) -> Result<(), Lost> {
+    /// The server stored the result of command `id`: it leaves the outbox.
+    fn acknowledged(&mut self, id: &str) {
+        self.unacked.remove(id);
+        self.ctx
+            .state
+            .remove_outbox(&self.ctx.state.outbox_path(id));
+    }
+
+    async fn handle_text<T: Transport>(&mut self, link: &mut T, text: &str) -> Result<(), Lost> {
         let ctx = self.ctx;
         match ServerMessage::from_json(text) {
             Ok(ServerMessage::Command(cmd)) => ctx.executor.submit(cmd),
+            Ok(ServerMessage::ResultAck(ack)) => self.acknowledged(&ack.id),
             Ok(ServerMessage::Ping(_)) => {
                 send(
                     link,
@@ -394,6 +449,8 @@ mod session_tests {
         sent: mpsc::UnboundedSender<AgentMessage>,
         incoming: mpsc::UnboundedReceiver<String>,
         fail_results: Arc<Mutex<usize>>,
+        /// Like a WebSocket: results wait for `result_ack`.
+        acks: bool,
     }
 
     impl Transport for Fake {
@@ -424,6 +481,9 @@ mod session_tests {
         fn polls(&self) -> bool {
             false
         }
+        fn acknowledges_results(&self) -> bool {
+            self.acks
+        }
     }
 
     fn command(id: &str, text: &str) -> String {
@@ -448,8 +508,20 @@ mod session_tests {
         }
     }
 
-    #[tokio::test]
-    async fn one_session_core() {
+    /// What a session test drives: the context, the inbox, and the fake's ends.
+    struct Rig {
+        _dir: tempfile::TempDir,
+        state: Arc<StateDir>,
+        ctx: Ctx,
+        inbox: Inbox,
+        fake: Fake,
+        sent: mpsc::UnboundedReceiver<AgentMessage>,
+        to_agent: mpsc::UnboundedSender<String>,
+        fail_results: Arc<Mutex<usize>>,
+    }
+
+    /// A session over the fake transport, with one result kept in the outbox from before.
+    fn rig(acks: bool) -> Rig {
         let dir = tempfile::tempdir().unwrap();
         let config = Config::parse(&format!(
             "[server]\nurl = \"ws://127.0.0.1:9/ws\"\napi_key = \"grmm_x\"\n\n[agent]\n\
@@ -487,15 +559,40 @@ mod session_tests {
             metrics: Arc::new(Mutex::new(metrics)),
         };
         let (_events_tx, events) = mpsc::channel(8);
-        let mut inbox = Inbox { finished, events };
-        let (sent_tx, mut sent) = mpsc::unbounded_channel();
+        let inbox = Inbox { finished, events };
+        let (sent_tx, sent) = mpsc::unbounded_channel();
         let (to_agent, incoming) = mpsc::unbounded_channel();
         let fail_results = Arc::new(Mutex::new(0));
         let fake = Fake {
             sent: sent_tx,
             incoming,
             fail_results: fail_results.clone(),
+            acks,
         };
+        Rig {
+            _dir: dir,
+            state,
+            ctx,
+            inbox,
+            fake,
+            sent,
+            to_agent,
+            fail_results,
+        }
+    }
+
+    #[tokio::test]
+    async fn one_session_core() {
+        let Rig {
+            _dir,
+            state,
+            ctx,
+            mut inbox,
+            fake,
+            mut sent,
+            to_agent,
+            fail_results,
+        } = rig(false);
         let (stop, shutdown) = watch::channel(false);
 
         let test = async {
@@ -537,6 +634,59 @@ mod session_tests {
                     !matches!(m, AgentMessage::CommandResult(_)),
                     "sent twice: {m:?}"
                 );
+            }
+            stop.send(true).unwrap();
+        };
+        let (result, ()) = tokio::join!(run(&ctx, &mut inbox, fake, shutdown), test);
+        result.unwrap();
+    }
+
+    #[tokio::test]
+    async fn results_stay_in_the_outbox_until_the_server_acknowledges_them() {
+        let Rig {
+            _dir,
+            state,
+            ctx,
+            mut inbox,
+            fake,
+            mut sent,
+            to_agent,
+            fail_results,
+        } = rig(true);
+        let (stop, shutdown) = watch::channel(false);
+        let ack = |id: &str| format!(r#"{{"type":"result_ack","payload":{{"id":"{id}"}}}}"#);
+        let kept = |state: &StateDir| -> Vec<String> {
+            state.outbox().into_iter().map(|(_, r)| r.id).collect()
+        };
+
+        let test = async {
+            assert_eq!(next_result(&mut sent).await.id, "kept-1");
+            // Sent, not acknowledged: still kept.
+            assert_eq!(kept(&state), vec!["kept-1".to_owned()]);
+            to_agent.send(ack("kept-1")).unwrap();
+            to_agent.send(command("c-1", "echo one")).unwrap();
+            assert_eq!(next_result(&mut sent).await.id, "c-1");
+            assert_eq!(kept(&state), vec!["c-1".to_owned()]);
+
+            // The connection drops before any ack (the server could not store it): the
+            // result goes out again on the next connection, then leaves with its ack.
+            *fail_results.lock().unwrap() = 1;
+            to_agent.send(command("c-2", "echo two")).unwrap();
+            let mut again = Vec::new();
+            while again.len() < 2 {
+                again.push(next_result(&mut sent).await.id);
+            }
+            again.sort();
+            assert_eq!(again, vec!["c-1".to_owned(), "c-2".to_owned()]);
+            to_agent.send(ack("c-1")).unwrap();
+            to_agent.send(ack("c-2")).unwrap();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !kept(&state).is_empty() {
+                assert!(
+                    Instant::now() < deadline,
+                    "acknowledged results left the outbox"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
             }
             stop.send(true).unwrap();
         };

@@ -7,7 +7,7 @@
 //! - `running/<id>`: a marker while a command runs; one left behind at start means the agent
 //!   stopped mid-command, and that command is reported failed rather than run again;
 //! - `outbox/<id>.json`: a result not yet delivered; written before it is sent, removed once
-//!   it was sent.
+//!   the server has it (a WebSocket server's `result_ack`, a legacy server's HTTP answer).
 
 use std::collections::{HashSet, VecDeque};
 use std::fs::{self, File, OpenOptions};
@@ -219,9 +219,7 @@ impl StateDir {
 
     /// Writes a result to the outbox (durably), before any attempt to send it.
     pub fn put_outbox(&self, result: &CommandResult) -> io::Result<PathBuf> {
-        let path = self
-            .outbox_dir()
-            .join(format!("{}.json", file_stem(&result.id)));
+        let path = self.outbox_path(&result.id);
         let json = serde_json::to_vec(result).map_err(io::Error::other)?;
         write_atomic(&path, &json, false)?;
         Ok(path)
@@ -264,6 +262,11 @@ impl StateDir {
     }
 
     /// Removes a delivered result.
+    /// The outbox file of command `id`'s result.
+    pub fn outbox_path(&self, id: &str) -> PathBuf {
+        self.outbox_dir().join(format!("{}.json", file_stem(id)))
+    }
+
     pub fn remove_outbox(&self, path: &Path) {
         if let Err(e) = fs::remove_file(path) {
             if e.kind() != io::ErrorKind::NotFound {

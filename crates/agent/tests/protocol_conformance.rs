@@ -44,9 +44,13 @@ async fn next_message(ws: &mut Ws) -> AgentMessage {
 }
 
 /// The next command_result, skipping heartbeats, metrics and network state.
+/// The next result, acknowledged as the server does once it stored it (an unacknowledged
+/// result is sent again after a reconnect).
 async fn next_result(ws: &mut Ws) -> gururmm_protocol::CommandResult {
     loop {
         if let AgentMessage::CommandResult(r) = next_message(ws).await {
+            let ack = gururmm_protocol::ResultAck { id: r.id.clone() };
+            send(ws, ServerMessage::ResultAck(ack)).await;
             return r;
         }
     }

@@ -33,6 +33,9 @@ struct AgentState {
     /// Results waiting for their simulated run time to pass (FIFO: one fixed delay), kept
     /// across a reconnect like the real agent's outbox.
     pending_results: VecDeque<(Instant, String)>,
+    /// Results sent and not yet acknowledged (`result_ack`): sent again on the next socket,
+    /// as the real agent does, so a result the server could not store is not lost.
+    unacked: Vec<String>,
     /// Successful sessions so far (a later one is a reconnect).
     sessions: u64,
     /// Failed attempts since the last successful auth (drives the backoff).
@@ -245,7 +248,11 @@ async fn session(
         _ => {}
     }
 
-    // Connected.
+    // Connected. Results the last server never acknowledged go first.
+    let now = Instant::now();
+    for id in state.unacked.drain(..).rev() {
+        state.pending_results.push_front((now, id));
+    }
     state.failures = 0;
     state.sessions += 1;
     Counters::add(&counters.connects);
@@ -330,7 +337,9 @@ async fn connected_loop(
                 let r = send(ws, result).await;
                 // Only a written result leaves the queue; otherwise it goes on the next socket.
                 if r.is_ok() {
-                    state.pending_results.pop_front();
+                    if let Some((_, id)) = state.pending_results.pop_front() {
+                        state.unacked.push(id);
+                    }
                     Counters::add(&counters.results_sent);
                 }
                 r
@@ -375,6 +384,13 @@ async fn handle(
                 }),
             )
             .await
+        }
+        Ok(ServerMessage::ResultAck(ack)) => {
+            if let Some(at) = state.unacked.iter().position(|id| *id == ack.id) {
+                state.unacked.swap_remove(at);
+                Counters::add(&counters.results_acked);
+            }
+            Ok(())
         }
         Ok(_) => Ok(()),
         Err(_) => {

@@ -31,6 +31,8 @@ pub struct Counters {
     /// Command frames whose id this fleet had already received.
     pub duplicate_commands: AtomicU64,
     pub results_sent: AtomicU64,
+    /// `result_ack`s received: results the server says it stored.
+    pub results_acked: AtomicU64,
     /// Server frames that did not parse as a `ServerMessage`.
     pub unreadable_frames: AtomicU64,
     /// Agents that finished their flood quota (`--reports-per-agent`).
@@ -55,6 +57,7 @@ pub struct Snapshot {
     pub commands_received: u64,
     pub duplicate_commands: u64,
     pub results_sent: u64,
+    pub results_acked: u64,
     pub unreadable_frames: u64,
 }
 
@@ -98,6 +101,7 @@ impl Counters {
             commands_received: get(&self.commands_received),
             duplicate_commands: get(&self.duplicate_commands),
             results_sent: get(&self.results_sent),
+            results_acked: get(&self.results_acked),
             unreadable_frames: get(&self.unreadable_frames),
         }
     }
@@ -109,7 +113,7 @@ impl Snapshot {
         format!(
             "connected={} enrolled={} auth_failures={} connect_errors={} connects={} reconnects={} \
              disconnects={} heartbeats={} pings={} metrics_sent={} commands_received={} \
-             duplicate_commands={} results_sent={}",
+             duplicate_commands={} results_sent={} results_acked={}",
             self.connected,
             self.enrolled,
             self.auth_failures,
@@ -122,7 +126,8 @@ impl Snapshot {
             self.metrics_sent,
             self.commands_received,
             self.duplicate_commands,
-            self.results_sent
+            self.results_sent,
+            self.results_acked
         )
     }
 }

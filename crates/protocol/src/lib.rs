@@ -198,6 +198,15 @@ pub struct Update {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Ping {}
 
+/// `result_ack`, server -> agent: the result of command `id` is stored (or was already). A
+/// WebSocket agent keeps each result in its outbox until this arrives, and sends it again
+/// after a reconnect or when no ack came for a while, so a result is never lost to a server
+/// that could not store it (a database outage, a restart).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResultAck {
+    pub id: String,
+}
+
 /// A message whose `type` this build does not know. Kept whole so it can be logged or answered.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Unsupported {
@@ -363,6 +372,7 @@ message_enum! {
         Command(Command) = "command",
         Update(Update) = "update",
         Ping(Ping) = "ping",
+        ResultAck(ResultAck) = "result_ack",
     }
 }
 

@@ -26,6 +26,7 @@ const SERVER_FIXTURES: &[&str] = &[
     "command_claude_task",
     "update",
     "ping",
+    "result_ack",
 ];
 
 fn as_value(text: &str) -> Value {

@@ -68,6 +68,12 @@ pub struct Config {
     pub metrics_retention_days: u64,
     /// How often background upkeep (timeouts, retention) runs.
     pub sweep_interval_seconds: u64,
+    /// How long a request waits for a database connection before it fails with 503. Short,
+    /// so an outage answers at once instead of hanging every caller.
+    pub database_timeout_ms: u64,
+    /// Metrics reports that may wait to be written (an outage fills it; past it, reports are
+    /// dropped and counted).
+    pub report_queue_capacity: usize,
 
     /// Commands a user may submit per minute.
     pub commands_per_minute_per_user: u32,
@@ -153,6 +159,8 @@ impl Default for Config {
             max_body_bytes: 2 * 1024 * 1024,
             metrics_retention_days: 30,
             sweep_interval_seconds: 5,
+            database_timeout_ms: 1000,
+            report_queue_capacity: 20_000,
             commands_per_minute_per_user: 120,
             commands_per_minute_per_agent: 60,
             login_attempts_per_address: 20,
@@ -458,6 +466,18 @@ impl Config {
             "1..=3600",
         )?;
         check(
+            "database_timeout_ms",
+            self.database_timeout_ms,
+            100..=60_000,
+            "100..=60000",
+        )?;
+        check(
+            "report_queue_capacity",
+            self.report_queue_capacity as u64,
+            100..=10_000_000,
+            "100..=10000000",
+        )?;
+        check(
             "commands_per_minute_per_user",
             self.commands_per_minute_per_user.into(),
             1..=100_000,
@@ -604,6 +624,10 @@ impl Config {
             _ if self.log_to_file => Some(self.data_dir.join("logs")),
             _ => None,
         }
+    }
+
+    pub fn database_timeout(&self) -> Duration {
+        Duration::from_millis(self.database_timeout_ms)
     }
 
     pub fn auth_timeout(&self) -> Duration {

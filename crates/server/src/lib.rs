@@ -62,18 +62,31 @@ pub async fn listen(addr: SocketAddr) -> anyhow::Result<TcpListener> {
     }
 }
 
+/// Agent messages that may wait for the database at once (results, network state, watchdog
+/// events): a few per agent of a large fleet through a short outage.
+const DEFERRED_WRITES: usize = 50_000;
+
+/// How long a stopping server waits for queued writes.
+const SHUTDOWN_FLUSH: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Opens and migrates the database and builds the application state.
 pub async fn build_state(
     config: Config,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<AppState> {
     secure_data_dir(&config)?;
-    let store = db::Store::connect(&config.effective_database_url()).await?;
+    let store = db::Store::connect_with_timeout(
+        &config.effective_database_url(),
+        config.database_timeout(),
+    )
+    .await?;
     store.migrate().await?;
     let secret = auth::load_or_create_secret(&config.jwt_secret, &config.data_dir)?;
-    let metrics = session::metrics_writer::MetricsWriter::start(store.clone());
+    let metrics =
+        session::metrics_writer::MetricsWriter::start(store.clone(), config.report_queue_capacity);
     Ok(AppState::new(Inner {
         metrics,
+        deferred: session::deferred::DeferredWrites::new(DEFERRED_WRITES),
         jwt: auth::JwtKeys::new(&secret),
         two_factor: two_factor::SecretBox::load_or_create(&config.data_dir)?,
         store,
@@ -143,7 +156,21 @@ pub async fn launch_observed(
     .await?;
     upkeep.abort();
     presence.abort();
-    state.metrics.drain().await;
+    // What agents sent before their sockets closed is written before the process ends
+    // (bounded: with the database away it cannot be, and agents keep their results).
+    let left = state.deferred.drain(SHUTDOWN_FLUSH).await;
+    if left > 0 {
+        tracing::warn!(
+            left,
+            "stopping with agent messages not yet stored; agents send their results again"
+        );
+    }
+    if tokio::time::timeout(SHUTDOWN_FLUSH, state.metrics.drain())
+        .await
+        .is_err()
+    {
+        tracing::warn!("stopping with metrics reports not yet stored (the database is away)");
+    }
     cluster::presence::leave(&state).await;
     state.store.close().await;
     tracing::info!("GuruRMM server stopped");

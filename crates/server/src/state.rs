@@ -22,6 +22,8 @@ pub struct Inner {
     pub hub: Hub,
     /// The metrics write path: queued, written in batches.
     pub metrics: crate::session::metrics_writer::MetricsWriter,
+    /// Other agent messages, written off the sockets' tasks (they never wait on the database).
+    pub deferred: crate::session::deferred::DeferredWrites,
     /// This node among the others on the same database.
     pub cluster: crate::cluster::Cluster,
     /// This node's dashboard event streams; publish through [`AppState::publish`].

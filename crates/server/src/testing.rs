@@ -48,6 +48,23 @@ pub async fn fresh_postgres_database() -> String {
     }
 }
 
+/// Rows in the `metrics` table, read straight from the database at `url` (the server may
+/// still be writing its batches).
+pub async fn count_metrics(url: &str) -> i64 {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(url)
+        .await
+        .expect("connect to the server's database");
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM metrics")
+        .fetch_one(&pool)
+        .await
+        .expect("count metrics");
+    pool.close().await;
+    n
+}
+
 pub struct TestServer {
     pub addr: SocketAddr,
     pub base_url: String,

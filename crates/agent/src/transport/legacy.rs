@@ -238,6 +238,11 @@ impl Transport for Legacy<'_> {
     fn polls(&self) -> bool {
         true
     }
+
+    /// The HTTP answer to a result is its acknowledgement: `send` fails unless it was stored.
+    fn acknowledges_results(&self) -> bool {
+        false
+    }
 }
 
 #[cfg(test)]

@@ -133,6 +133,10 @@ impl Transport for Ws<'_> {
     fn polls(&self) -> bool {
         false
     }
+
+    fn acknowledges_results(&self) -> bool {
+        true
+    }
 }
 
 async fn send(ws: &mut Socket, msg: AgentMessage) -> Result<(), String> {

@@ -1,6 +1,8 @@
 //! Starting the real agent binary as a child process with a test config.
 #![allow(dead_code)]
 
+pub mod own_postgres;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

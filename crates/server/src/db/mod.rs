@@ -59,13 +59,60 @@ impl StoreError {
     }
 }
 
+/// Runs `attempt` until it succeeds or fails for a reason other than the database being
+/// unreachable, waiting between tries (200 ms, doubling up to 5 s). A closed pool (the server
+/// is stopping) ends it too. For writes that must not be lost to an outage: they wait for the
+/// database to come back. Logged once every 10 s at most, however many writes wait.
+pub async fn retry_while_unavailable<T, F, Fut>(what: &'static str, mut attempt: F) -> DbResult<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = DbResult<T>>,
+{
+    static LAST_WARNED_MS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+    let mut pause = std::time::Duration::from_millis(200);
+    loop {
+        match attempt().await {
+            Err(StoreError::Unavailable(e)) if !matches!(e, sqlx::Error::PoolClosed) => {
+                let now = now_ms();
+                let last = LAST_WARNED_MS.load(std::sync::atomic::Ordering::Relaxed);
+                if now - last >= 10_000
+                    && LAST_WARNED_MS
+                        .compare_exchange(
+                            last,
+                            now,
+                            std::sync::atomic::Ordering::Relaxed,
+                            std::sync::atomic::Ordering::Relaxed,
+                        )
+                        .is_ok()
+                {
+                    tracing::warn!(error = %e, "database unavailable; {what} wait for it (logged every 10 s)");
+                }
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(std::time::Duration::from_secs(5));
+            }
+            other => return other,
+        }
+    }
+}
+
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> StoreError {
         match &e {
             sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict {
                 field: conflicting_field(db.as_ref()),
             },
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e),
+            // PostgreSQL going down or coming up: class 08 (connection exception) and 57P
+            // (shutting down, starting up) say "try again", not "bad request".
+            sqlx::Error::Database(db)
+                if db
+                    .code()
+                    .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")) =>
+            {
                 StoreError::Unavailable(e)
             }
             _ => StoreError::Other(e),
@@ -136,8 +183,19 @@ pub fn backend_of(url: &str) -> Option<Backend> {
 }
 
 impl Store {
-    /// Connects (creating the SQLite file and its folder if missing) without migrating.
+    /// Connects (creating the SQLite file and its folder if missing) without migrating. A
+    /// caller waits up to 30 s for a connection (the command-line tools, tests).
     pub async fn connect(url: &str) -> anyhow::Result<Store> {
+        Store::connect_with_timeout(url, std::time::Duration::from_secs(30)).await
+    }
+
+    /// [`Store::connect`] where a caller waits at most `acquire_timeout` for a connection and
+    /// then gets [`StoreError::Unavailable`]: the server, so that a database outage answers
+    /// 503 at once instead of hanging requests.
+    pub async fn connect_with_timeout(
+        url: &str,
+        acquire_timeout: std::time::Duration,
+    ) -> anyhow::Result<Store> {
         sqlx::any::install_default_drivers();
         let backend = backend_of(url).ok_or_else(|| {
             anyhow::anyhow!(
@@ -162,6 +220,7 @@ impl Store {
         };
         let pool = AnyPoolOptions::new()
             .max_connections(max)
+            .acquire_timeout(acquire_timeout)
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
@@ -206,6 +265,21 @@ impl Store {
     pub async fn migrate(&self) -> anyhow::Result<()> {
         MIGRATOR.run(&self.pool).await?;
         Ok(())
+    }
+
+    /// Migrations this build has that the database has not applied (successfully): empty when
+    /// the schema is current. An error when the database cannot be asked.
+    pub async fn missing_migrations(&self) -> DbResult<Vec<i64>> {
+        let applied: Vec<i64> =
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success = $1")
+                .bind(true)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(MIGRATOR
+            .iter()
+            .map(|m| m.version)
+            .filter(|v| !applied.contains(v))
+            .collect())
     }
 
     pub fn backend(&self) -> Backend {

@@ -437,8 +437,13 @@ pub fn api_routes() -> Vec<ApiRoute> {
             "Legacy agent submits a command result", post(legacy::command_result))
             .body::<gururmm_protocol::CommandResult>()
             .ok::<gururmm_protocol::legacy::CommandResultAck>().errors(&[404]),
-        route("GET", "/api/health", Anyone, "Liveness and database check", get(health))
+        route("GET", "/api/health", Anyone,
+            "Liveness: the process answers (from memory, never waits on the database)", get(health))
             .ok::<Health>(),
+        route("GET", "/api/ready", Anyone,
+            "Readiness: the database answers and its migrations are current (503 with the reason otherwise)",
+            get(ready))
+            .ok::<Readiness>().errors(&[503]),
         route("GET", "/api/openapi.json", Anyone, "This document", get(openapi_json))
             .ok_as("application/json", json!({"type": "object"})),
     ]
@@ -454,13 +459,42 @@ async fn metrics_summary(
     )))
 }
 
-async fn health(State(state): State<AppState>) -> Response {
-    match sqlx::query("SELECT 1").execute(state.store.pool()).await {
-        Ok(_) => axum::Json(Health {
-            status: "ok".into(),
+/// Liveness: answers at once, whatever the database does (a restart would not fix an
+/// outage; readiness says whether to send traffic here).
+async fn health() -> axum::Json<Health> {
+    axum::Json(Health {
+        status: "ok".into(),
+    })
+}
+
+async fn ready(State(state): State<AppState>) -> Response {
+    if *state.shutdown.borrow() {
+        return ApiError::Unavailable("shutting down".into()).into_response();
+    }
+    // Bounded like every request: the pool's acquire timeout, and the same again for the query.
+    let check = tokio::time::timeout(
+        state.config.database_timeout() * 2,
+        state.store.missing_migrations(),
+    )
+    .await;
+    match check {
+        Ok(Ok(missing)) if missing.is_empty() => axum::Json(Readiness {
+            status: "ready".into(),
+            database: "ok".into(),
+            migrations: "current".into(),
         })
         .into_response(),
-        Err(_) => ApiError::Unavailable("database unreachable".into()).into_response(),
+        Ok(Ok(missing)) => ApiError::Unavailable(format!(
+            "database migrations not applied: {missing:?} (run `gururmm-server migrate`)"
+        ))
+        .into_response(),
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "readiness: database check failed");
+            ApiError::Unavailable("the database is unavailable".into()).into_response()
+        }
+        Err(_) => {
+            ApiError::Unavailable("the database did not answer in time".into()).into_response()
+        }
     }
 }
 
@@ -509,7 +543,7 @@ impl ApiRoute {
         if self.path.contains('{') {
             errors.extend([400, 404]);
         }
-        if self.access != Access::Anyone || self.path == "/api/health" {
+        if self.access != Access::Anyone {
             errors.push(503);
         }
         errors.sort_unstable();

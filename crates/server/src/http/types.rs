@@ -709,6 +709,17 @@ pub struct Health {
     pub status: String,
 }
 
+/// Readiness: whether this node can serve (for load balancers and orchestrators).
+#[derive(Serialize, ToSchema)]
+pub struct Readiness {
+    /// `ready`.
+    pub status: String,
+    /// `ok`: the database answered.
+    pub database: String,
+    /// `current`: every migration this build has is applied.
+    pub migrations: String,
+}
+
 /// Converts each element: `list(rows)` for `Vec<Record>` -> `Vec<ApiType>`.
 pub fn list<R, T: From<R>>(rows: Vec<R>) -> Vec<T> {
     rows.into_iter().map(T::from).collect()

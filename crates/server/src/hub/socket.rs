@@ -136,8 +136,17 @@ async fn run(state: AppState, mut socket: WebSocket, peer: std::net::IpAddr, slo
             return;
         }
         Err(e) => {
-            tracing::error!(error = %e, "agent authentication failed on a storage error");
-            refuse(&mut socket, "server error during authentication").await;
+            // Not a refusal: no auth_response, so the agent keeps its key (a refused key
+            // would make it enroll again) and retries after its backoff. 1013: try again later.
+            let minute = std::time::Duration::from_secs(60);
+            if state
+                .limiter
+                .check_and_record("log:auth-unavailable", 1, minute)
+                .is_ok()
+            {
+                tracing::warn!(error = %e, "agent sign-ins deferred: the database is unavailable (logged once a minute)");
+            }
+            close(&mut socket, 1013, "database unavailable; try again later").await;
             return;
         }
     };
@@ -193,6 +202,8 @@ async fn message_loop(
     mut rx: mpsc::Receiver<Outbound>,
 ) -> &'static str {
     let session = AgentSession::new(state, agent_id);
+    // Results stored by the deferred writes, to acknowledge (the agent drops them then).
+    let (acks, mut stored) = mpsc::channel::<String>(256);
     let mut shutdown = state.shutdown.clone();
     let mut ping = tokio::time::interval_at(
         Instant::now() + state.config.ping_interval(),
@@ -213,7 +224,7 @@ async fn message_loop(
                 };
                 last_heard = Instant::now();
                 match msg {
-                    Message::Text(text) => handle_text(&session, &text).await,
+                    Message::Text(text) => handle_text(&session, &text, &acks).await,
                     Message::Binary(_) => tracing::warn!(agent_id, "binary frame ignored: the protocol is JSON text frames"),
                     Message::Close(_) => return "closed by agent",
                     Message::Ping(_) | Message::Pong(_) => {}
@@ -239,6 +250,12 @@ async fn message_loop(
                 }
                 None => return "hub dropped the connection",
             },
+            Some(id) = stored.recv() => {
+                let ack = ServerMessage::ResultAck(gururmm_protocol::ResultAck { id });
+                if send(socket, &ack).await.is_err() {
+                    return "send failed";
+                }
+            }
             _ = ping.tick() => {
                 // Only a socket quiet for a whole interval is pinged: an agent sending its
                 // heartbeats is known to be alive, and each ping would cost a message both
@@ -254,6 +271,8 @@ async fn message_loop(
                 return "idle timeout";
             }
             _ = shutdown.changed() => {
+                // 1012 (service restart): the agent reconnects soon, with jitter, to this
+                // server once it is back or to another node.
                 close(socket, 1012, "server restarting").await;
                 return "server shutting down";
             }
@@ -269,12 +288,11 @@ impl CommandSink for WebSocket {
     }
 }
 
-async fn handle_text(session: &AgentSession<'_>, text: &str) {
-    let stored = match AgentMessage::from_json(text) {
-        Ok(msg) => session.ingest(msg).await,
-        Err(e) => session.unreadable(&e).await,
-    };
-    if let Err(e) = stored {
-        tracing::error!(agent_id = session.agent_id(), error = %e, "storing an agent message failed");
+/// Never waits on the database (see `session::deferred`), so pings, heartbeats and commands
+/// keep flowing while it is away.
+async fn handle_text(session: &AgentSession<'_>, text: &str, acks: &mpsc::Sender<String>) {
+    match AgentMessage::from_json(text) {
+        Ok(msg) => session.take(msg, acks).await,
+        Err(e) => session.take_unreadable(e, acks),
     }
 }

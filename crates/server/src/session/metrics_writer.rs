@@ -4,24 +4,27 @@
 //!
 //! - No deliberate delay: the writer takes whatever queued while the previous batch was being
 //!   written, so batches grow with the load and a quiet server writes at once.
-//! - Bounded: the queue holds `QUEUE_REPORTS` (about a second at the rate the server is built
-//!   for). A full queue makes the sender wait, which stops reading that agent's socket (TCP
-//!   back-pressure) instead of growing memory.
-//! - At risk in a crash: what is queued, at most about a second of reports. A legacy agent's
-//!   poll answers only after its report is written, so its outbox keeps anything not stored.
+//! - Bounded: the queue holds `report_queue_capacity` reports (default 20,000: about a second
+//!   at the rate the server is built for, or a few minutes of a thousand agents' reports while
+//!   the database is away). A socket never waits on it for long: when it stays full for
+//!   `FULL_WAIT` the report is dropped and counted (`dropped()`), so a database outage never
+//!   stops the server reading agents' sockets (and answering their pings).
+//! - At risk in a crash: what is queued. A legacy agent's poll answers only after its report
+//!   is written, so its outbox keeps anything not stored.
 //! - A batch the database refuses (say, a report of an agent deleted a moment ago) is retried
 //!   report by report, so one bad report costs only itself; while the database is
 //!   unreachable the batch waits and is retried.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use gururmm_protocol::MetricsReport;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::db::{DbResult, Store, StoreError};
+use crate::db::{retry_while_unavailable, DbResult, Store, StoreError};
 
-/// Reports that may wait to be written.
-pub const QUEUE_REPORTS: usize = 20_000;
+/// How long a report may wait for room in a full queue before it is dropped.
+const FULL_WAIT: Duration = Duration::from_millis(250);
 /// Most reports in one batch.
 const BATCH_REPORTS: usize = 2_000;
 
@@ -41,26 +44,46 @@ enum Queued {
 #[derive(Clone)]
 pub struct MetricsWriter {
     tx: mpsc::Sender<Queued>,
+    dropped: Arc<super::deferred::DropCounter>,
 }
 
 impl MetricsWriter {
-    /// Starts the writer task on `store`.
-    pub fn start(store: Store) -> MetricsWriter {
-        let (tx, rx) = mpsc::channel(QUEUE_REPORTS);
+    /// Starts the writer task on `store` with room for `capacity` waiting reports.
+    pub fn start(store: Store, capacity: usize) -> MetricsWriter {
+        let (tx, rx) = mpsc::channel(capacity);
         tokio::spawn(run(store, rx));
-        MetricsWriter { tx }
+        MetricsWriter {
+            tx,
+            dropped: Arc::default(),
+        }
     }
 
-    /// Queues a report (waiting while the queue is full).
+    /// Queues a report; drops it (counted) when the queue stays full for `FULL_WAIT`.
     pub async fn queue(&self, agent_id: &str, report: MetricsReport) {
         let item = Queued::Report {
             agent_id: agent_id.to_owned(),
             report,
             stored: None,
         };
-        if self.tx.send(item).await.is_err() {
-            tracing::error!(agent_id, "metrics writer stopped; report dropped");
+        match self.tx.send_timeout(item, FULL_WAIT).await {
+            Ok(()) => {}
+            Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
+                self.dropped.record("metrics reports")
+            }
+            Err(mpsc::error::SendTimeoutError::Closed(_)) => {
+                tracing::error!(agent_id, "metrics writer stopped; report dropped")
+            }
         }
+    }
+
+    /// Reports dropped because the queue was full, since the start.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.total()
+    }
+
+    /// Reports waiting to be written.
+    pub fn depth(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
     }
 
     /// Queues a report and waits until it is written.
@@ -126,7 +149,7 @@ async fn write(store: &Store, batch: &[(String, MetricsReport)]) -> Vec<Outcome>
     if batch.is_empty() {
         return Vec::new();
     }
-    match with_retry(|| store.insert_metrics_batch(batch)).await {
+    match retry_while_unavailable("metrics reports", || store.insert_metrics_batch(batch)).await {
         Ok(()) => return vec![Ok(()); batch.len()],
         Err(e) => {
             tracing::warn!(reports = batch.len(), error = %e, "a metrics batch was refused; storing its reports one by one")
@@ -134,31 +157,12 @@ async fn write(store: &Store, batch: &[(String, MetricsReport)]) -> Vec<Outcome>
     }
     let mut outcomes = Vec::with_capacity(batch.len());
     for one in batch.chunks(1) {
-        let outcome = with_retry(|| store.insert_metrics_batch(one)).await;
+        let outcome =
+            retry_while_unavailable("metrics reports", || store.insert_metrics_batch(one)).await;
         if let Err(e) = &outcome {
             tracing::warn!(agent_id = %one[0].0, error = %e, "metrics report not stored");
         }
         outcomes.push(outcome.map_err(|e| e.to_string()));
     }
     outcomes
-}
-
-/// Retries while the database is unreachable (backing off up to 5 s); any other error, or a
-/// closed pool (the server is stopping), is returned.
-async fn with_retry<F, Fut>(mut attempt: F) -> DbResult<()>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = DbResult<()>>,
-{
-    let mut pause = Duration::from_millis(200);
-    loop {
-        match attempt().await {
-            Err(StoreError::Unavailable(e)) if !matches!(e, sqlx::Error::PoolClosed) => {
-                tracing::warn!(error = %e, "database unavailable; metrics wait");
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_secs(5));
-            }
-            other => return other,
-        }
-    }
 }

@@ -10,6 +10,7 @@
 //!
 //! A new agent message is handled here once, and both transports get it.
 
+pub mod deferred;
 pub mod delivery;
 pub mod enroll;
 pub mod metrics_writer;
@@ -21,7 +22,7 @@ pub use enroll::{authenticate, Authenticated, Refused};
 
 use gururmm_protocol::{AgentMessage, CommandResult, ParseError};
 
-use crate::db::DbResult;
+use crate::db::{retry_while_unavailable, DbResult};
 use crate::state::AppState;
 
 /// An authenticated agent, on whichever transport.
@@ -86,6 +87,94 @@ impl<'a> AgentSession<'a> {
         }
     }
 
+    /// For a socket: takes `msg` without waiting on the database. Heartbeats and metrics
+    /// reports go to memory anyway (presence, the metrics queue); anything else is written by
+    /// a deferred task that waits out a database outage ([`deferred`]). A command result,
+    /// once stored, is acknowledged by sending its id to `acks`.
+    pub async fn take(&self, msg: AgentMessage, acks: &tokio::sync::mpsc::Sender<String>) {
+        let in_memory = matches!(
+            msg,
+            AgentMessage::Heartbeat(_)
+                | AgentMessage::MetricsReport(_)
+                | AgentMessage::Auth(_)
+                | AgentMessage::Unsupported(_)
+        );
+        if in_memory {
+            // These never touch the database here: no error to report.
+            let _ = self.ingest(msg).await;
+            return;
+        }
+        let (kind, ack) = match &msg {
+            AgentMessage::CommandResult(r) => ("command_result", Some(r.id.clone())),
+            AgentMessage::NetworkState(_) => ("network_state", None),
+            _ => ("watchdog_event", None),
+        };
+        self.defer(kind, ack, acks, move |state, agent_id| {
+            let msg = msg.clone();
+            async move { AgentSession::new(&state, &agent_id).ingest(msg).await }
+        });
+    }
+
+    /// [`AgentSession::unreadable`] for a socket: written like [`AgentSession::take`].
+    pub fn take_unreadable(&self, error: ParseError, acks: &tokio::sync::mpsc::Sender<String>) {
+        tracing::warn!(agent_id = self.agent_id, error = %sanitize::for_log(&error.to_string()), "malformed message from agent");
+        // An unreadable result is answered (its command fails with the reason), so the agent
+        // may drop it: sending it again would not make it readable.
+        let ack = match error.message_type.as_deref() {
+            Some("command_result") => error.command_id.clone(),
+            _ => None,
+        };
+        self.defer("unreadable", ack, acks, move |state, agent_id| {
+            let error = error.clone();
+            async move {
+                AgentSession::new(&state, &agent_id)
+                    .fail_unreadable_result(&error)
+                    .await
+            }
+        });
+    }
+
+    /// Runs `write` (retried while the database is away) in a deferred task; then sends
+    /// `ack` to `acks`, if any.
+    fn defer<F, Fut>(
+        &self,
+        kind: &'static str,
+        ack: Option<String>,
+        acks: &tokio::sync::mpsc::Sender<String>,
+        write: F,
+    ) where
+        F: Fn(AppState, String) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = DbResult<()>> + Send + 'static,
+    {
+        let state = self.state.clone();
+        let agent_id = self.agent_id.to_owned();
+        let acks = acks.clone();
+        let accepted = self.state.deferred.spawn(async move {
+            let outcome = retry_while_unavailable("agent messages", || {
+                write(state.clone(), agent_id.clone())
+            })
+            .await;
+            match outcome {
+                // A full channel only costs the ack: the agent sends the result again later.
+                Ok(()) => {
+                    if let Some(id) = ack {
+                        let _ = acks.try_send(id);
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(agent_id, message_type = kind, error = %e, "storing an agent message failed")
+                }
+            }
+        });
+        if !accepted {
+            tracing::debug!(
+                agent_id = self.agent_id,
+                message_type = kind,
+                "agent message dropped: too many wait for the database"
+            );
+        }
+    }
+
     /// Stores a metrics report and waits until it is written (a legacy poll answers only
     /// then, so the agent keeps in its outbox whatever was not stored).
     pub async fn store_metrics_now(&self, mut m: gururmm_protocol::MetricsReport) -> DbResult<()> {
@@ -104,6 +193,11 @@ impl<'a> AgentSession<'a> {
     /// command still ends: failed, with the reason, so nothing stays `running` forever.
     pub async fn unreadable(&self, error: &ParseError) -> DbResult<()> {
         tracing::warn!(agent_id = self.agent_id, error = %sanitize::for_log(&error.to_string()), "malformed message from agent");
+        self.fail_unreadable_result(error).await
+    }
+
+    /// When an unreadable frame was a result naming its command: that command fails.
+    async fn fail_unreadable_result(&self, error: &ParseError) -> DbResult<()> {
         if let (Some("command_result"), Some(id)) =
             (error.message_type.as_deref(), error.command_id.as_deref())
         {

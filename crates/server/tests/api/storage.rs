@@ -138,7 +138,7 @@ async fn metrics_writer_stores_batches_and_skips_a_refused_report(db: TestDb) {
     use gururmm_server::session::metrics_writer::MetricsWriter;
     let f = fresh(db).await;
     let (a, b) = (agent(&f.store).await, agent(&f.store).await);
-    let writer = MetricsWriter::start(f.store.clone());
+    let writer = MetricsWriter::start(f.store.clone(), 20_000);
     let now = chrono::Utc::now().timestamp();
     let report = |age: i64| MetricsReport {
         timestamp: now - age,
