@@ -11,7 +11,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{wait_for, Agent};
+use common::{runs_echo, saved_key, wait_for, Agent};
 use gururmm_server::db::Store;
 use gururmm_server::testing::{TestDb, TestServer};
 use serde_json::{json, Value};
@@ -29,31 +29,6 @@ async fn enrolled(db: TestDb) -> (TestServer, Agent, Value) {
         })
         .await;
     (server, agent, list[0].clone())
-}
-
-async fn saved_key(agent: &Agent) -> String {
-    let path = agent.state_dir().join("agent_key");
-    wait_for(10, "the saved agent key", || async {
-        std::fs::read_to_string(&path).ok()
-    })
-    .await
-}
-
-async fn runs_echo(server: &TestServer, agent_id: &str) {
-    let c = server
-        .post(
-            &format!("/api/agents/{agent_id}/command"),
-            json!({"command_type": "shell", "command": "echo back", "timeout_seconds": 20}),
-        )
-        .await;
-    let done = server
-        .wait_for(
-            &format!("/api/commands/{}", c["id"].as_str().unwrap()),
-            WAIT,
-            |c| c["status"] == json!("completed"),
-        )
-        .await;
-    assert_eq!(done["stdout"], json!("back\n"));
 }
 
 async fn deleted_agent_comes_back_as_a_new_agent(db: TestDb) {

@@ -41,13 +41,18 @@ pub struct Config {
     /// Folder of agent builds served at `/downloads/`; default `<data_dir>/downloads`.
     /// Read it through [`Config::downloads_dir`].
     pub downloads_dir: Option<PathBuf>,
-    /// Log to a daily-rotated file as well as stderr, in `log_dir`.
+    /// Log to a rotated file as well as stderr, in `log_dir`.
     pub log_to_file: bool,
     /// Folder of the log files; default `<data_dir>/logs`. Setting it also turns file
     /// logging on. Read it through [`Config::log_dir`].
     pub log_dir: Option<PathBuf>,
     /// Log lines as JSON.
     pub log_json: bool,
+    /// When the log file is rotated: `minutely`, `hourly`, `daily` or `never`.
+    pub log_rotation: crate::logging::LogRotation,
+    /// Log files kept (the current one included); older ones are deleted at start and at
+    /// each rotation.
+    pub log_max_files: usize,
 
     pub auth_timeout_seconds: u64,
     pub ping_interval_seconds: u64,
@@ -148,6 +153,8 @@ impl Default for Config {
             log_to_file: false,
             log_dir: None,
             log_json: false,
+            log_rotation: crate::logging::LogRotation::Daily,
+            log_max_files: 14,
             auth_timeout_seconds: 10,
             ping_interval_seconds: 30,
             idle_timeout_seconds: 90,
@@ -200,6 +207,8 @@ impl std::fmt::Debug for Config {
             .field("dashboard_dir", &self.dashboard_dir)
             .field("downloads_dir", &self.downloads_dir())
             .field("log_dir", &self.log_dir())
+            .field("log_rotation", &self.log_rotation)
+            .field("log_max_files", &self.log_max_files)
             .field("oidc_issuer", &self.oidc_issuer)
             .field("oidc_client_id", &self.oidc_client_id)
             .field(
@@ -399,6 +408,12 @@ impl Config {
                 })
             }
         }
+        check(
+            "log_max_files",
+            self.log_max_files as u64,
+            1..=1000,
+            "1..=1000",
+        )?;
         check(
             "auth_timeout_seconds",
             self.auth_timeout_seconds,
@@ -816,6 +831,61 @@ mod tests {
             err.contains("metrics_retention_days") && err.contains("1..=3650"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn log_rotation_and_files_kept() {
+        use crate::logging::LogRotation;
+        let c = Config::from_sources(None, env(&[])).unwrap();
+        assert_eq!(
+            (c.log_rotation, c.log_max_files),
+            (LogRotation::Daily, 14),
+            "defaults"
+        );
+        let c = Config::from_sources(
+            None,
+            env(&[
+                ("GURURMM_LOG_ROTATION", "hourly"),
+                ("GURURMM_LOG_MAX_FILES", "48"),
+            ]),
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!((c.log_rotation, c.log_max_files), (LogRotation::Hourly, 48));
+        let file = Path::new("server.toml");
+        let c = Config::from_sources(Some((file, "log_rotation = \"never\"")), env(&[])).unwrap();
+        assert_eq!(c.log_rotation, LogRotation::Never);
+
+        let err = Config::from_sources(None, env(&[("GURURMM_LOG_ROTATION", "weekly")]))
+            .unwrap_err()
+            .to_string();
+        for named in [
+            "GURURMM_LOG_ROTATION",
+            "minutely",
+            "hourly",
+            "daily",
+            "never",
+        ] {
+            assert!(err.contains(named), "{named} not in: {err}");
+        }
+        let err = Config::from_sources(Some((file, "log_rotation = \"weekly\"")), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("log_rotation") && err.contains("daily"),
+            "{err}"
+        );
+        for bad in ["0", "1001"] {
+            let err = Config::from_sources(None, env(&[("GURURMM_LOG_MAX_FILES", bad)]))
+                .unwrap()
+                .validate()
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("log_max_files") && err.contains("1..=1000"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

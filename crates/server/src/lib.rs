@@ -5,9 +5,10 @@
 //! keys), `session` (one agent session: enrollment, reports, command hand-out and results,
 //! whatever the transport), `hub` (the WebSocket transport: live sockets and who is online),
 //! `http` (routes and handlers; `http::legacy` is the polling transport), `cluster` (several
-//! nodes on one database: notices, presence, leases), `upkeep` (timeouts and retention), `testing` (a real server on port 0 for tests).
+//! nodes on one database: notices, presence, leases), `upkeep` (timeouts and retention), `backup` (SQLite backup and restore, the data-folder lock), `testing` (a real server on port 0 for tests).
 
 pub mod auth;
+pub mod backup;
 pub mod cluster;
 pub mod config;
 pub mod db;
@@ -128,6 +129,8 @@ pub async fn launch_observed(
     shutdown: impl Future<Output = ()> + Send + 'static,
     observe: impl FnOnce(&AppState) + Send,
 ) -> anyhow::Result<()> {
+    // On SQLite, held while serving: a restore or a second server on the folder is refused.
+    let _data_lock = backup::lock_for_server(&config)?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let state = build_state(config, stop_rx).await?;
     observe(&state);

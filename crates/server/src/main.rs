@@ -32,6 +32,20 @@ enum Command {
     Serve,
     /// Apply database migrations and exit.
     Migrate,
+    /// Copy the SQLite database to a new file while the server runs (PostgreSQL: pg_dump, see
+    /// docs/OPERATIONS.md).
+    Backup {
+        /// The file to write; it must not exist. Created owner-only.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Replace the SQLite database with a backup (stop the server first); the current
+    /// database is kept beside it as <name>.before-restore-<time>.
+    Restore {
+        /// A file written by `backup`.
+        #[arg(long)]
+        from: PathBuf,
+    },
     /// Manage users.
     User {
         #[command(subcommand)]
@@ -96,6 +110,23 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let store = Store::connect(&config.effective_database_url()).await?;
             store.migrate().await?;
             println!("migrations applied");
+            Ok(())
+        }
+        Command::Backup { out } => {
+            let bytes = gururmm_server::backup::backup(&config, &out).await?;
+            println!("backup written to {} ({bytes} bytes)", out.display());
+            Ok(())
+        }
+        Command::Restore { from } => {
+            let done = gururmm_server::backup::restore(&config, &from).await?;
+            println!(
+                "restored {} into {}",
+                from.display(),
+                done.database.display()
+            );
+            if let Some(previous) = done.previous {
+                println!("the database it replaced is kept as {}", previous.display());
+            }
             Ok(())
         }
         Command::User {

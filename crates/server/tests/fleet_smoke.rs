@@ -304,21 +304,27 @@ fn each_command_received_once(
     assert!(receipts.values().all(|&n| n == 1), "{receipts:?}");
 }
 
-/// Everything a single-node run checks, on the database given.
-async fn fleet_smoke(database_url: String, data: tempfile::TempDir) {
-    let server = start_server(&database_url, data.path(), free_port()).await;
-    add_admin(&database_url, data.path());
+/// One server on the database given, its administrator signed in, and the whole fleet
+/// enrolled at a site and online.
+async fn one_node_with_fleet(database_url: &str, data: &Path) -> (ServerProcess, Api, Fleet) {
+    let server = start_server(database_url, data, free_port()).await;
+    add_admin(database_url, data);
     let api = admin_api(std::slice::from_ref(&server.base_url)).await;
     let code = create_site(&api).await;
-
     let fleet = Fleet::start(fleet_config(
         vec![server.ws_url.clone()],
         &code,
-        data.path().join("keys.jsonl"),
+        data.join("keys.jsonl"),
     ))
     .await
     .expect("start the fleet");
     all_connected_and_online(&fleet, &api, "start").await;
+    (server, api, fleet)
+}
+
+/// Everything a single-node run checks, on the database given.
+async fn fleet_smoke(database_url: String, data: tempfile::TempDir) {
+    let (server, api, fleet) = one_node_with_fleet(&database_url, data.path()).await;
     let run = all_commands_complete(&api, &fleet, "one node").await;
     // A little more traffic after the commands, then a graceful stop: each agent closes and
     // waits for the server's close, so everything it sent reached the server.
@@ -477,4 +483,87 @@ async fn sigterm_hands_the_fleet_to_another_node() {
     let receipts = fleet.command_receipts();
     let counters = fleet.stop().await;
     each_command_received_once(&run.ids.iter().collect::<Vec<_>>(), &receipts, &counters);
+
+/// `gururmm-server backup --out FILE` for the server on `database_url`, run as an operator
+/// does while the server serves; returns the process output.
+async fn run_backup(database_url: &str, data_dir: &Path, out: &Path) -> std::process::Output {
+    let mut command = server_command(database_url, data_dir);
+    command.arg("backup").arg("--out").arg(out);
+    tokio::task::spawn_blocking(move || command.output().expect("gururmm-server backup"))
+        .await
+        .expect("backup task")
+}
+
+/// A backup taken while ~300 agents send metrics and answer commands restores to a database
+/// that opens and holds every command completed before the backup started, as completed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_while_the_fleet_writes_restores_every_completed_command() {
+    let data = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", data.path().join("gururmm.db").display());
+    let (server, api, fleet) = one_node_with_fleet(&url, data.path()).await;
+    let before = all_commands_complete(&api, &fleet, "before the backup").await;
+
+    // The backup runs while more commands go out and every agent keeps reporting metrics.
+    let out = data.path().join("backup.db");
+    let (during, backup) = tokio::join!(
+        run_commands(&api, &fleet, COMMANDS, 4, Duration::from_secs(20)),
+        async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let metrics_at_start = count_metrics(&url).await;
+            (metrics_at_start, run_backup(&url, data.path(), &out).await)
+        }
+    );
+    let (metrics_at_start, backup) = backup;
+    assert!(backup.status.success(), "backup: {backup:?}");
+    let during = during.expect("commands during the backup");
+    assert!(during.completed > 0, "the fleet kept working: {during:?}");
+    let counters = fleet.stop().await;
+    eprintln!("fleet counters: {}", counters.line());
+    drop(server);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the backup is owner-only");
+    }
+
+    // Restored into a fresh data folder, the way an operator moves to a new machine.
+    let fresh = tempfile::tempdir().unwrap();
+    let fresh_url = format!("sqlite://{}", fresh.path().join("gururmm.db").display());
+    let restored = server_command(&fresh_url, fresh.path())
+        .arg("restore")
+        .arg("--from")
+        .arg(&out)
+        .output()
+        .expect("gururmm-server restore");
+    assert!(restored.status.success(), "restore: {restored:?}");
+
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(&fresh_url)
+        .await
+        .expect("the restored database opens");
+    for id in &before.ids {
+        let status: Option<String> =
+            sqlx::query_scalar("SELECT status FROM commands WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&pool)
+                .await
+                .unwrap();
+        assert_eq!(
+            status.as_deref(),
+            Some("completed"),
+            "command {id}, completed before the backup started"
+        );
+    }
+    let metrics: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM metrics")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(
+        metrics >= metrics_at_start,
+        "{metrics} metrics rows restored, {metrics_at_start} were stored before the backup"
+    );
+    pool.close().await;
 }

@@ -199,3 +199,30 @@ pub fn processes_with(needle: &str) -> Vec<u32> {
     }
     out
 }
+
+/// The key the agent saved in its state folder after enrolling.
+pub async fn saved_key(agent: &Agent) -> String {
+    let path = agent.state_dir().join("agent_key");
+    wait_for(10, "the saved agent key", || async {
+        std::fs::read_to_string(&path).ok()
+    })
+    .await
+}
+
+/// Sends `echo back` to the agent through the server; it must complete with that output.
+pub async fn runs_echo(server: &gururmm_server::testing::TestServer, agent_id: &str) {
+    let c = server
+        .post(
+            &format!("/api/agents/{agent_id}/command"),
+            serde_json::json!({"command_type": "shell", "command": "echo back", "timeout_seconds": 20}),
+        )
+        .await;
+    let done = server
+        .wait_for(
+            &format!("/api/commands/{}", c["id"].as_str().unwrap()),
+            Duration::from_secs(30),
+            |c| c["status"] == serde_json::json!("completed"),
+        )
+        .await;
+    assert_eq!(done["stdout"], serde_json::json!("back\n"));
+}

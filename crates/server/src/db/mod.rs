@@ -348,14 +348,28 @@ impl Store {
     }
 }
 
-fn prepare_sqlite_url(url: &str) -> anyhow::Result<String> {
+/// A `sqlite:` URL's file path and query.
+fn split_sqlite_url(url: &str) -> (&str, Option<&str>) {
     let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
-    let (path, query) = match rest.split_once('?') {
+    match rest.split_once('?') {
         Some((p, q)) => (p, Some(q)),
         None => (rest, None),
-    };
+    }
+}
+
+/// The database file of a `sqlite:` URL; None for another backend or an in-memory database.
+pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    if backend_of(url) != Some(Backend::Sqlite) {
+        return None;
+    }
+    let (path, query) = split_sqlite_url(url);
     let in_memory = query.is_some_and(|q| q.contains("mode=memory"));
-    if path != ":memory:" && !path.is_empty() && !in_memory {
+    (path != ":memory:" && !path.is_empty() && !in_memory).then(|| path.into())
+}
+
+fn prepare_sqlite_url(url: &str) -> anyhow::Result<String> {
+    let (path, query) = split_sqlite_url(url);
+    if sqlite_file(url).is_some() {
         if let Some(parent) = std::path::Path::new(path).parent() {
             if !parent.as_os_str().is_empty() && !parent.exists() {
                 crate::private_files::private_dir(parent)?;
