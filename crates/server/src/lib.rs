@@ -5,7 +5,9 @@
 //! keys), `session` (one agent session: enrollment, reports, command hand-out and results,
 //! whatever the transport), `hub` (the WebSocket transport: live sockets and who is online),
 //! `http` (routes and handlers; `http::legacy` is the polling transport), `cluster` (several
-//! nodes on one database: notices, presence, leases), `upkeep` (timeouts and retention), `testing` (a real server on port 0 for tests).
+//! nodes on one database: notices, presence, leases), `upkeep` (timeouts and retention),
+//! `telemetry` (Prometheus metrics on their own address), `testing` (a real server on port 0
+//! for tests).
 
 pub mod auth;
 pub mod cluster;
@@ -23,6 +25,7 @@ pub mod settings;
 pub mod sign_in;
 pub mod site_code;
 pub mod state;
+pub mod telemetry;
 pub mod testing;
 pub mod two_factor;
 mod upkeep;
@@ -130,6 +133,7 @@ pub async fn launch_observed(
     }
     let presence = tokio::spawn(cluster::presence::run(state.clone()));
     let upkeep = tokio::spawn(upkeep::run(state.clone()));
+    let metrics_endpoint = telemetry::start(&state).await?;
     let app = http::router(state.clone());
     let signal = async move {
         shutdown.await;
@@ -143,6 +147,7 @@ pub async fn launch_observed(
     .await?;
     upkeep.abort();
     presence.abort();
+    metrics_endpoint.inspect(tokio::task::JoinHandle::abort);
     state.metrics.drain().await;
     cluster::presence::leave(&state).await;
     state.store.close().await;

@@ -70,6 +70,7 @@ pub async fn ws_handler(
 }
 
 async fn send(socket: &mut WebSocket, msg: &ServerMessage) -> Result<(), axum::Error> {
+    crate::telemetry::agent_message_out(msg);
     socket
         .send(Message::Text(Utf8Bytes::from(msg.to_json())))
         .await
@@ -107,7 +108,7 @@ async fn run(state: AppState, mut socket: WebSocket, peer: std::net::IpAddr, slo
         Ok(Some(Ok(msg))) => msg,
     };
     let auth = match first {
-        Message::Text(text) => match AgentMessage::from_json(&text) {
+        Message::Text(text) => match crate::telemetry::agent_message_in(&text) {
             Ok(AgentMessage::Auth(auth)) => auth,
             Ok(other) => {
                 tracing::info!(
@@ -270,7 +271,7 @@ impl CommandSink for WebSocket {
 }
 
 async fn handle_text(session: &AgentSession<'_>, text: &str) {
-    let stored = match AgentMessage::from_json(text) {
+    let stored = match crate::telemetry::agent_message_in(text) {
         Ok(msg) => session.ingest(msg).await,
         Err(e) => session.unreadable(&e).await,
     };

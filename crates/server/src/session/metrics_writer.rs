@@ -60,6 +60,7 @@ impl MetricsWriter {
         };
         if self.tx.send(item).await.is_err() {
             tracing::error!(agent_id, "metrics writer stopped; report dropped");
+            crate::telemetry::write_dropped(crate::telemetry::Writer::Metrics, 1);
         }
     }
 
@@ -75,6 +76,16 @@ impl MetricsWriter {
         let stopped = || failed("the metrics writer has stopped".into());
         self.tx.send(item).await.map_err(|_| stopped())?;
         done.await.map_err(|_| stopped())?.map_err(failed)
+    }
+
+    /// Reports queued, not yet taken by the writer.
+    pub fn queued(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
+    }
+
+    /// The most reports the queue holds.
+    pub fn capacity(&self) -> usize {
+        self.tx.max_capacity()
     }
 
     /// Waits until every report queued so far is written (a clean shutdown; tests).
@@ -110,7 +121,9 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Queued>) {
                 next = rx.try_recv().ok();
             }
         }
+        let started = std::time::Instant::now();
         let outcomes = write(&store, &batch).await;
+        crate::telemetry::write_batch(crate::telemetry::Writer::Metrics, batch.len(), started);
         for (index, stored) in waiting.drain(..) {
             let _ = stored.send(outcomes[index].clone());
         }
