@@ -11,6 +11,8 @@
 //!   statuses, route templates (never a path with its ids), HTTP methods and status codes.
 //!   Anything an agent reports is hostile input and never becomes a label: an unknown message
 //!   type is counted as `unsupported`, an unreadable frame as `malformed`.
+//! - docs/OPERATIONS.md lists the series and docs/grafana-dashboard.json reads them; a test
+//!   keeps both in step with [`SERIES`].
 
 use std::net::SocketAddr;
 use std::sync::OnceLock;
@@ -429,5 +431,50 @@ mod tests {
             ),
             "{text}"
         );
+    }
+
+    /// docs/OPERATIONS.md names every series; the Grafana dashboard reads only series this
+    /// module exports, and every one of them.
+    #[test]
+    fn docs_and_dashboard_match_the_series() {
+        let ops = include_str!("../../../docs/OPERATIONS.md");
+        let dashboard: serde_json::Value =
+            serde_json::from_str(include_str!("../../../docs/grafana-dashboard.json"))
+                .expect("the dashboard is JSON");
+        let mut exprs = Vec::new();
+        for panel in dashboard["panels"].as_array().expect("panels") {
+            for target in panel["targets"].as_array().into_iter().flatten() {
+                exprs.push(target["expr"].as_str().expect("expr").to_owned());
+            }
+        }
+        assert!(!exprs.is_empty());
+        let exported = |name: &str| {
+            SERIES.iter().any(|s| {
+                name == *s
+                    || ["_bucket", "_sum", "_count"]
+                        .iter()
+                        .any(|suffix| name == format!("{s}{suffix}"))
+            })
+        };
+        for expr in &exprs {
+            for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+                if word.starts_with("gururmm_") {
+                    assert!(
+                        exported(word),
+                        "the dashboard reads {word}, which is not exported"
+                    );
+                }
+            }
+        }
+        for series in SERIES {
+            assert!(
+                ops.contains(&format!("`{series}`")),
+                "docs/OPERATIONS.md does not list {series}"
+            );
+            assert!(
+                exprs.iter().any(|e| e.contains(series)),
+                "no dashboard panel reads {series}"
+            );
+        }
     }
 }
