@@ -53,6 +53,10 @@ pub struct Config {
     /// Log files kept (the current one included); older ones are deleted at start and at
     /// each rotation.
     pub log_max_files: usize,
+    /// Serve Prometheus metrics at `/metrics` on this address (its own listener, never the
+    /// public port). None (the default): no metrics endpoint. Empty from the environment: none.
+    #[serde(deserialize_with = "empty_as_none")]
+    pub metrics_listen: Option<SocketAddr>,
 
     pub auth_timeout_seconds: u64,
     pub ping_interval_seconds: u64,
@@ -138,6 +142,23 @@ fn list_or_comma_separated<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String
     })
 }
 
+/// An optional value where an empty string (say `GURURMM_METRICS_LISTEN=`) means none.
+fn empty_as_none<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    match Option::<String>::deserialize(d)? {
+        Some(text) if !text.trim().is_empty() => text
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(serde::de::Error::custom),
+        _ => Ok(None),
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -155,6 +176,7 @@ impl Default for Config {
             log_json: false,
             log_rotation: crate::logging::LogRotation::Daily,
             log_max_files: 14,
+            metrics_listen: None,
             auth_timeout_seconds: 10,
             ping_interval_seconds: 30,
             idle_timeout_seconds: 90,
@@ -209,6 +231,7 @@ impl std::fmt::Debug for Config {
             .field("log_dir", &self.log_dir())
             .field("log_rotation", &self.log_rotation)
             .field("log_max_files", &self.log_max_files)
+            .field("metrics_listen", &self.metrics_listen)
             .field("oidc_issuer", &self.oidc_issuer)
             .field("oidc_client_id", &self.oidc_client_id)
             .field(
@@ -535,6 +558,20 @@ impl Config {
             "1..=100000",
         )?;
         self.validate_oidc()?;
+        if let Some(metrics) = self.metrics_listen {
+            let same_ip = metrics.ip() == self.listen.ip()
+                || metrics.ip().is_unspecified()
+                || self.listen.ip().is_unspecified();
+            if metrics.port() != 0 && metrics.port() == self.listen.port() && same_ip {
+                return Err(ConfigError::Invalid {
+                    key: "metrics_listen",
+                    message: format!(
+                        "{metrics} overlaps listen ({}): metrics are served on their own address,                          never on the public port",
+                        self.listen
+                    ),
+                });
+            }
+        }
         if self.idle_timeout_seconds <= self.ping_interval_seconds {
             return Err(ConfigError::Range {
                 key: "idle_timeout_seconds",
@@ -941,6 +978,29 @@ mod tests {
         assert_eq!(c.oidc_new_user_role().unwrap(), None);
         // Off unless an issuer is set: nothing else is required then.
         Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn metrics_listen_is_off_by_default_and_never_the_public_port() {
+        assert_eq!(Config::default().metrics_listen, None);
+        let c = Config::from_sources(None, env(&[("GURURMM_METRICS_LISTEN", "127.0.0.1:9464")]))
+            .unwrap();
+        assert_eq!(c.metrics_listen, Some("127.0.0.1:9464".parse().unwrap()));
+        c.validate().unwrap();
+        let c = Config::from_sources(None, env(&[("GURURMM_METRICS_LISTEN", "")])).unwrap();
+        assert_eq!(c.metrics_listen, None, "empty means off");
+        let file = "metrics_listen = \"10.0.0.5:9464\"\n";
+        let c = Config::from_sources(Some((Path::new("server.toml"), file)), env(&[])).unwrap();
+        assert_eq!(c.metrics_listen, Some("10.0.0.5:9464".parse().unwrap()));
+        let err = Config::from_sources(None, env(&[("GURURMM_METRICS_LISTEN", "9464")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("GURURMM_METRICS_LISTEN"), "{err}");
+        // The public port (0.0.0.0:3001 by default) cannot serve them too.
+        let c = Config::from_sources(None, env(&[("GURURMM_METRICS_LISTEN", "127.0.0.1:3001")]))
+            .unwrap();
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("metrics_listen"), "{err}");
     }
 
     #[test]

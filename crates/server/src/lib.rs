@@ -5,7 +5,9 @@
 //! keys), `session` (one agent session: enrollment, reports, command hand-out and results,
 //! whatever the transport), `hub` (the WebSocket transport: live sockets and who is online),
 //! `http` (routes and handlers; `http::legacy` is the polling transport), `cluster` (several
-//! nodes on one database: notices, presence, leases), `upkeep` (timeouts and retention), `backup` (SQLite backup and restore, the data-folder lock), `testing` (a real server on port 0 for tests).
+//! nodes on one database: notices, presence, leases), `upkeep` (timeouts and retention),
+//! `backup` (SQLite backup and restore, the data-folder lock), `telemetry` (Prometheus
+//! metrics on their own address), `testing` (a real server on port 0 for tests).
 
 pub mod auth;
 pub mod backup;
@@ -24,6 +26,7 @@ pub mod settings;
 pub mod sign_in;
 pub mod site_code;
 pub mod state;
+pub mod telemetry;
 pub mod testing;
 pub mod two_factor;
 mod upkeep;
@@ -146,6 +149,7 @@ pub async fn launch_observed(
     }
     let presence = tokio::spawn(cluster::presence::run(state.clone()));
     let upkeep = tokio::spawn(upkeep::run(state.clone()));
+    let metrics_endpoint = telemetry::start(&state).await?;
     let app = http::router(state.clone());
     let signal = async move {
         shutdown.await;
@@ -174,6 +178,7 @@ pub async fn launch_observed(
     {
         tracing::warn!("stopping with metrics reports not yet stored (the database is away)");
     }
+    metrics_endpoint.inspect(tokio::task::JoinHandle::abort);
     cluster::presence::leave(&state).await;
     state.store.close().await;
     tracing::info!("GuruRMM server stopped");

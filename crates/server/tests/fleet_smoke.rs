@@ -2,7 +2,7 @@
 //! run in-process), on SQLite and on PostgreSQL, and three server processes on one PostgreSQL
 //! with one of them killed. No timing assertions; it checks that every agent is online, every
 //! command is answered exactly once and ends `completed`, and every metrics report the fleet
-//! sent is stored.
+//! sent is stored. One more run scrapes the Prometheus endpoint during the fleet run.
 //!
 //! The helpers (start a server process on a given database, data dir and port; create the
 //! admin and a site; count stored metrics) are functions so a multi-node test can start
@@ -99,8 +99,19 @@ fn server_command(database_url: &str, data_dir: &Path) -> Command {
 /// raised for a fleet from loopback (enrollments per address, commands per minute), and
 /// waits until `/api/health` answers.
 pub async fn start_server(database_url: &str, data_dir: &Path, port: u16) -> ServerProcess {
+    start_server_with(database_url, data_dir, port, &[]).await
+}
+
+/// [`start_server`] with more settings (`GURURMM_...` variables).
+pub async fn start_server_with(
+    database_url: &str,
+    data_dir: &Path,
+    port: u16,
+    settings: &[(&str, String)],
+) -> ServerProcess {
     std::fs::create_dir_all(data_dir).expect("data dir");
     let child = server_command(database_url, data_dir)
+        .envs(settings.iter().map(|(k, v)| (k, v)))
         .env("GURURMM_LISTEN", format!("127.0.0.1:{port}"))
         .env("GURURMM_ENROLLMENTS_PER_MINUTE_PER_ADDRESS", "100000")
         .env("GURURMM_COMMANDS_PER_MINUTE_PER_USER", "100000")
@@ -304,17 +315,21 @@ fn each_command_received_once(
     assert!(receipts.values().all(|&n| n == 1), "{receipts:?}");
 }
 
-/// One server on the database given, its administrator signed in, and the whole fleet
-/// enrolled at a site and online.
-async fn one_node_with_fleet(database_url: &str, data: &Path) -> (ServerProcess, Api, Fleet) {
-    let server = start_server(database_url, data, free_port()).await;
-    add_admin(database_url, data);
+/// One server with `settings`, its administrator and a site, and the whole fleet connected
+/// to it and online.
+async fn one_node_with_fleet(
+    database_url: &str,
+    data_dir: &Path,
+    settings: &[(&str, String)],
+) -> (ServerProcess, Api, Fleet) {
+    let server = start_server_with(database_url, data_dir, free_port(), settings).await;
+    add_admin(database_url, data_dir);
     let api = admin_api(std::slice::from_ref(&server.base_url)).await;
     let code = create_site(&api).await;
     let fleet = Fleet::start(fleet_config(
         vec![server.ws_url.clone()],
         &code,
-        data.join("keys.jsonl"),
+        data_dir.join("keys.jsonl"),
     ))
     .await
     .expect("start the fleet");
@@ -324,7 +339,7 @@ async fn one_node_with_fleet(database_url: &str, data: &Path) -> (ServerProcess,
 
 /// Everything a single-node run checks, on the database given.
 async fn fleet_smoke(database_url: String, data: tempfile::TempDir) {
-    let (server, api, fleet) = one_node_with_fleet(&database_url, data.path()).await;
+    let (server, api, fleet) = one_node_with_fleet(&database_url, data.path(), &[]).await;
     let run = all_commands_complete(&api, &fleet, "one node").await;
     // A little more traffic after the commands, then a graceful stop: each agent closes and
     // waits for the server's close, so everything it sent reached the server.
@@ -483,6 +498,7 @@ async fn sigterm_hands_the_fleet_to_another_node() {
     let receipts = fleet.command_receipts();
     let counters = fleet.stop().await;
     each_command_received_once(&run.ids.iter().collect::<Vec<_>>(), &receipts, &counters);
+}
 
 /// `gururmm-server backup --out FILE` for the server on `database_url`, run as an operator
 /// does while the server serves; returns the process output.
@@ -500,7 +516,7 @@ async fn run_backup(database_url: &str, data_dir: &Path, out: &Path) -> std::pro
 async fn backup_while_the_fleet_writes_restores_every_completed_command() {
     let data = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", data.path().join("gururmm.db").display());
-    let (server, api, fleet) = one_node_with_fleet(&url, data.path()).await;
+    let (server, api, fleet) = one_node_with_fleet(&url, data.path(), &[]).await;
     let before = all_commands_complete(&api, &fleet, "before the backup").await;
 
     // The backup runs while more commands go out and every agent keeps reporting metrics.
@@ -566,4 +582,187 @@ async fn backup_while_the_fleet_writes_restores_every_completed_command() {
         "{metrics} metrics rows restored, {metrics_at_start} were stored before the backup"
     );
     pool.close().await;
+}
+
+/// A Prometheus scrape: the text of `GET /metrics`.
+struct Scrape(String);
+
+impl Scrape {
+    async fn of(url: &str) -> Scrape {
+        let r = reqwest::get(url).await.expect("scrape");
+        assert_eq!(r.status(), 200, "GET {url}");
+        Scrape(r.text().await.expect("scrape body"))
+    }
+
+    /// The sum of the samples of `name` whose labels include every `(label, value)` given;
+    /// None when there is no such sample.
+    fn sum(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        let mut total = None;
+        for line in self.0.lines().filter(|l| !l.starts_with('#')) {
+            let Some((series, value)) = line.rsplit_once(' ') else {
+                continue;
+            };
+            let (series_name, series_labels) = match series.find('{') {
+                Some(brace) => series.split_at(brace),
+                None => (series, ""),
+            };
+            let wanted = labels.iter().all(|(k, v)| {
+                let pair = format!("{k}=\"{v}\"");
+                series_labels.contains(&format!("{{{pair}"))
+                    || series_labels.contains(&format!(",{pair}"))
+            });
+            if series_name == name && wanted {
+                *total.get_or_insert(0.0) += value.parse::<f64>().expect("sample value");
+            }
+        }
+        total
+    }
+
+    fn get(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.sum(name, labels)
+            .unwrap_or_else(|| panic!("no {name} {labels:?} in the scrape:\n{}", self.0))
+    }
+}
+
+/// Scrapes until `ready` holds (the server counts a moment after it answers); panics with
+/// the last scrape otherwise.
+async fn scrape_until(url: &str, what: &str, ready: impl Fn(&Scrape) -> bool) -> Scrape {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let scrape = Scrape::of(url).await;
+        if ready(&scrape) {
+            return scrape;
+        }
+        assert!(Instant::now() < deadline, "{what}:\n{}", scrape.0);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The Prometheus endpoint on its own address, scraped while a fleet runs (PostgreSQL): every
+/// agent counted as connected, the API calls counted under their route templates (no id in any
+/// label), every command's outcome, the pool within its bounds; after the fleet stops, at least
+/// every message it sent counted by type. The public port does not serve the series, and the
+/// metrics address serves nothing else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_metrics_during_a_fleet_run() {
+    use gururmm_server::telemetry::*;
+
+    let data = tempfile::tempdir().unwrap();
+    let url = gururmm_server::testing::fresh_postgres_database().await;
+    let metrics_addr = format!("127.0.0.1:{}", free_port());
+    let metrics_url = format!("http://{metrics_addr}/metrics");
+    let settings = [("GURURMM_METRICS_LISTEN", metrics_addr.clone())];
+    let (server, api, fleet) = one_node_with_fleet(&url, data.path(), &settings).await;
+    let run = all_commands_complete(&api, &fleet, "metrics run").await;
+    let n = COMMANDS as f64;
+
+    let during = Scrape::of(&metrics_url).await;
+    assert_eq!(
+        during.get(AGENTS_CONNECTED, &[("transport", "websocket")]),
+        AGENTS as f64
+    );
+    assert_eq!(
+        during.get(AGENTS_CONNECTED, &[("transport", "legacy")]),
+        0.0
+    );
+    // Each command: submitted once under its route template, read back once, completed.
+    let submit = [("route", "/api/agents/{id}/command"), ("method", "POST")];
+    assert_eq!(
+        during.get(HTTP_REQUESTS, &[submit[0], submit[1], ("status", "201")]),
+        n
+    );
+    assert_eq!(
+        during.get(&format!("{HTTP_REQUEST_DURATION}_count"), &submit),
+        n
+    );
+    let read_back = [
+        ("route", "/api/commands/{id}"),
+        ("method", "GET"),
+        ("status", "200"),
+    ];
+    assert!(during.get(HTTP_REQUESTS, &read_back) >= n);
+    for id in run.ids.iter().chain(&fleet.agent_ids()) {
+        assert!(!during.0.contains(id.as_str()), "an id in a label: {id}");
+    }
+    assert_eq!(during.get(COMMANDS_FINISHED, &[("status", "completed")]), n);
+    for status in ["failed", "timed_out", "cancelled"] {
+        assert_eq!(
+            during.get(COMMANDS_FINISHED, &[("status", status)]),
+            0.0,
+            "{status}"
+        );
+    }
+    assert!(during.get(AGENT_MESSAGES_SENT, &[("type", "command")]) >= n);
+    assert!(during.get(AGENT_MESSAGES_SENT, &[("type", "auth_response")]) >= AGENTS as f64);
+    let (open, idle, max) = (
+        during.get(DB_POOL_CONNECTIONS, &[]),
+        during.get(DB_POOL_IDLE, &[]),
+        during.get(DB_POOL_MAX, &[]),
+    );
+    assert!(
+        max >= 1.0 && open >= 1.0 && open <= max && idle <= open,
+        "pool {open} open, {idle} idle, {max} max"
+    );
+    let capacity = during.get(WRITE_QUEUE_CAPACITY, &[("writer", "metrics")]);
+    assert!(capacity > 0.0 && during.get(WRITE_QUEUE_DEPTH, &[("writer", "metrics")]) <= capacity);
+    assert!(during.get(WRITE_QUEUE_DEPTH, &[("writer", "presence")]) >= 0.0);
+    assert!(
+        during.get(
+            &format!("{WRITE_BATCH_ITEMS}_count"),
+            &[("writer", "presence")]
+        ) >= 1.0
+    );
+
+    // The public port does not serve the series (its dashboard fallback may answer the path),
+    // and the metrics address serves nothing but /metrics.
+    let public = reqwest::get(format!("{}/metrics", server.base_url))
+        .await
+        .unwrap();
+    let public = public.text().await.unwrap();
+    for series in SERIES {
+        assert!(!public.contains(series), "the public port serves {series}");
+    }
+    let other = reqwest::get(format!("http://{metrics_addr}/api/health"))
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 404);
+
+    // A graceful stop: each agent's frames all reached the server before its close.
+    let counters = fleet.stop().await;
+    eprintln!("fleet counters: {}", counters.line());
+    let sent = counters.metrics_sent;
+    assert!(sent > 0);
+    wait_metrics(&url, sent as i64, Duration::from_secs(20)).await;
+    let after = scrape_until(
+        &metrics_url,
+        "every report written, every agent gone",
+        |s| {
+            s.sum(
+                &format!("{WRITE_BATCH_ITEMS}_sum"),
+                &[("writer", "metrics")],
+            ) >= Some(sent as f64)
+                && s.sum(AGENTS_CONNECTED, &[("transport", "websocket")]) == Some(0.0)
+        },
+    )
+    .await;
+    let received = |kind: &str| {
+        after
+            .sum(AGENT_MESSAGES_RECEIVED, &[("type", kind)])
+            .unwrap_or(0.0)
+    };
+    assert!(
+        received("metrics_report") >= sent as f64,
+        "{}",
+        counters.line()
+    );
+    assert!(
+        received("heartbeat") >= counters.heartbeats as f64,
+        "{}",
+        counters.line()
+    );
+    assert!(received("command_result") >= counters.results_sent as f64);
+    assert!(received("auth") >= counters.connects as f64);
+    assert_eq!(received(UNSUPPORTED) + received(MALFORMED), 0.0);
+    assert_eq!(after.get(WRITE_DROPPED, &[("writer", "metrics")]), 0.0);
+    drop(server);
 }

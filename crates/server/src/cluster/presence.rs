@@ -104,6 +104,7 @@ impl Presence {
         if batch.is_empty() {
             return;
         }
+        let (started, agents) = (std::time::Instant::now(), batch.seen.len());
         if let Err(e) = state
             .store
             .write_presence(&state.cluster.node_id, &batch)
@@ -112,6 +113,12 @@ impl Presence {
             tracing::warn!(error = %e, "writing presence failed; retrying in a second");
             self.restore(batch);
         }
+        crate::telemetry::write_batch(crate::telemetry::Writer::Presence, agents, started);
+    }
+
+    /// Agents whose presence waits to be written.
+    pub fn pending_agents(&self) -> usize {
+        self.pending.lock().expect("presence lock").seen.len()
     }
 
     /// Online as another node or a legacy poll recorded it (this node's own sockets and

@@ -1,4 +1,5 @@
 use gururmm_protocol::command_status::{CANCELLED, PENDING, RUNNING, TIMED_OUT};
+use gururmm_protocol::CommandStatus;
 use serde::Serialize;
 use sqlx::Row;
 
@@ -281,7 +282,11 @@ impl Store {
         .bind(agent_id)
         .fetch_optional(&self.pool)
         .await?;
-        if updated.is_some() {
+        if let Some(stored) = &updated {
+            // A cancelled command keeps its status: it was counted when cancelled.
+            if stored != CANCELLED {
+                crate::telemetry::command_finished_as(stored);
+            }
             return Ok(updated);
         }
         // Already finished, or not this agent's: say which (one more read, only then).
@@ -308,6 +313,7 @@ impl Store {
         .bind(grace_ms)
         .fetch_all(&self.pool)
         .await?;
+        crate::telemetry::commands_finished(CommandStatus::TimedOut, rows.len());
         rows.iter()
             .map(|r| {
                 Ok(TimedOut {
@@ -337,6 +343,7 @@ impl Store {
         }
         audit::record(&mut tx, by, "command.cancel", "command", Some(id), None).await?;
         tx.commit().await?;
+        crate::telemetry::commands_finished(CommandStatus::Cancelled, 1);
         Ok(true)
     }
 }

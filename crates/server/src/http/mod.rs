@@ -793,6 +793,9 @@ pub fn router(state: AppState) -> Router {
                 })
                 .on_failure(()),
         )
+        // Per route template (not per path), with its status and duration; off the record
+        // unless `metrics_listen` is set.
+        .layer(axum::middleware::from_fn(crate::telemetry::track_http))
         .with_state(state)
 }
 

@@ -136,6 +136,16 @@ impl Hub {
         self.connections.lock().expect("hub lock").len()
     }
 
+    /// Legacy agents that polled this node within `window`.
+    pub fn legacy_online_count(&self, window: Duration) -> usize {
+        self.legacy_polls
+            .lock()
+            .expect("hub lock")
+            .values()
+            .filter(|t| t.elapsed() < window)
+            .count()
+    }
+
     /// Asks the agent's socket task to send its pending commands and waits (bounded) until it
     /// has. Returns false when the agent has no socket; the commands then wait in the database.
     pub async fn dispatch(&self, agent_id: &str) -> bool {

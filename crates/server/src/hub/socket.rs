@@ -70,6 +70,7 @@ pub async fn ws_handler(
 }
 
 async fn send(socket: &mut WebSocket, msg: &ServerMessage) -> Result<(), axum::Error> {
+    crate::telemetry::agent_message_out(msg);
     socket
         .send(Message::Text(Utf8Bytes::from(msg.to_json())))
         .await
@@ -107,7 +108,7 @@ async fn run(state: AppState, mut socket: WebSocket, peer: std::net::IpAddr, slo
         Ok(Some(Ok(msg))) => msg,
     };
     let auth = match first {
-        Message::Text(text) => match AgentMessage::from_json(&text) {
+        Message::Text(text) => match crate::telemetry::agent_message_in(&text) {
             Ok(AgentMessage::Auth(auth)) => auth,
             Ok(other) => {
                 tracing::info!(
@@ -291,7 +292,7 @@ impl CommandSink for WebSocket {
 /// Never waits on the database (see `session::deferred`), so pings, heartbeats and commands
 /// keep flowing while it is away.
 async fn handle_text(session: &AgentSession<'_>, text: &str, acks: &mpsc::Sender<String>) {
-    match AgentMessage::from_json(text) {
+    match crate::telemetry::agent_message_in(text) {
         Ok(msg) => session.take(msg, acks).await,
         Err(e) => session.take_unreadable(e, acks),
     }

@@ -66,9 +66,15 @@ impl DeferredWrites {
             }
             Err(_) => {
                 self.dropped.record("agent messages");
+                crate::telemetry::write_dropped(crate::telemetry::Writer::AgentMessages, 1);
                 false
             }
         }
+    }
+
+    /// The most writes that may wait at once.
+    pub fn capacity(&self) -> usize {
+        self.capacity
     }
 
     /// Writes waiting or in progress.

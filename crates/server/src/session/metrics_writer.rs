@@ -68,10 +68,12 @@ impl MetricsWriter {
         match self.tx.send_timeout(item, FULL_WAIT).await {
             Ok(()) => {}
             Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
-                self.dropped.record("metrics reports")
+                self.dropped.record("metrics reports");
+                crate::telemetry::write_dropped(crate::telemetry::Writer::Metrics, 1);
             }
             Err(mpsc::error::SendTimeoutError::Closed(_)) => {
-                tracing::error!(agent_id, "metrics writer stopped; report dropped")
+                tracing::error!(agent_id, "metrics writer stopped; report dropped");
+                crate::telemetry::write_dropped(crate::telemetry::Writer::Metrics, 1);
             }
         }
     }
@@ -79,11 +81,6 @@ impl MetricsWriter {
     /// Reports dropped because the queue was full, since the start.
     pub fn dropped(&self) -> u64 {
         self.dropped.total()
-    }
-
-    /// Reports waiting to be written.
-    pub fn depth(&self) -> usize {
-        self.tx.max_capacity() - self.tx.capacity()
     }
 
     /// Queues a report and waits until it is written.
@@ -98,6 +95,16 @@ impl MetricsWriter {
         let stopped = || failed("the metrics writer has stopped".into());
         self.tx.send(item).await.map_err(|_| stopped())?;
         done.await.map_err(|_| stopped())?.map_err(failed)
+    }
+
+    /// Reports queued, not yet taken by the writer.
+    pub fn queued(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
+    }
+
+    /// The most reports the queue holds.
+    pub fn capacity(&self) -> usize {
+        self.tx.max_capacity()
     }
 
     /// Waits until every report queued so far is written (a clean shutdown; tests).
@@ -133,7 +140,9 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Queued>) {
                 next = rx.try_recv().ok();
             }
         }
+        let started = std::time::Instant::now();
         let outcomes = write(&store, &batch).await;
+        crate::telemetry::write_batch(crate::telemetry::Writer::Metrics, batch.len(), started);
         for (index, stored) in waiting.drain(..) {
             let _ = stored.send(outcomes[index].clone());
         }
