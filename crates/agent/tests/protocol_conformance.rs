@@ -66,6 +66,7 @@ async fn authenticate(ws: &mut Ws, issue: Option<&str>) -> gururmm_protocol::Aut
         agent_id: Some("agent-1".into()),
         api_key: issue.map(str::to_owned),
         message: None,
+        release_public_key: None,
     };
     send(ws, ServerMessage::AuthResponse(reply)).await;
     auth

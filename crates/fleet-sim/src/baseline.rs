@@ -152,6 +152,7 @@ async fn connection(stream: TcpStream, stats: Arc<BaselineStats>) {
         agent_id: Some(format!("baseline-{}", auth.device_id)),
         api_key: issued,
         message: None,
+        release_public_key: None,
     });
     if ws.send(Message::text(reply.to_json())).await.is_err() {
         return;

@@ -11,6 +11,7 @@
 mod command_type;
 mod kinds;
 pub mod legacy;
+pub mod release;
 
 pub use command_type::CommandType;
 pub use kinds::{CommandStatus, UnknownName, WatchdogEventKind};
@@ -69,6 +70,10 @@ pub struct AuthResponse {
     pub api_key: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The release public key (base64, 32 bytes) updates are signed with. An agent whose
+    /// config pins none keeps the first one it is given and ignores any other afterwards.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_public_key: Option<String>,
 }
 
 /// `heartbeat`, agent -> server.
@@ -190,8 +195,46 @@ pub struct Update {
     pub download_url: String,
     /// SHA-256 of the build, lowercase hex.
     pub checksum: String,
+    /// Ed25519 signature of the build's 32-byte SHA-256 digest by the release key, base64
+    /// (see [`release`]). An agent refuses an update without a valid one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature: Option<String>,
+    /// The server's `agent_updates` row; the agent names it in its `update_status` reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_id: Option<String>,
+    /// The build's size in bytes (the agent refuses a download that grows past it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// A technician asked for an older version: the agent installs it although it is not newer.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_downgrade: bool,
+}
+
+/// `update_status`, agent -> server: how an `update` is going. `state` is one of
+/// [`update_state`]; `reason` says why for `failed` and `rolled_back`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
+pub struct UpdateStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_id: Option<String>,
+    /// The version being installed.
+    pub version: String,
+    pub state: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// The states an agent reports in `update_status`.
+pub mod update_state {
+    /// The download started.
+    pub const DOWNLOADING: &str = "downloading";
+    /// Verified and swapped in; the new build is being started.
+    pub const INSTALLED: &str = "installed";
+    /// Nothing was replaced (bad checksum or signature, download failed, disk full, ...).
+    pub const FAILED: &str = "failed";
+    /// The new build did not come up; the previous one was put back.
+    pub const ROLLED_BACK: &str = "rolled_back";
+    pub const ALL: [&str; 4] = [DOWNLOADING, INSTALLED, FAILED, ROLLED_BACK];
 }
 
 /// `ping`, server -> agent: an empty object.
@@ -362,6 +405,7 @@ message_enum! {
         NetworkState(NetworkState) = "network_state",
         CommandResult(CommandResult) = "command_result",
         WatchdogEvent(WatchdogEvent) = "watchdog_event",
+        UpdateStatus(UpdateStatus) = "update_status",
     }
 }
 

@@ -14,6 +14,7 @@ const AGENT_FIXTURES: &[&str] = &[
     "command_result",
     "command_result_timed_out",
     "watchdog_event",
+    "update_status",
 ];
 
 const SERVER_FIXTURES: &[&str] = &[
@@ -25,6 +26,7 @@ const SERVER_FIXTURES: &[&str] = &[
     "command_script",
     "command_claude_task",
     "update",
+    "update_signed",
     "ping",
     "result_ack",
 ];

@@ -91,6 +91,7 @@ async fn refuse(socket: &mut WebSocket, message: &str) {
         agent_id: None,
         api_key: None,
         message: Some(message.to_owned()),
+        release_public_key: None,
     });
     let _ = send(socket, &reply).await;
     close(socket, 4001, "authentication failed").await;
@@ -160,6 +161,7 @@ async fn run(state: AppState, mut socket: WebSocket, peer: std::net::IpAddr, slo
         agent_id: Some(agent_id.clone()),
         api_key: authed.issued_key,
         message,
+        release_public_key: None,
     });
     if send(&mut socket, &reply).await.is_err() {
         return;

@@ -73,6 +73,11 @@ impl<'a> AgentSession<'a> {
                 sanitize::watchdog_event(&mut e);
                 store.insert_watchdog_event(id, &e).await
             }
+            AgentMessage::UpdateStatus(u) => {
+                // Stored by the rollout (issue 13); until then only logged.
+                tracing::info!(agent_id = id, version = %sanitize::for_log(&u.version), state = %sanitize::for_log(&u.state), "agent update status");
+                Ok(())
+            }
             AgentMessage::Auth(_) => {
                 tracing::warn!(
                     agent_id = id,
@@ -107,6 +112,7 @@ impl<'a> AgentSession<'a> {
         let (kind, ack) = match &msg {
             AgentMessage::CommandResult(r) => ("command_result", Some(r.id.clone())),
             AgentMessage::NetworkState(_) => ("network_state", None),
+            AgentMessage::UpdateStatus(_) => ("update_status", None),
             _ => ("watchdog_event", None),
         };
         self.defer(kind, ack, acks, move |state, agent_id| {
