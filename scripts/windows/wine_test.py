@@ -243,6 +243,11 @@ def main():
     subprocess.run([wineserver, "-k"], env=env, capture_output=True)
     subprocess.run([wineserver, "-p"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                    timeout=60)
+    # Wine's own long-lived processes (services.exe, explorer, ...) start with the first program
+    # and keep its standard handles: started here on /dev/null, so they never hold open the pipes
+    # of a later command whose output the harness reads (it would wait for them forever).
+    subprocess.run([WINE, "cmd", "/c", "exit"], env=env, stdin=subprocess.DEVNULL,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300)
     try:
         subprocess.run(
             [args.server, "user", "add", "--email", "admin@example.com", "--password",
