@@ -93,16 +93,25 @@ impl Api {
         Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
     }
 
-    /// Submits a harmless shell command; returns its id.
+    /// Submits a harmless shell command; returns its id. A 503 (the server's database is busy
+    /// or away: nothing was created) is tried again a few times, as a technician would.
     pub async fn submit_command(&self, node: usize, agent_id: &str) -> anyhow::Result<String> {
-        let (status, body) = self
-            .request(
-                node,
-                reqwest::Method::POST,
-                &format!("/api/agents/{agent_id}/command"),
-                Some(json!({"command_type": "shell", "command": "echo fleet-sim"})),
-            )
-            .await?;
+        let mut attempts = 0;
+        let (status, body) = loop {
+            let (status, body) = self
+                .request(
+                    node,
+                    reqwest::Method::POST,
+                    &format!("/api/agents/{agent_id}/command"),
+                    Some(json!({"command_type": "shell", "command": "echo fleet-sim"})),
+                )
+                .await?;
+            attempts += 1;
+            if status != 503 || attempts == 5 {
+                break (status, body);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        };
         body["id"]
             .as_str()
             .map(str::to_owned)

@@ -11,6 +11,8 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub struct SimAgent {
     pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// Ids of the `result_ack`s received so far (`recv_json` sets them aside).
+    pub acks: Vec<String>,
 }
 
 /// The `auth` fixture with this key and device id.
@@ -26,7 +28,10 @@ impl SimAgent {
         let (ws, _) = tokio_tungstenite::connect_async(ws_url)
             .await
             .expect("ws connect");
-        SimAgent { ws }
+        SimAgent {
+            ws,
+            acks: Vec::new(),
+        }
     }
 
     pub async fn send_text(&mut self, text: &str) {
@@ -37,7 +42,8 @@ impl SimAgent {
         self.send_text(&v.to_string()).await
     }
 
-    /// The next JSON text frame (pings skipped), or None if the socket closed or nothing came.
+    /// The next JSON text frame (pings skipped, result_acks noted in `acks`), or None if the
+    /// socket closed or nothing came.
     pub async fn recv_json(&mut self, within: Duration) -> Option<Value> {
         let deadline = tokio::time::Instant::now() + within;
         loop {
@@ -48,6 +54,11 @@ impl SimAgent {
                 Ok(Message::Text(t)) => {
                     let v: Value = serde_json::from_str(&t).expect("server sends JSON");
                     if v["type"] == "ping" {
+                        continue;
+                    }
+                    if v["type"] == "result_ack" {
+                        self.acks
+                            .push(v["payload"]["id"].as_str().unwrap_or_default().to_owned());
                         continue;
                     }
                     return Some(v);

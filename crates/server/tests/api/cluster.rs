@@ -76,6 +76,11 @@ async fn nodes_share_commands_events_and_online_state() {
         agent.recv_json(Duration::from_millis(1500)).await.is_none(),
         "the command went out once"
     );
+    assert_eq!(
+        agent.acks,
+        vec![cmd_id.clone()],
+        "the node holding the socket acknowledged the stored result"
+    );
 
     // B's events reached the technician on A.
     let mut seen = String::new();
