@@ -296,11 +296,12 @@ pub async fn send_command(
         status: command.status.to_string(),
     });
     state.dispatch(&id).await;
-    let command = state
-        .store
-        .command(&command.id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("command"))?;
+    // Created whatever happens next: a failed re-read (a busy or vanished database) answers
+    // with the record as inserted, never an error that would make the caller submit it again.
+    let command = match state.store.command(&command.id).await {
+        Ok(Some(now)) => now,
+        Ok(None) | Err(_) => command,
+    };
     Ok((StatusCode::CREATED, axum::Json(command.into())))
 }
 
