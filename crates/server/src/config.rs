@@ -595,7 +595,7 @@ impl Config {
 
     fn validate_oidc(&self) -> Result<(), ConfigError> {
         let url = self.public_url.trim();
-        if !url.is_empty() && !(url.starts_with("https://") || url.starts_with("http://")) {
+        if !(url.is_empty() || url.starts_with("https://") || url.starts_with("http://")) {
             return Err(ConfigError::Invalid {
                 key: "public_url",
                 message: "must be an http(s) URL such as https://rmm.example.com".into(),

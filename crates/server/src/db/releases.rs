@@ -339,21 +339,7 @@ impl Store {
         if q.fetch_one(&mut *tx).await? > 0 {
             return Ok(None);
         }
-        let now = now_ms();
-        let row = AgentUpdateRecord {
-            id: new_id(),
-            agent_id: agent_id.to_owned(),
-            from_version: from.map(str::to_owned),
-            to_version: to.to_owned(),
-            status: status::PENDING.to_owned(),
-            reason: None,
-            allow_downgrade: false,
-            requested_by: None,
-            created_at: now,
-            sent_at: Some(now),
-            updated_at: Some(now),
-            completed_at: None,
-        };
+        let row = new_update(agent_id, from, to, false, None, true);
         insert_update(&mut tx, &row).await?;
         tx.commit().await?;
         Ok(Some(row))
@@ -395,21 +381,7 @@ impl Store {
         .bind(status::PENDING)
         .execute(&mut *tx)
         .await?;
-        let now = now_ms();
-        let row = AgentUpdateRecord {
-            id: new_id(),
-            agent_id: agent_id.to_owned(),
-            from_version: from.map(str::to_owned),
-            to_version: to.to_owned(),
-            status: status::PENDING.to_owned(),
-            reason: None,
-            allow_downgrade,
-            requested_by: by.user_id.map(str::to_owned),
-            created_at: now,
-            sent_at: None,
-            updated_at: Some(now),
-            completed_at: None,
-        };
+        let row = new_update(agent_id, from, to, allow_downgrade, by.user_id, false);
         insert_update(&mut tx, &row).await?;
         let details = format!(
             "to {to}{}",
@@ -558,6 +530,32 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(update_from_row).collect()
+    }
+}
+
+/// A new `pending` row; `sent`: it goes out now (else it waits for the agent).
+fn new_update(
+    agent_id: &str,
+    from: Option<&str>,
+    to: &str,
+    allow_downgrade: bool,
+    requested_by: Option<&str>,
+    sent: bool,
+) -> AgentUpdateRecord {
+    let now = now_ms();
+    AgentUpdateRecord {
+        id: new_id(),
+        agent_id: agent_id.to_owned(),
+        from_version: from.map(str::to_owned),
+        to_version: to.to_owned(),
+        status: status::PENDING.to_owned(),
+        reason: None,
+        allow_downgrade,
+        requested_by: requested_by.map(str::to_owned),
+        created_at: now,
+        sent_at: sent.then_some(now),
+        updated_at: Some(now),
+        completed_at: None,
     }
 }
 

@@ -73,6 +73,20 @@ pub fn network_state(n: &mut NetworkState) {
     }
 }
 
+/// An `update_status`: bounded ids, version, state and reason.
+pub fn update_status(u: &mut gururmm_protocol::UpdateStatus) {
+    for (text, max) in [(&mut u.version, 64), (&mut u.state, 32)] {
+        no_nul(text);
+        bounded(text, max);
+    }
+    for (text, max) in [(&mut u.update_id, 64), (&mut u.reason, 1000)] {
+        if let Some(text) = text.as_mut() {
+            no_nul(text);
+            bounded(text, max);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,19 +100,5 @@ mod tests {
         bounded(&mut long, 5);
         assert_eq!(long, "\u{FFFD}é\u{FFFD}é\u{FFFD}");
         assert_eq!(for_log("ok\0\u{1b}[31m"), "ok??[31m");
-    }
-}
-
-/// An `update_status`: bounded ids, version, state and reason.
-pub fn update_status(u: &mut gururmm_protocol::UpdateStatus) {
-    for (text, max) in [(&mut u.version, 64), (&mut u.state, 32)] {
-        no_nul(text);
-        bounded(text, max);
-    }
-    for (text, max) in [(&mut u.update_id, 64), (&mut u.reason, 1000)] {
-        if let Some(text) = text.as_mut() {
-            no_nul(text);
-            bounded(text, max);
-        }
     }
 }
