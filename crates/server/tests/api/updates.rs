@@ -38,14 +38,24 @@ pub async fn start(db: TestDb, keys: &ReleaseKeys) -> TestServer {
 
 /// Publishes `bytes` as linux/x86_64 `version`, signed with `keys`.
 pub async fn publish(server: &TestServer, keys: &ReleaseKeys, version: &str, bytes: &[u8]) {
-    let file = keys.dir.path().join(format!("build-{version}"));
+    publish_for(server, keys, "linux", version, bytes).await
+}
+
+pub async fn publish_for(
+    server: &TestServer,
+    keys: &ReleaseKeys,
+    os: &str,
+    version: &str,
+    bytes: &[u8],
+) {
+    let file = keys.dir.path().join(format!("build-{os}-{version}"));
     std::fs::write(&file, bytes).unwrap();
     release::add(
         &server.config,
         AddRelease {
             file: &file,
             version,
-            os: "linux",
+            os,
             arch: "x86_64",
             signature: None,
             key_file: Some(&keys.key),
@@ -456,7 +466,85 @@ async fn updates_move_through_their_states(db: TestDb) {
     assert_eq!(status, 409, "the last update did not fail");
 }
 
+/// A polling (legacy) agent gets its `update` in the heartbeat's answer, reports progress in
+/// `update_status`, and the version it then polls with completes the update.
+async fn legacy_agents_update_through_the_heartbeat(db: TestDb) {
+    let keys = release_keys();
+    let server = start(db, &keys).await;
+    let (_, _, code) = server.create_site().await;
+    publish_for(&server, &keys, "windows", "0.2.0", b"windows build").await;
+    let mut reg: Value =
+        serde_json::from_str(&gururmm_protocol::fixture("legacy_register")).unwrap();
+    reg["site_code"] = json!(code);
+    let enrolled: Value = server
+        .client
+        .post(server.url("/api/agent/register-legacy"))
+        .json(&reg)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = enrolled["api_key"].as_str().unwrap().to_owned();
+    let agent_id = enrolled["agent_id"].as_str().unwrap().to_owned();
+    let heartbeat = |body: Value| {
+        let (server, key) = (&server, key.clone());
+        async move {
+            let r = server
+                .client
+                .post(server.url("/api/agent/heartbeat"))
+                .bearer_auth(key)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status().as_u16(), 200);
+            r.json::<Value>().await.unwrap()
+        }
+    };
+    assert!(heartbeat(json!({"version": "0.1.0"}))
+        .await
+        .get("update")
+        .is_none());
+    let (status, _) = put(
+        &server,
+        "/api/rollouts/windows/x86_64",
+        json!({"version": "0.2.0", "scope": "all"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let answer = heartbeat(json!({"version": "0.1.0"})).await;
+    let update = &answer["update"];
+    assert_eq!(update["version"], "0.2.0", "{answer}");
+    assert!(update["download_url"]
+        .as_str()
+        .unwrap()
+        .ends_with("/downloads/gururmm-agent-windows-x86_64-0.2.0.exe"));
+    let update_id = update["update_id"].as_str().unwrap().to_owned();
+    let again = heartbeat(json!({
+        "version": "0.1.0",
+        "update_status": [{"update_id": update_id, "version": "0.2.0", "state": "installed"}]
+    }))
+    .await;
+    assert!(again.get("update").is_none(), "not sent twice: {again}");
+    assert_eq!(
+        latest_update(&server, &agent_id).await["status"],
+        "installed"
+    );
+    heartbeat(json!({"version": "0.2.0"})).await;
+    assert_eq!(
+        latest_update(&server, &agent_id).await["status"],
+        "completed"
+    );
+    assert_eq!(
+        server.get(&format!("/api/agents/{agent_id}")).await["version"],
+        "0.2.0"
+    );
+}
+
 on_both_databases!(
+    legacy_agents_update_through_the_heartbeat,
     releases_are_listed_and_downloads_resume,
     rollout_input_is_checked,
     updates_move_through_their_states,
