@@ -32,4 +32,6 @@ if [ -f dashboard/package.json ]; then
     echo "== Single sign-on end to end (Chromium, real server, oidc-provider as the OpenID Connect provider)"
     node dashboard/e2e/sso.mjs
   fi
+  echo "== A fresh install: serve.sh on an empty data folder, the site page's Linux install command, the agent online"
+  ./scripts/test-fresh-install.sh
 fi

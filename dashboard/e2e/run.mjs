@@ -80,6 +80,9 @@ async function startBackend() {
   fs.writeFileSync(path.join(LOGS, 'user-add.log'), `${add.stdout ?? ''}${add.stderr ?? ''}`);
   if (add.status !== 0) throw new Error(`gururmm-server user add failed (${add.status}): ${add.stderr || add.stdout}`);
 
+  // A release key before the server starts (it reads release.pub then), as serve.sh does.
+  const keygen = spawnSync(SERVER_BIN, ['release', 'keygen', '--out', path.join(dataDir, 'release')], { env: { ...process.env, ...env }, encoding: 'utf8' });
+  if (keygen.status !== 0) throw new Error(`release keygen failed: ${keygen.stderr}`);
   const server = startProcess('server', SERVER_BIN, [], env);
   await waitFor('the server to answer', async () => {
     if (server.exitCode !== null) throw new Error('the server exited; see artifacts/e2e/server.log');
@@ -89,6 +92,15 @@ async function startBackend() {
   return {
     base,
     stop: () => stopProcess(server),
+    /** Publishes the agent binary as linux/x86_64 `version`, signed with the key made above. */
+    publish: (version) => {
+      const add = spawnSync(
+        SERVER_BIN,
+        ['release', 'add', '--file', AGENT_BIN, '--version', version, '--os', 'linux', '--arch', 'x86_64', '--key', path.join(dataDir, 'release.key')],
+        { env: { ...process.env, ...env }, encoding: 'utf8' },
+      );
+      if (add.status !== 0) throw new Error(`release add failed: ${add.stderr}`);
+    },
     startAgent: async (siteCode) => {
       const config = path.join(tmp, 'agent.toml');
       fs.writeFileSync(
@@ -237,6 +249,11 @@ async function main() {
     if (!linux.includes(state.siteCode) || !linux.includes(wsUrl) || !linux.includes('/etc/gururmm/agent.toml')) {
       throw new Error(`the Linux install commands lack the code or ${wsUrl}:\n${linux}`);
     }
+    // Nothing is published yet: each OS says so, and how to publish, instead of a failing curl.
+    for (const osName of ['linux', 'windows']) {
+      const hint = await page.getByTestId(`publish-hint-${osName}`).textContent();
+      if (!hint.includes('No ') || !hint.includes(`release add`) || !hint.includes(`--os ${osName}`)) throw new Error(`publish hint for ${osName}: ${hint}`);
+    }
     await page.getByRole('button', { name: 'Copy site code' }).click();
     await page.getByText('Copied', { exact: true }).waitFor();
     // An install token instead of the site code: created here, put into the install commands.
@@ -341,6 +358,35 @@ async function main() {
     await page.getByRole('radio', { name: '24h' }).check();
     await page.getByRole('radio', { name: '1h' }).check();
     await shot('06-agent');
+  });
+
+  step('publish a build: the site page shows it; set a paused rollout on the updates page and see its progress', async () => {
+    await page.getByRole('heading', { name: 'Updates' }).waitFor();
+    await page.getByText('No update was sent to this agent.').waitFor();
+    backend.publish('9.9.9');
+    await goto('Clients & sites');
+    await page.getByRole('link', { name: 'E2E Site' }).click();
+    await page.getByTestId('build-linux').getByText('Build 9.9.9 is published').waitFor();
+    if ((await page.getByTestId('publish-hint-linux').count()) !== 0) throw new Error('the Linux publish hint stayed');
+    await page.getByTestId('publish-hint-windows').waitFor();
+    await goto('Updates');
+    await page.getByRole('heading', { name: 'Agent updates' }).waitFor();
+    await page.getByText('No rollout yet').waitFor();
+    await page.getByLabel('OS and architecture').selectOption('linux/x86_64');
+    await page.getByLabel('Version', { exact: true }).selectOption('9.9.9');
+    await page.getByLabel('Who', { exact: true }).selectOption('percentage');
+    await page.getByLabel('Percent', { exact: true }).fill('25');
+    await page.getByLabel('Paused (no new updates start)').check();
+    await page.getByRole('button', { name: 'Save target' }).click();
+    const row = page.getByTestId('rollout-linux-x86_64');
+    await row.getByText('25% of agents').waitFor();
+    await row.getByText('paused').waitFor();
+    await page.getByTestId('progress-linux-x86_64').getByText('0 of 1 on 9.9.9 or newer', { exact: false }).waitFor();
+    await page.getByRole('cell', { name: '9.9.9 (newest: install commands fetch it)' }).waitFor();
+    await shot('06b-updates');
+    await goto('Fleet');
+    await page.getByRole('link', { name: state.hostname, exact: true }).first().click();
+    await page.getByRole('heading', { name: state.hostname, level: 1 }).waitFor();
   });
 
   step(`run "echo ${MARKER}" on two agents from the console: read the output, cancel the queued one`, async () => {

@@ -13,6 +13,7 @@ import { UnassignedPage } from './pages/UnassignedPage';
 import { UsersPage } from './pages/UsersPage';
 import { AccountPage } from './pages/AccountPage';
 import { TwoFactorPage } from './pages/TwoFactorPage';
+import { RolloutsPage } from './pages/RolloutsPage';
 
 interface Route {
   path: string;
@@ -28,6 +29,7 @@ const ROUTES: Route[] = [
   { path: '/commands', render: (_p, loc) => <CommandsPage initialAgent={loc.query.get('agent') ?? ''} /> },
   { path: '/unassigned', render: () => <UnassignedPage /> },
   { path: '/users', render: () => <UsersPage /> },
+  { path: '/updates', render: () => <RolloutsPage /> },
   { path: '/account', render: () => <AccountPage /> },
   { path: '/account/two-factor', render: () => <TwoFactorPage /> },
 ];
@@ -38,6 +40,7 @@ const NAV: { path: string; label: string; adminOnly?: boolean }[] = [
   { path: '/console', label: 'Console' },
   { path: '/commands', label: 'Commands' },
   { path: '/unassigned', label: 'Unassigned' },
+  { path: '/updates', label: 'Updates' },
   { path: '/users', label: 'Users', adminOnly: true },
   { path: '/account', label: 'Account' },
 ];

@@ -107,6 +107,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/agents/versions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The fleet's versions: approved agents counted by version, os and arch */
+        get: operations["get_agents_versions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/agents/{id}": {
         parameters: {
             query?: never;
@@ -114,7 +131,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** An agent */
+        /** An agent, with its newest update */
         get: operations["get_agents_id"];
         put?: never;
         post?: never;
@@ -219,6 +236,57 @@ export interface paths {
         };
         /** Latest network state and metrics */
         get: operations["get_agents_id_state"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/agents/{id}/update": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Update this agent to a published version; an older one is a downgrade, which only this allows */
+        post: operations["post_agents_id_update"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/agents/{id}/update/retry": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Try the agent's last failed or rolled-back update again (never retried by itself) */
+        post: operations["post_agents_id_update_retry"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/agents/{id}/updates": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The agent's updates, newest first */
+        get: operations["get_agents_id_updates"];
         put?: never;
         post?: never;
         delete?: never;
@@ -723,6 +791,57 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/releases": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Published agent builds, newest first per os and arch */
+        get: operations["get_releases"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/rollouts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Rollout targets per os and arch, with their progress */
+        get: operations["get_rollouts"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/rollouts/{os}/{arch}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** Set the target version of an os and arch and who gets it (all, sites, clients or a percentage); paused stops new updates */
+        put: operations["put_rollouts_os_arch"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/settings": {
         parameters: {
             query?: never;
@@ -909,6 +1028,7 @@ export interface components {
             site_id: string | null;
             site_name: string | null;
             status: components["schemas"]["AgentStatus"];
+            update?: null | components["schemas"]["AgentUpdate"];
             version: string | null;
         };
         /** @description `command`, server -> agent. */
@@ -953,6 +1073,31 @@ export interface components {
          * @enum {string}
          */
         AgentStatus: "online" | "offline";
+        /**
+         * @description One update of one agent: `pending` (sent, or waiting for the agent to connect when
+         *     `sent_at` is null), `downloading`, `installed`, `completed`, `failed` or `rolled_back`.
+         */
+        AgentUpdate: {
+            agent_id: string;
+            allow_downgrade: boolean;
+            completed_at: string | null;
+            created_at: string;
+            from_version: string | null;
+            id: string;
+            /** @description Why it failed or was rolled back. */
+            reason: string | null;
+            sent_at: string | null;
+            status: string;
+            to_version: string;
+            updated_at: string | null;
+        };
+        /**
+         * @description A technician asks for a version on one agent; an older one than it runs is a downgrade,
+         *     which the agent installs only this way.
+         */
+        AgentUpdateBody: {
+            version: string;
+        };
         /**
          * @description `watchdog_event`, agent -> server. `event` is one of [`watchdog_event_kind`]; the server
          *     reads it with [`WatchdogEvent::kind`].
@@ -1115,6 +1260,8 @@ export interface components {
             network_state?: null | components["schemas"]["NetworkState"];
             /** Format: int64 */
             timestamp?: number | null;
+            /** @description How updates are going (`update_status` payloads), since the last accepted heartbeat. */
+            update_status?: components["schemas"]["UpdateStatus"][];
             version?: string | null;
             /** @description Watchdog events since the last heartbeat the server accepted. */
             watchdog_events?: components["schemas"]["AgentWatchdogEvent"][];
@@ -1122,6 +1269,7 @@ export interface components {
         /** @description The answer to a heartbeat: the commands that were pending, now marked running. */
         HeartbeatResponse: {
             commands: components["schemas"]["AgentCommand"][];
+            update?: null | components["schemas"]["UpdateMessage"];
         };
         LoginRequest: {
             email: string;
@@ -1316,12 +1464,94 @@ export interface components {
             /** @description The agent's `grmm_` key, shown in this answer only. */
             api_key: string;
         };
+        /** @description A published agent build, served at `/downloads/<file_name>`. */
+        Release: {
+            /** @description `x86_64` or `aarch64`. */
+            arch: string;
+            created_at: string;
+            file_name: string;
+            id: string;
+            /** @description `linux` or `windows`. */
+            os: string;
+            /** @description SHA-256, lowercase hex. */
+            sha256: string;
+            /** @description The release key's Ed25519 signature of the SHA-256 digest, base64. */
+            signature: string;
+            /** Format: int64 */
+            size: number;
+            /**
+             * @description Also served under this name (what the install commands fetch) when it is the newest
+             *     version of its os and arch; None otherwise.
+             */
+            stable_file_name: string | null;
+            version: string;
+        };
         /**
          * @description What a user may do: viewers look, technicians also change and run things, admins also
          *     manage users. Ordered by power, so `role >= Role::Technician` reads as "may write".
          * @enum {string}
          */
         Role: "viewer" | "technician" | "admin";
+        Rollout: {
+            arch: string;
+            client_ids: string[];
+            os: string;
+            paused: boolean;
+            /** Format: int32 */
+            percent: number;
+            progress: components["schemas"]["RolloutProgress"];
+            scope: components["schemas"]["Scope"];
+            site_ids: string[];
+            updated_at: string;
+            version: string;
+        };
+        /** @description The target of one os/arch and who gets it. */
+        RolloutBody: {
+            /** @description For scope `clients`. */
+            client_ids?: string[];
+            /** @description Paused: no new updates start (those under way go on). */
+            paused?: boolean;
+            /**
+             * Format: int32
+             * @description For scope `percentage`: 0..100. The same agents stay in as it grows.
+             */
+            percent?: number;
+            scope: components["schemas"]["Scope"];
+            /** @description For scope `sites`. */
+            site_ids?: string[];
+            /** @description A published version of this os/arch. */
+            version: string;
+        };
+        /** @description Updates to the rollout's version, by state, and the agents of its os/arch. */
+        RolloutProgress: {
+            /**
+             * Format: int64
+             * @description Approved agents of this os/arch.
+             */
+            agents: number;
+            /** Format: int64 */
+            completed: number;
+            /** Format: int64 */
+            downloading: number;
+            /** Format: int64 */
+            failed: number;
+            /** Format: int64 */
+            installed: number;
+            /** Format: int64 */
+            pending: number;
+            /** Format: int64 */
+            rolled_back: number;
+            /**
+             * Format: int64
+             * @description Of them, already on the target version (or newer).
+             */
+            up_to_date: number;
+        };
+        /**
+         * @description Who a rollout reaches.
+         * @enum {string}
+         */
+        Scope: "all" | "sites" | "clients" | "percentage";
         /** @description Settings administrators change at run time. */
         ServerSettings: {
             /**
@@ -1399,6 +1629,38 @@ export interface components {
             /** @description Whether the server requires it of every user. */
             required: boolean;
         };
+        /** @description `update`, server -> agent. */
+        UpdateMessage: {
+            /** @description A technician asked for an older version: the agent installs it although it is not newer. */
+            allow_downgrade?: boolean;
+            /** @description SHA-256 of the build, lowercase hex. */
+            checksum: string;
+            download_url: string;
+            /**
+             * @description Ed25519 signature of the build's 32-byte SHA-256 digest by the release key, base64
+             *     (see [`release`]). An agent refuses an update without a valid one.
+             */
+            signature?: string | null;
+            /**
+             * Format: int64
+             * @description The build's size in bytes (the agent refuses a download that grows past it).
+             */
+            size?: number | null;
+            /** @description The server's `agent_updates` row; the agent names it in its `update_status` reports. */
+            update_id?: string | null;
+            version: string;
+        };
+        /**
+         * @description `update_status`, agent -> server: how an `update` is going. `state` is one of
+         *     [`update_state`]; `reason` says why for `failed` and `rolled_back`.
+         */
+        UpdateStatus: {
+            reason?: string | null;
+            state: string;
+            update_id?: string | null;
+            /** @description The version being installed. */
+            version: string;
+        };
         /**
          * @description An admin's change to a user: any of role, a new password, disabled. Every change ends all
          *     of the user's sessions.
@@ -1418,6 +1680,14 @@ export interface components {
             role: components["schemas"]["Role"];
             /** @description Whether the account signs in with a second factor (TOTP). */
             two_factor: boolean;
+        };
+        /** @description Approved agents of one version, os and arch. */
+        VersionCount: {
+            /** Format: int64 */
+            agents: number;
+            arch: string | null;
+            os: string | null;
+            version: string | null;
         };
         WatchdogEvent: {
             agent_id: string;
@@ -1829,6 +2099,53 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Agent"][];
+                };
+            };
+            /** @description Missing, invalid or expired credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable or busy */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    get_agents_versions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VersionCount"][];
                 };
             };
             /** @description Missing, invalid or expired credentials */
@@ -2412,6 +2729,238 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["AgentState"];
+                };
+            };
+            /** @description Bad input: malformed JSON, a wrong field, a NUL byte in text */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable or busy */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    post_agents_id_update: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AgentUpdateBody"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentUpdate"];
+                };
+            };
+            /** @description Bad input: malformed JSON, a wrong field, a NUL byte in text */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable or busy */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    post_agents_id_update_retry: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentUpdate"];
+                };
+            };
+            /** @description Bad input: malformed JSON, a wrong field, a NUL byte in text */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable or busy */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    get_agents_id_updates: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentUpdate"][];
                 };
             };
             /** @description Bad input: malformed JSON, a wrong field, a NUL byte in text */
@@ -4173,6 +4722,181 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Readiness"];
+                };
+            };
+            /** @description The database is unavailable or busy */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    get_releases: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Release"][];
+                };
+            };
+            /** @description Missing, invalid or expired credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable or busy */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    get_rollouts: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Rollout"][];
+                };
+            };
+            /** @description Missing, invalid or expired credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable or busy */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    put_rollouts_os_arch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                os: string;
+                arch: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RolloutBody"];
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Rollout"];
+                };
+            };
+            /** @description Bad input: malformed JSON, a wrong field, a NUL byte in text */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
                 };
             };
             /** @description The database is unavailable or busy */

@@ -32,6 +32,11 @@ export type NewCommand = Schemas['CommandBody'];
 export type MetricsSummary = Schemas['MetricsSummary'];
 export type CommandType = Schemas['CommandType'];
 export type CommandStatus = Schemas['CommandStatus'];
+export type Release = Schemas['Release'];
+export type Rollout = Schemas['Rollout'];
+export type RolloutBody = Schemas['RolloutBody'];
+export type AgentUpdate = Schemas['AgentUpdate'];
+export type VersionCount = Schemas['VersionCount'];
 export type AgentFilterQuery = NonNullable<operations['get_agents']['parameters']['query']>;
 export type CommandFilterQuery = NonNullable<operations['get_commands']['parameters']['query']>;
 
@@ -75,9 +80,10 @@ export function isFinished(status: CommandStatus): boolean {
 /** Server-sent events of `GET /api/events`. */
 export type LiveEvent =
   | { type: 'agent_status'; data: { agent_id: string; online: boolean; hostname: string } }
-  | { type: 'command_updated'; data: { id: string; agent_id: string; status: CommandStatus } };
+  | { type: 'command_updated'; data: { id: string; agent_id: string; status: CommandStatus } }
+  | { type: 'agent_update'; data: { agent_id: string; update_id: string; to_version: string; status: string } };
 
-export const LIVE_EVENT_TYPES: LiveEvent['type'][] = ['agent_status', 'command_updated'];
+export const LIVE_EVENT_TYPES: LiveEvent['type'][] = ['agent_status', 'command_updated', 'agent_update'];
 
 /**
  * Every failed call becomes an ApiError whose `message` is a sentence a person can read: the
@@ -210,6 +216,14 @@ export interface ApiClient {
   agentState(id: string): Promise<AgentState>;
   agentMetrics(id: string, from: Date, to: Date): Promise<MetricsHistory>;
   watchdogEvents(id: string): Promise<WatchdogEvent[]>;
+  agentUpdates(id: string): Promise<AgentUpdate[]>;
+  /** A published version for one agent; an older one than it runs is a downgrade. */
+  requestAgentUpdate(id: string, version: string): Promise<AgentUpdate>;
+  retryAgentUpdate(id: string): Promise<AgentUpdate>;
+  agentVersions(): Promise<VersionCount[]>;
+  listReleases(): Promise<Release[]>;
+  listRollouts(): Promise<Rollout[]>;
+  setRollout(os: string, arch: string, body: RolloutBody): Promise<Rollout>;
 
   sendCommand(agentId: string, body: NewCommand): Promise<CommandRecord>;
   listCommands(query?: CommandFilterQuery): Promise<CommandRecord[]>;
@@ -429,6 +443,13 @@ export function createApi(options: ApiOptions): ApiClient {
         query: { from: from.toISOString(), to: to.toISOString() },
       }),
     watchdogEvents: (id) => call('get', '/api/agents/{id}/watchdog-events', { params: { id } }),
+    agentUpdates: (id) => call('get', '/api/agents/{id}/updates', { params: { id } }),
+    requestAgentUpdate: (id, version) => call('post', '/api/agents/{id}/update', { params: { id }, body: { version } }),
+    retryAgentUpdate: (id) => call('post', '/api/agents/{id}/update/retry', { params: { id } }),
+    agentVersions: () => call('get', '/api/agents/versions'),
+    listReleases: () => call('get', '/api/releases'),
+    listRollouts: () => call('get', '/api/rollouts'),
+    setRollout: (os, arch, body) => call('put', '/api/rollouts/{os}/{arch}', { params: { os, arch }, body }),
 
     sendCommand: (id, body) => call('post', '/api/agents/{id}/command', { params: { id }, body }),
     listCommands: (query) => call('get', '/api/commands', { query }),

@@ -385,6 +385,10 @@ async fn handle(
             )
             .await
         }
+        Ok(ServerMessage::Update(update)) => {
+            counters.update_received(update.update_id.as_deref().unwrap_or(""));
+            Ok(())
+        }
         Ok(ServerMessage::ResultAck(ack)) => {
             if let Some(at) = state.unacked.iter().position(|id| *id == ack.id) {
                 state.unacked.swap_remove(at);

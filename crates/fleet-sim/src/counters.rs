@@ -39,6 +39,9 @@ pub struct Counters {
     pub flood_finished: AtomicU64,
     /// Every command id received, with how many times.
     command_ids: Mutex<HashMap<String, u32>>,
+    /// Every `update` received, by its update id, with how many times (the simulator does
+    /// not install anything: it only counts).
+    update_ids: Mutex<HashMap<String, u32>>,
 }
 
 /// A copy of the counters at one moment, for printing and for JSON.
@@ -78,6 +81,17 @@ impl Counters {
         } else {
             false
         }
+    }
+
+    /// Records a received `update` by its update id.
+    pub(crate) fn update_received(&self, update_id: &str) {
+        let mut ids = self.update_ids.lock().expect("update id table");
+        *ids.entry(update_id.to_owned()).or_insert(0) += 1;
+    }
+
+    /// Every `update` received so far, by update id, with how many times it arrived.
+    pub fn update_receipts(&self) -> HashMap<String, u32> {
+        self.update_ids.lock().expect("update id table").clone()
     }
 
     /// Every command id received so far, with how many times it arrived.

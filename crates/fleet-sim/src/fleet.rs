@@ -360,6 +360,11 @@ impl Fleet {
         self.shared.counters.command_receipts()
     }
 
+    /// Every `update` received so far, by update id, with how many times.
+    pub fn update_receipts(&self) -> HashMap<String, u32> {
+        self.shared.counters.update_receipts()
+    }
+
     /// Stops every agent: each sends a close frame and waits (briefly) for the server's, so
     /// everything sent before reached the server. Returns the final counters.
     pub async fn stop(mut self) -> Snapshot {

@@ -41,6 +41,13 @@ pub struct Config {
     /// Folder of agent builds served at `/downloads/`; default `<data_dir>/downloads`.
     /// Read it through [`Config::downloads_dir`].
     pub downloads_dir: Option<PathBuf>,
+    /// The release public key (base64 Ed25519, as `release keygen` writes `PREFIX.pub`) that
+    /// agent builds are signed with; default `<data_dir>/release.pub`. Without it no `update`
+    /// is sent. Read it through [`Config::release_public_key_file`].
+    pub release_public_key_file: Option<PathBuf>,
+    /// The address agents reach this server on, e.g. `https://rmm.example.com`: the base of
+    /// the download URLs in `update` messages. Empty: the `Host` the agent connected to.
+    pub public_url: String,
     /// Log to a rotated file as well as stderr, in `log_dir`.
     pub log_to_file: bool,
     /// Folder of the log files; default `<data_dir>/logs`. Setting it also turns file
@@ -171,6 +178,8 @@ impl Default for Config {
             require_two_factor: false,
             dashboard_dir: None,
             downloads_dir: None,
+            release_public_key_file: None,
+            public_url: String::new(),
             log_to_file: false,
             log_dir: None,
             log_json: false,
@@ -228,6 +237,8 @@ impl std::fmt::Debug for Config {
             .field("require_two_factor", &self.require_two_factor)
             .field("dashboard_dir", &self.dashboard_dir)
             .field("downloads_dir", &self.downloads_dir())
+            .field("release_public_key_file", &self.release_public_key_file())
+            .field("public_url", &self.public_url)
             .field("log_dir", &self.log_dir())
             .field("log_rotation", &self.log_rotation)
             .field("log_max_files", &self.log_max_files)
@@ -583,6 +594,13 @@ impl Config {
     }
 
     fn validate_oidc(&self) -> Result<(), ConfigError> {
+        let url = self.public_url.trim();
+        if !(url.is_empty() || url.starts_with("https://") || url.starts_with("http://")) {
+            return Err(ConfigError::Invalid {
+                key: "public_url",
+                message: "must be an http(s) URL such as https://rmm.example.com".into(),
+            });
+        }
         let invalid = |key, message: &str| ConfigError::Invalid {
             key,
             message: message.to_owned(),
@@ -665,6 +683,14 @@ impl Config {
         match &self.downloads_dir {
             Some(dir) if !dir.as_os_str().is_empty() => dir.clone(),
             _ => self.data_dir.join("downloads"),
+        }
+    }
+
+    /// The release public key file: `release_public_key_file`, or `<data_dir>/release.pub`.
+    pub fn release_public_key_file(&self) -> PathBuf {
+        match &self.release_public_key_file {
+            Some(file) if !file.as_os_str().is_empty() => file.clone(),
+            _ => self.data_dir.join("release.pub"),
         }
     }
 

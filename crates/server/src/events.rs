@@ -16,6 +16,13 @@ pub enum Event {
         agent_id: String,
         status: String,
     },
+    /// An agent's update changed state (see `rollout::status`).
+    AgentUpdate {
+        agent_id: String,
+        update_id: String,
+        to_version: String,
+        status: String,
+    },
 }
 
 impl Event {
@@ -23,6 +30,7 @@ impl Event {
         match self {
             Event::AgentStatus { .. } => "agent_status",
             Event::CommandUpdated { .. } => "command_updated",
+            Event::AgentUpdate { .. } => "agent_update",
         }
     }
 }

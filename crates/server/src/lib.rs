@@ -21,6 +21,8 @@ pub mod logging;
 pub mod oidc;
 pub mod private_files;
 pub mod rate_limit;
+pub mod release;
+pub mod rollout;
 pub mod session;
 pub mod settings;
 pub mod sign_in;
@@ -101,6 +103,7 @@ pub async fn build_state(
         sign_in: Default::default(),
         settings: Default::default(),
         sso: Default::default(),
+        release_public_key: release::load_public_key(&config),
         shutdown,
         config,
     }))

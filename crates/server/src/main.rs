@@ -46,10 +46,54 @@ enum Command {
         #[arg(long)]
         from: PathBuf,
     },
+    /// Release keys and agent builds (docs/OPERATIONS.md, "Agent releases and updates").
+    Release {
+        #[command(subcommand)]
+        action: ReleaseAction,
+    },
     /// Manage users.
     User {
         #[command(subcommand)]
         action: UserAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum ReleaseAction {
+    /// Make a release key pair: PREFIX.key (private, owner-only; keep it off the server) and
+    /// PREFIX.pub (the server's `release_public_key_file`).
+    Keygen {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Print the base64 signature of a build (needs no server or database).
+    Sign {
+        /// The private key file (PREFIX.key).
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long)]
+        file: PathBuf,
+    },
+    /// Publish a build: copied into the downloads folder, its signature checked against the
+    /// server's release public key, and recorded.
+    Add {
+        #[arg(long)]
+        file: PathBuf,
+        /// A semantic version, e.g. 0.2.0.
+        #[arg(long)]
+        version: String,
+        /// linux or windows.
+        #[arg(long)]
+        os: String,
+        /// x86_64 or aarch64.
+        #[arg(long)]
+        arch: String,
+        /// The signature from `release sign`.
+        #[arg(long, conflicts_with = "key", required_unless_present = "key")]
+        signature: Option<String>,
+        /// Or sign here with the private key file.
+        #[arg(long)]
+        key: Option<PathBuf>,
     },
 }
 
@@ -129,6 +173,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Release { action } => release(action, &config).await,
         Command::User {
             action:
                 UserAction::Add {
@@ -156,6 +201,57 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     println!("created user {email} ({role})");
                 }
             }
+            Ok(())
+        }
+    }
+}
+
+async fn release(action: ReleaseAction, config: &Config) -> anyhow::Result<()> {
+    use gururmm_server::release;
+    match action {
+        ReleaseAction::Keygen { out } => {
+            let (key, public_file, public) = release::keygen(&out)?;
+            println!(
+                "private key: {} (owner-only; keep it off the server)",
+                key.display()
+            );
+            println!("public key:  {} ({public})", public_file.display());
+            Ok(())
+        }
+        ReleaseAction::Sign { key, file } => {
+            println!("{}", release::sign(&key, &file)?);
+            Ok(())
+        }
+        ReleaseAction::Add {
+            file,
+            version,
+            os,
+            arch,
+            signature,
+            key,
+        } => {
+            let added = release::add(
+                config,
+                release::AddRelease {
+                    file: &file,
+                    version: &version,
+                    os: &os,
+                    arch: &arch,
+                    signature: signature.as_deref(),
+                    key_file: key.as_deref(),
+                },
+            )
+            .await?;
+            println!(
+                "published {} {} {} as {}/{} ({} bytes, sha256 {})",
+                added.version,
+                added.os,
+                added.arch,
+                config.downloads_dir().display(),
+                added.file_name,
+                added.size,
+                added.sha256
+            );
             Ok(())
         }
     }

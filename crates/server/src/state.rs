@@ -35,6 +35,9 @@ pub struct Inner {
     pub settings: crate::settings::RuntimeSettings,
     /// Single sign-on: the OpenID Connect provider's client, discovered on first use.
     pub sso: crate::oidc::Sso,
+    /// The release public key (base64) agents check updates against, from
+    /// `release_public_key_file`; None when there is none (no `update` is sent then).
+    pub release_public_key: Option<String>,
     /// Flips to true when the server shuts down, so long-lived sockets close.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }

@@ -1,7 +1,8 @@
 import { useMemo, useState } from 'react';
-import type { Agent, AgentState, CommandRecord, MetricsHistory, Site, WatchdogEvent } from '../api';
+import type { Agent, AgentState, AgentUpdate, CommandRecord, MetricsHistory, Site, WatchdogEvent } from '../api';
 import { useApi } from '../session';
-import { useAsync, useInterval, useNow } from '../hooks';
+import { useAction, useAsync, useInterval, useNow, type AsyncState } from '../hooks';
+import { updateStateLabel } from '../lib/releases';
 import { useLiveEvents } from '../live';
 import { counterRates, RANGES, type Point, type RangeKey } from '../lib/chart';
 import { formatBytes, formatDateTime, formatOsVersion, formatPercent, formatRate, formatRelative, humanize, percentOf } from '../lib/format';
@@ -244,6 +245,54 @@ function CurrentState({ state }: { state: AgentState }) {
   );
 }
 
+/** The agent's updates (live): what it was sent, how far it got, why one failed. */
+function Updates({ agentId, updates, canAct }: { agentId: string; updates: AsyncState<AgentUpdate[]>; canAct: boolean }) {
+  const { api } = useApi();
+  const retry = useAction(async () => {
+    await api.retryAgentUpdate(agentId);
+    updates.reload();
+  });
+  const last = updates.data?.[0];
+  return (
+    <section aria-labelledby="updates-title">
+      <div className="section-head">
+        <h2 id="updates-title">Updates</h2>
+        {canAct && last && (last.status === 'failed' || last.status === 'rolled_back') ? (
+          <button type="button" className="secondary small" disabled={retry.busy} onClick={() => void retry.run()}>
+            Retry update to {last.to_version}
+          </button>
+        ) : null}
+      </div>
+      <ErrorMessage error={updates.error} prefix="Updates could not be loaded" />
+      <ErrorMessage error={retry.error} prefix="The update could not be retried" />
+      {updates.data?.length === 0 ? <Empty>No update was sent to this agent.</Empty> : null}
+      {last ? (
+        <p data-testid="update-state">
+          Latest: {last.from_version ?? '?'} → {last.to_version}, <strong>{updateStateLabel(last.status)}</strong>
+          {last.reason ? ` (${last.reason})` : ''}
+        </p>
+      ) : null}
+      {updates.data && updates.data.length > 0 ? (
+        <Table caption="Updates" columns={['Started', 'From', 'To', 'State', 'Reason', 'Changed']}>
+          {updates.data.map((u) => (
+            <tr key={u.id}>
+              <td>{formatDateTime(u.created_at)}</td>
+              <td>{u.from_version ?? ''}</td>
+              <td>
+                {u.to_version}
+                {u.allow_downgrade ? ' (downgrade)' : ''}
+              </td>
+              <td>{updateStateLabel(u.status)}</td>
+              <td>{u.reason ?? ''}</td>
+              <td>{formatDateTime(u.updated_at)}</td>
+            </tr>
+          ))}
+        </Table>
+      ) : null}
+    </section>
+  );
+}
+
 export function AgentPage({ id }: { id: string }) {
   const { api, user } = useApi();
   const now = useNow();
@@ -251,6 +300,7 @@ export function AgentPage({ id }: { id: string }) {
   const state = useAsync<AgentState>(() => api.agentState(id), [api, id]);
   const events = useAsync<WatchdogEvent[]>(() => api.watchdogEvents(id), [api, id]);
   const commands = useAsync<CommandRecord[]>(() => api.listCommands({ agent_id: id, limit: 50 }), [api, id]);
+  const updates = useAsync<AgentUpdate[]>(() => api.agentUpdates(id), [api, id]);
   useInterval(() => state.reload(), 30_000);
 
   useLiveEvents((e) => {
@@ -259,6 +309,10 @@ export function AgentPage({ id }: { id: string }) {
       state.reload();
     }
     if (e.type === 'command_updated' && e.data.agent_id === id) commands.reload();
+    if (e.type === 'agent_update' && e.data.agent_id === id) {
+      updates.reload();
+      agent.reload();
+    }
   });
 
   const sortedEvents = useMemo(() => [...(events.data ?? [])].sort((a, b) => b.timestamp.localeCompare(a.timestamp)), [events.data]);
@@ -336,6 +390,8 @@ export function AgentPage({ id }: { id: string }) {
       {state.data ? <CurrentState state={state.data} /> : null}
 
       <MetricsCharts agentId={id} />
+
+      <Updates agentId={id} updates={updates} canAct={canAct} />
 
       <section aria-labelledby="wd-title">
         <h2 id="wd-title">Watchdog events</h2>

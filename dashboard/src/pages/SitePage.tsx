@@ -1,23 +1,50 @@
-import { useMemo, useState } from 'react';
+import { useMemo, useState, type ReactNode } from 'react';
 import type { EnrollmentToken, Site } from '../api';
 import { useApi } from '../session';
 import { useAction, useAsync } from '../hooks';
 import { useLiveEvents } from '../live';
 import { applyAgentStatus, sortAgents, type AgentSortKey, type SortDir } from '../lib/agents';
 import { LINUX_BINARY, WINDOWS_BINARY, linuxInstall, windowsInstall } from '../lib/install';
+import { publishCommand, publishedBuild, type InstallOs } from '../lib/releases';
+import type { Release } from '../api';
 import { href, navigate } from '../lib/router';
 import { AgentTable } from '../components/AgentTable';
 import { ConfirmButton, CopyButton, Empty, ErrorMessage, Loading, PageHeader, Table } from '../components/ui';
 import { formatDateTime } from '../lib/format';
 import { NameNotesForm } from './ClientsPage';
 
-function InstallBlock({ title, text, id }: { title: string; text: string; id: string }) {
+/** Whether the build this OS's command fetches is published; how to publish one when not. */
+function BuildState({ releases, os }: { releases: Release[] | undefined; os: InstallOs }) {
+  if (!releases) return null;
+  const build = publishedBuild(releases, os);
+  if (build) {
+    return (
+      <p className="muted" data-testid={`build-${os}`}>
+        Build {build.version} is published ({build.size.toLocaleString()} bytes).
+      </p>
+    );
+  }
+  return (
+    <div className="card warning" role="note" data-testid={`publish-hint-${os}`}>
+      <p>
+        <strong>No {os === 'linux' ? 'Linux' : 'Windows'} agent build is published on this server yet</strong>, so this command would fail to download it. Publish
+        one on the server first (signed with the release key; <code>./scripts/serve.sh</code> does it for Linux in development):
+      </p>
+      <p>
+        <code>{publishCommand(os)}</code>
+      </p>
+    </div>
+  );
+}
+
+function InstallBlock({ title, text, id, children }: { title: string; text: string; id: string; children?: ReactNode }) {
   return (
     <div className="install">
       <div className="install-head">
         <h3 id={id}>{title}</h3>
         <CopyButton text={text} label={`Copy ${title} commands`} />
       </div>
+      {children}
       <pre aria-labelledby={id} tabIndex={0}>
         <code>{text}</code>
       </pre>
@@ -111,6 +138,7 @@ export function SitePage({ id }: { id: string }) {
   const { api, user } = useApi();
   const site = useAsync<Site>(() => api.getSite(id), [api, id]);
   const agents = useAsync(() => api.listAgents({ site_id: id }), [api, id]);
+  const releases = useAsync<Release[]>(() => api.listReleases(), [api]);
   const [sort, setSort] = useState<{ key: AgentSortKey; dir: SortDir }>({ key: 'hostname', dir: 'asc' });
   const [editing, setEditing] = useState(false);
   const [installToken, setInstallToken] = useState<string | null>(null);
@@ -234,8 +262,12 @@ export function SitePage({ id }: { id: string }) {
             <code>{WINDOWS_BINARY}</code>.
           </p>
           <div className="install-grid">
-            <InstallBlock id="install-linux" title="Linux (as root)" text={linuxInstall(enrollWith, loc)} />
-            <InstallBlock id="install-windows" title="Windows (PowerShell as Administrator)" text={windowsInstall(enrollWith, loc)} />
+            <InstallBlock id="install-linux" title="Linux (as root)" text={linuxInstall(enrollWith, loc)}>
+              <BuildState releases={releases.data} os="linux" />
+            </InstallBlock>
+            <InstallBlock id="install-windows" title="Windows (PowerShell as Administrator)" text={windowsInstall(enrollWith, loc)}>
+              <BuildState releases={releases.data} os="windows" />
+            </InstallBlock>
           </div>
         </section>
       ) : null}

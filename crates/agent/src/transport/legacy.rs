@@ -220,6 +220,7 @@ impl Transport for Legacy<'_> {
             metrics: self.metrics.clone(),
             network_state: self.network_state.clone(),
             watchdog_events: self.events.clone(),
+            update_status: Vec::new(),
         };
         let resp: HeartbeatResponse = self.post("/api/agent/heartbeat", &body).await?;
         self.metrics = None;

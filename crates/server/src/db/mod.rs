@@ -13,6 +13,7 @@ mod enrollment;
 mod metrics;
 mod oidc;
 mod rate_limits;
+mod releases;
 mod sessions;
 mod settings;
 mod two_factor;
@@ -27,6 +28,7 @@ pub use commands::{CommandFilter, CommandRecord, NewCommand};
 pub use enrollment::{EnrollVia, Enrolled, TokenRecord, TokenRefusal};
 pub use metrics::{MetricsPoint, MetricsSummary, WatchdogEventRecord};
 pub use oidc::{OidcLogin, SsoIdentity, SsoOutcome, NO_PASSWORD};
+pub use releases::{AgentUpdateRecord, ReleaseRecord, VersionCount};
 pub use sessions::{NewSession, SessionRecord};
 pub use users::{UserChange, UserRecord};
 

@@ -129,7 +129,15 @@ pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<Agent>> {
-    Ok(axum::Json(load_agent(&state, &id).await?.into()))
+    let mut agent: Agent = load_agent(&state, &id).await?.into();
+    agent.update = state
+        .store
+        .agent_updates(&id)
+        .await?
+        .into_iter()
+        .next()
+        .map(Into::into);
+    Ok(axum::Json(agent))
 }
 
 pub async fn delete(

@@ -66,6 +66,7 @@ pub async fn register(
 /// ingested, and its pending commands go out in the answer, now `running`.
 pub async fn heartbeat(
     State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
     agent: AgentKey,
     body: axum::body::Bytes,
 ) -> ApiResult<axum::Json<HeartbeatResponse>> {
@@ -88,6 +89,11 @@ pub async fn heartbeat(
             .into_iter()
             .map(AgentMessage::WatchdogEvent),
     );
+    reports.extend(
+        req.update_status
+            .into_iter()
+            .map(AgentMessage::UpdateStatus),
+    );
     for report in reports {
         session.ingest(report).await?;
     }
@@ -96,7 +102,18 @@ pub async fn heartbeat(
     }
     let mut commands = Vec::new();
     session.hand_out(&mut commands).await;
-    Ok(axum::Json(HeartbeatResponse { commands }))
+    // The version it runs now completes an update to it; then, whether it gets one.
+    let update = match req.version.as_deref() {
+        Some(version) => {
+            let mut version = version.to_owned();
+            crate::session::sanitize::bounded(&mut version, 64);
+            state.store.note_agent_version(&id, &version).await?;
+            let base = crate::rollout::DownloadBase::from_request(&state, &headers);
+            crate::rollout::on_connect(&state, &id, &version, None, &base).await?
+        }
+        None => None,
+    };
+    Ok(axum::Json(HeartbeatResponse { commands, update }))
 }
 
 pub async fn command_result(

@@ -8,11 +8,13 @@ pub mod auth;
 mod clients;
 mod commands;
 pub mod dashboard;
+mod downloads;
 pub mod error;
 mod events;
 pub mod extract;
 mod legacy;
 mod oidc;
+mod releases;
 pub mod security;
 mod settings;
 mod two_factor;
@@ -380,7 +382,35 @@ pub fn api_routes() -> Vec<ApiRoute> {
         route("GET", "/api/agents/unassigned", Viewer, "Agents with no site",
             get(agents::unassigned))
             .ok_list::<Agent>(),
-        route("GET", "/api/agents/{id}", Viewer, "An agent", get(agents::get)).ok::<Agent>(),
+        route("GET", "/api/agents/versions", Viewer,
+            "The fleet's versions: approved agents counted by version, os and arch",
+            get(releases::versions))
+            .ok_list::<VersionCount>(),
+        route("GET", "/api/agents/{id}", Viewer, "An agent, with its newest update",
+            get(agents::get)).ok::<Agent>(),
+        route("GET", "/api/agents/{id}/updates", Viewer, "The agent's updates, newest first",
+            get(releases::agent_updates))
+            .ok_list::<AgentUpdate>(),
+        route("POST", "/api/agents/{id}/update", Technician,
+            "Update this agent to a published version; an older one is a downgrade, which only this allows",
+            post(releases::request_update))
+            .body::<AgentUpdateBody>().created::<AgentUpdate>().errors(&[409]),
+        route("POST", "/api/agents/{id}/update/retry", Technician,
+            "Try the agent's last failed or rolled-back update again (never retried by itself)",
+            post(releases::retry_update))
+            .created::<AgentUpdate>().errors(&[409]),
+        route("GET", "/api/releases", Viewer,
+            "Published agent builds, newest first per os and arch",
+            get(releases::list))
+            .ok_list::<Release>(),
+        route("GET", "/api/rollouts", Viewer,
+            "Rollout targets per os and arch, with their progress",
+            get(releases::rollouts))
+            .ok_list::<Rollout>(),
+        route("PUT", "/api/rollouts/{os}/{arch}", Admin,
+            "Set the target version of an os and arch and who gets it (all, sites, clients or a percentage); paused stops new updates",
+            put(releases::set_rollout))
+            .body::<RolloutBody>().ok::<Rollout>(),
         route("DELETE", "/api/agents/{id}", Technician, "Delete an agent", delete(agents::delete))
             .no_content(),
         route("POST", "/api/agents/{id}/move", Technician,
@@ -765,7 +795,13 @@ pub fn router(state: AppState) -> Router {
         api = api.route(path, handler);
     }
     let cors = cors_layer(&state.config.cors_origins);
-    let downloads = ServeDir::new(state.config.downloads_dir());
+    let downloads_dir = state.config.downloads_dir();
+    let downloads = Router::new()
+        .fallback_service(ServeDir::new(&downloads_dir))
+        .layer(axum::middleware::from_fn_with_state(
+            downloads_dir,
+            downloads::etag,
+        ));
     Router::new()
         .merge(api)
         .route("/ws", get(crate::hub::ws_handler))

@@ -390,6 +390,9 @@ pub struct Agent {
     #[schema(required = true)]
     pub last_seen: Option<String>,
     pub created_at: String,
+    /// The agent's newest update (only in `GET /api/agents/{id}`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub update: Option<AgentUpdate>,
 }
 
 impl From<db::AgentRecord> for Agent {
@@ -412,6 +415,7 @@ impl From<db::AgentRecord> for Agent {
             claims_agent_id: r.claims_agent_id,
             last_seen: time_opt(r.last_seen),
             created_at: time(r.created_at),
+            update: None,
         }
     }
 }
@@ -776,4 +780,167 @@ pub struct ServerSettings {
 pub struct ServerSettingsUpdate {
     #[serde(default)]
     pub require_two_factor: Option<bool>,
+}
+
+// ---- releases and rollouts
+
+/// A published agent build, served at `/downloads/<file_name>`.
+#[derive(Serialize, ToSchema)]
+pub struct Release {
+    pub id: String,
+    pub version: String,
+    /// `linux` or `windows`.
+    pub os: String,
+    /// `x86_64` or `aarch64`.
+    pub arch: String,
+    pub file_name: String,
+    /// Also served under this name (what the install commands fetch) when it is the newest
+    /// version of its os and arch; None otherwise.
+    #[schema(required = true)]
+    pub stable_file_name: Option<String>,
+    /// SHA-256, lowercase hex.
+    pub sha256: String,
+    pub size: i64,
+    /// The release key's Ed25519 signature of the SHA-256 digest, base64.
+    pub signature: String,
+    pub created_at: String,
+}
+
+impl Release {
+    pub fn new(r: db::ReleaseRecord, newest: bool) -> Release {
+        Release {
+            stable_file_name: newest.then(|| crate::rollout::stable_file_name(&r.os, &r.arch)),
+            id: r.id,
+            version: r.version,
+            os: r.os,
+            arch: r.arch,
+            file_name: r.file_name,
+            sha256: r.sha256,
+            size: r.size,
+            signature: r.signature,
+            created_at: time(r.created_at),
+        }
+    }
+}
+
+/// Approved agents of one version, os and arch.
+#[derive(Serialize, ToSchema)]
+pub struct VersionCount {
+    #[schema(required = true)]
+    pub version: Option<String>,
+    #[schema(required = true)]
+    pub os: Option<String>,
+    #[schema(required = true)]
+    pub arch: Option<String>,
+    pub agents: i64,
+}
+
+impl From<db::VersionCount> for VersionCount {
+    fn from(v: db::VersionCount) -> VersionCount {
+        VersionCount {
+            version: v.version,
+            os: v.os,
+            arch: v.arch,
+            agents: v.agents,
+        }
+    }
+}
+
+/// The target of one os/arch and who gets it.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RolloutBody {
+    /// A published version of this os/arch.
+    pub version: String,
+    pub scope: crate::rollout::Scope,
+    /// For scope `sites`.
+    #[serde(default)]
+    pub site_ids: Vec<String>,
+    /// For scope `clients`.
+    #[serde(default)]
+    pub client_ids: Vec<String>,
+    /// For scope `percentage`: 0..100. The same agents stay in as it grows.
+    #[serde(default)]
+    pub percent: u8,
+    /// Paused: no new updates start (those under way go on).
+    #[serde(default)]
+    pub paused: bool,
+}
+
+/// Updates to the rollout's version, by state, and the agents of its os/arch.
+#[derive(Serialize, ToSchema, Default)]
+pub struct RolloutProgress {
+    /// Approved agents of this os/arch.
+    pub agents: i64,
+    /// Of them, already on the target version (or newer).
+    pub up_to_date: i64,
+    pub pending: i64,
+    pub downloading: i64,
+    pub installed: i64,
+    pub completed: i64,
+    pub failed: i64,
+    pub rolled_back: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Rollout {
+    pub os: String,
+    pub arch: String,
+    pub version: String,
+    pub scope: crate::rollout::Scope,
+    pub site_ids: Vec<String>,
+    pub client_ids: Vec<String>,
+    pub percent: u8,
+    pub paused: bool,
+    pub updated_at: String,
+    pub progress: RolloutProgress,
+}
+
+/// One update of one agent: `pending` (sent, or waiting for the agent to connect when
+/// `sent_at` is null), `downloading`, `installed`, `completed`, `failed` or `rolled_back`.
+#[derive(Serialize, ToSchema)]
+pub struct AgentUpdate {
+    pub id: String,
+    pub agent_id: String,
+    #[schema(required = true)]
+    pub from_version: Option<String>,
+    pub to_version: String,
+    pub status: String,
+    /// Why it failed or was rolled back.
+    #[schema(required = true)]
+    pub reason: Option<String>,
+    pub allow_downgrade: bool,
+    pub created_at: String,
+    #[schema(required = true)]
+    pub sent_at: Option<String>,
+    #[schema(required = true)]
+    pub updated_at: Option<String>,
+    #[schema(required = true)]
+    pub completed_at: Option<String>,
+}
+
+impl From<db::AgentUpdateRecord> for AgentUpdate {
+    fn from(r: db::AgentUpdateRecord) -> AgentUpdate {
+        AgentUpdate {
+            id: r.id,
+            agent_id: r.agent_id,
+            from_version: r.from_version,
+            to_version: r.to_version,
+            status: r.status,
+            reason: r.reason,
+            allow_downgrade: r.allow_downgrade,
+            created_at: time(r.created_at),
+            sent_at: time_opt(r.sent_at),
+            updated_at: time_opt(r.updated_at),
+            completed_at: time_opt(r.completed_at),
+        }
+    }
+}
+
+/// A technician asks for a version on one agent; an older one than it runs is a downgrade,
+/// which the agent installs only this way.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AgentUpdateBody {
+    pub version: String,
 }

@@ -21,6 +21,8 @@ use tokio::sync::{mpsc, oneshot};
 pub(crate) enum Outbound {
     /// Send every pending command of this agent, then acknowledge.
     Flush(Option<oneshot::Sender<()>>),
+    /// Send this `update` (the rollout decided off the socket's task).
+    Update(Box<gururmm_protocol::Update>),
     /// A newer connection of the same agent took over: close this one.
     Replaced,
     /// Close the socket with code 4003 and this reason: the agent was deleted, or its
@@ -31,6 +33,8 @@ pub(crate) enum Outbound {
 struct Connection {
     conn_id: u64,
     tx: mpsc::Sender<Outbound>,
+    /// Where this agent downloads builds from (its `update` URLs).
+    downloads: crate::rollout::DownloadBase,
 }
 
 #[derive(Default)]
@@ -45,13 +49,21 @@ pub struct Hub {
 
 impl Hub {
     /// Registers a live socket for `agent_id`, replacing (and closing) any older one.
-    pub(crate) fn register(&self, agent_id: &str, tx: mpsc::Sender<Outbound>) -> u64 {
+    pub(crate) fn register(
+        &self,
+        agent_id: &str,
+        tx: mpsc::Sender<Outbound>,
+        downloads: crate::rollout::DownloadBase,
+    ) -> u64 {
         let conn_id = self.next_conn_id.fetch_add(1, Ordering::Relaxed) + 1;
-        let old = self
-            .connections
-            .lock()
-            .expect("hub lock")
-            .insert(agent_id.to_owned(), Connection { conn_id, tx });
+        let old = self.connections.lock().expect("hub lock").insert(
+            agent_id.to_owned(),
+            Connection {
+                conn_id,
+                tx,
+                downloads,
+            },
+        );
         if let Some(old) = old {
             tracing::info!(agent_id, "a new connection replaces the previous one");
             let _ = old.tx.try_send(Outbound::Replaced);
@@ -112,6 +124,14 @@ impl Hub {
             .contains_key(agent_id)
     }
 
+    /// Hands an `update` to the agent's socket task, if on this node; false when it has none.
+    pub fn send_update(&self, agent_id: &str, update: gururmm_protocol::Update) -> bool {
+        match self.connections.lock().expect("hub lock").get(agent_id) {
+            Some(c) => c.tx.try_send(Outbound::Update(Box::new(update))).is_ok(),
+            None => false,
+        }
+    }
+
     /// Asks the agent's socket task (if on this node) to send its pending commands, without
     /// waiting.
     pub fn flush(&self, agent_id: &str) {
@@ -130,6 +150,16 @@ impl Hub {
             );
             let _ = old.tx.try_send(Outbound::Replaced);
         }
+    }
+
+    /// The agents connected here, with where each downloads builds from.
+    pub fn connected_agents(&self) -> Vec<(String, crate::rollout::DownloadBase)> {
+        self.connections
+            .lock()
+            .expect("hub lock")
+            .iter()
+            .map(|(id, c)| (id.clone(), c.downloads.clone()))
+            .collect()
     }
 
     pub fn connected_count(&self) -> usize {

@@ -26,8 +26,10 @@ const WRITE_BUFFER_BYTES: usize = 4 * 1024;
 pub async fn ws_handler(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: axum::http::HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    let downloads = crate::rollout::DownloadBase::from_request(&state, &headers);
     // Counted before the upgrade, so a refused socket costs no WebSocket buffers.
     let slot = match state.hub.pending.try_acquire(
         peer.ip(),
@@ -65,7 +67,7 @@ pub async fn ws_handler(
         .max_message_size(max)
         .max_frame_size(max)
         .on_upgrade(move |socket| async move {
-            run(state, socket, peer.ip(), slot).await;
+            run(state, socket, peer.ip(), slot, downloads).await;
         })
 }
 
@@ -97,7 +99,13 @@ async fn refuse(socket: &mut WebSocket, message: &str) {
     close(socket, 4001, "authentication failed").await;
 }
 
-async fn run(state: AppState, mut socket: WebSocket, peer: std::net::IpAddr, slot: PendingSlot) {
+async fn run(
+    state: AppState,
+    mut socket: WebSocket,
+    peer: std::net::IpAddr,
+    slot: PendingSlot,
+    downloads: crate::rollout::DownloadBase,
+) {
     // The first frame must be `auth`, within the auth timeout.
     let first = match timeout(state.config.auth_timeout(), socket.recv()).await {
         Err(_) => {
@@ -161,14 +169,14 @@ async fn run(state: AppState, mut socket: WebSocket, peer: std::net::IpAddr, slo
         agent_id: Some(agent_id.clone()),
         api_key: authed.issued_key,
         message,
-        release_public_key: None,
+        release_public_key: state.release_public_key.clone(),
     });
     if send(&mut socket, &reply).await.is_err() {
         return;
     }
 
     let (tx, rx) = mpsc::channel(64);
-    let conn_id = state.hub.register(&agent_id, tx.clone());
+    let conn_id = state.hub.register(&agent_id, tx.clone(), downloads.clone());
     state.cluster.presence.connected(&agent_id);
     state
         .cluster
@@ -183,7 +191,7 @@ async fn run(state: AppState, mut socket: WebSocket, peer: std::net::IpAddr, slo
     });
     // Whatever waited while the agent was away goes out first, oldest first.
     let _ = tx.try_send(Outbound::Flush(None));
-    drop(tx);
+    offer_update(&state, &agent_id, &auth, downloads, tx);
 
     let reason = message_loop(&state, &agent_id, &mut socket, rx).await;
     tracing::info!(agent_id, reason, "agent disconnected");
@@ -243,6 +251,11 @@ async fn message_loop(
                         return "send failed";
                     }
                 }
+                Some(Outbound::Update(update)) => {
+                    if send(socket, &ServerMessage::Update(*update)).await.is_err() {
+                        return "send failed";
+                    }
+                }
                 Some(Outbound::Replaced) => {
                     close(socket, 4000, "replaced by a newer connection").await;
                     return "replaced by a newer connection";
@@ -280,6 +293,50 @@ async fn message_loop(
                 return "server shutting down";
             }
         }
+    }
+}
+
+/// Completes an update the agent came back from and decides whether it gets one now, off the
+/// socket's task (which never waits on the database): the `update` reaches the socket through
+/// its channel.
+fn offer_update(
+    state: &AppState,
+    agent_id: &str,
+    auth: &gururmm_protocol::Auth,
+    downloads: crate::rollout::DownloadBase,
+    tx: mpsc::Sender<Outbound>,
+) {
+    let (task_state, agent_id) = (state.clone(), agent_id.to_owned());
+    let clean = |text: &str| {
+        let mut text = text.to_owned();
+        sanitize::no_nul(&mut text);
+        sanitize::bounded(&mut text, 64);
+        text
+    };
+    let version = clean(&auth.version);
+    let previous = auth.previous_version.as_deref().map(clean);
+    let accepted = state.deferred.spawn(async move {
+        let outcome = crate::db::retry_while_unavailable("agent updates", || {
+            crate::rollout::on_connect(
+                &task_state,
+                &agent_id,
+                &version,
+                previous.as_deref(),
+                &downloads,
+            )
+        })
+        .await;
+        match outcome {
+            Ok(Some(update)) => {
+                tracing::info!(agent_id, version = %update.version, "update sent to agent");
+                let _ = tx.send(Outbound::Update(Box::new(update))).await;
+            }
+            Ok(None) => {}
+            Err(e) => tracing::error!(agent_id, error = %e, "deciding an agent's update failed"),
+        }
+    });
+    if !accepted {
+        tracing::debug!("agent update check dropped: too many wait for the database");
     }
 }
 

@@ -73,11 +73,7 @@ impl<'a> AgentSession<'a> {
                 sanitize::watchdog_event(&mut e);
                 store.insert_watchdog_event(id, &e).await
             }
-            AgentMessage::UpdateStatus(u) => {
-                // Stored by the rollout (issue 13); until then only logged.
-                tracing::info!(agent_id = id, version = %sanitize::for_log(&u.version), state = %sanitize::for_log(&u.state), "agent update status");
-                Ok(())
-            }
+            AgentMessage::UpdateStatus(u) => self.update_status(u).await,
             AgentMessage::Auth(_) => {
                 tracing::warn!(
                     agent_id = id,
@@ -179,6 +175,34 @@ impl<'a> AgentSession<'a> {
                 "agent message dropped: too many wait for the database"
             );
         }
+    }
+
+    /// How an update is going, from the agent: its row moves forward (see
+    /// [`crate::db::Store::set_update_state`]) and the dashboard hears of it. An unknown state
+    /// or update is logged and ignored.
+    async fn update_status(&self, mut u: gururmm_protocol::UpdateStatus) -> DbResult<()> {
+        let id = self.agent_id;
+        sanitize::update_status(&mut u);
+        tracing::info!(agent_id = id, version = %sanitize::for_log(&u.version), state = %sanitize::for_log(&u.state), reason = %sanitize::for_log(u.reason.as_deref().unwrap_or("")), "agent update status");
+        if !gururmm_protocol::update_state::ALL.contains(&u.state.as_str()) {
+            tracing::warn!(agent_id = id, state = %sanitize::for_log(&u.state), "unknown update state ignored");
+            return Ok(());
+        }
+        let changed = self
+            .state
+            .store
+            .set_update_state(
+                id,
+                u.update_id.as_deref(),
+                &u.version,
+                &u.state,
+                u.reason.as_deref(),
+            )
+            .await?;
+        if let Some(row) = changed {
+            crate::rollout::publish(self.state, &row);
+        }
+        Ok(())
     }
 
     /// Stores a metrics report and waits until it is written (a legacy poll answers only

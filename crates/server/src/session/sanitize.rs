@@ -73,6 +73,20 @@ pub fn network_state(n: &mut NetworkState) {
     }
 }
 
+/// An `update_status`: bounded ids, version, state and reason.
+pub fn update_status(u: &mut gururmm_protocol::UpdateStatus) {
+    for (text, max) in [(&mut u.version, 64), (&mut u.state, 32)] {
+        no_nul(text);
+        bounded(text, max);
+    }
+    for (text, max) in [(&mut u.update_id, 64), (&mut u.reason, 1000)] {
+        if let Some(text) = text.as_mut() {
+            no_nul(text);
+            bounded(text, max);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,6 +18,7 @@ mod sso;
 mod storage;
 mod takeover;
 mod two_factor;
+mod updates;
 
 /// Declares `name::sqlite` and `name::postgres`, each running `body(TestDb)`.
 #[macro_export]
