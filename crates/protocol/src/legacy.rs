@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Command, MetricsReport, NetworkState, OsInfo, WatchdogEvent};
+use crate::{Command, MetricsReport, NetworkState, OsInfo, Update, UpdateStatus, WatchdogEvent};
 
 /// `POST /api/agent/register-legacy`: enroll with a site code.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -41,13 +41,19 @@ pub struct HeartbeatRequest {
     /// Watchdog events since the last heartbeat the server accepted.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub watchdog_events: Vec<WatchdogEvent>,
+    /// `update_status` reports since the last heartbeat the server accepted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub update_status: Vec<UpdateStatus>,
 }
 
-/// The answer to a heartbeat: the commands that were pending, now marked running.
+/// The answer to a heartbeat: the commands that were pending, now marked running, and an
+/// `update` when the agent's rollout has one for it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 pub struct HeartbeatResponse {
     pub commands: Vec<Command>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update: Option<Update>,
 }
 
 /// `POST /api/agent/command-result` takes a [`crate::CommandResult`] and answers this.

@@ -190,6 +190,7 @@ impl WatchdogEvent {
 
 /// `update`, server -> agent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 pub struct Update {
     pub version: String,
     pub download_url: String,

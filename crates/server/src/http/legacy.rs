@@ -96,7 +96,10 @@ pub async fn heartbeat(
     }
     let mut commands = Vec::new();
     session.hand_out(&mut commands).await;
-    Ok(axum::Json(HeartbeatResponse { commands }))
+    Ok(axum::Json(HeartbeatResponse {
+        commands,
+        update: None,
+    }))
 }
 
 pub async fn command_result(
