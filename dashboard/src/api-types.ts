@@ -1115,13 +1115,19 @@ export interface components {
             network_state?: null | components["schemas"]["NetworkState"];
             /** Format: int64 */
             timestamp?: number | null;
+            /** @description `update_status` reports since the last heartbeat the server accepted. */
+            update_status?: components["schemas"]["UpdateStatus"][];
             version?: string | null;
             /** @description Watchdog events since the last heartbeat the server accepted. */
             watchdog_events?: components["schemas"]["AgentWatchdogEvent"][];
         };
-        /** @description The answer to a heartbeat: the commands that were pending, now marked running. */
+        /**
+         * @description The answer to a heartbeat: the commands that were pending, now marked running, and an
+         *     `update` when the agent's rollout has one for it.
+         */
         HeartbeatResponse: {
             commands: components["schemas"]["AgentCommand"][];
+            update?: null | components["schemas"]["Update"];
         };
         LoginRequest: {
             email: string;
@@ -1398,6 +1404,38 @@ export interface components {
             recovery_codes_left: number;
             /** @description Whether the server requires it of every user. */
             required: boolean;
+        };
+        /** @description `update`, server -> agent. */
+        Update: {
+            /** @description A technician asked for an older version: the agent installs it although it is not newer. */
+            allow_downgrade?: boolean;
+            /** @description SHA-256 of the build, lowercase hex. */
+            checksum: string;
+            download_url: string;
+            /**
+             * @description Ed25519 signature of the build's 32-byte SHA-256 digest by the release key, base64
+             *     (see [`release`]). An agent refuses an update without a valid one.
+             */
+            signature?: string | null;
+            /**
+             * Format: int64
+             * @description The build's size in bytes (the agent refuses a download that grows past it).
+             */
+            size?: number | null;
+            /** @description The server's `agent_updates` row; the agent names it in its `update_status` reports. */
+            update_id?: string | null;
+            version: string;
+        };
+        /**
+         * @description `update_status`, agent -> server: how an `update` is going. `state` is one of
+         *     [`update_state`]; `reason` says why for `failed` and `rolled_back`.
+         */
+        UpdateStatus: {
+            reason?: string | null;
+            state: string;
+            update_id?: string | null;
+            /** @description The version being installed. */
+            version: string;
         };
         /**
          * @description An admin's change to a user: any of role, a new password, disabled. Every change ends all
