@@ -19,6 +19,10 @@ if [ -f dashboard/package.json ]; then
   (cd dashboard && npm ci --no-audit --no-fund && npm run build)
 fi
 
+echo "== Agent builds for the self-update tests (version 99.0.0, and one that exits at start)"
+./scripts/build-update-builds.sh
+export GURURMM_UPDATE_BUILDS="${GURURMM_UPDATE_BUILDS:-$PWD/target/update-builds}"
+
 echo "== Rust tests (SQLite and PostgreSQL)"
 cargo nextest run --workspace --no-fail-fast
 

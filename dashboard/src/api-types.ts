@@ -1266,7 +1266,10 @@ export interface components {
             /** @description Watchdog events since the last heartbeat the server accepted. */
             watchdog_events?: components["schemas"]["AgentWatchdogEvent"][];
         };
-        /** @description The answer to a heartbeat: the commands that were pending, now marked running. */
+        /**
+         * @description The answer to a heartbeat: the commands that were pending, now marked running, and an
+         *     `update` when the agent's rollout has one for it.
+         */
         HeartbeatResponse: {
             commands: components["schemas"]["AgentCommand"][];
             update?: null | components["schemas"]["UpdateMessage"];

@@ -23,6 +23,12 @@ pub struct Ctx {
     pub os_info: OsInfo,
     pub version: &'static str,
     pub(crate) metrics: Arc<Mutex<Metrics>>,
+    /// The config file (a new build on trial is started with it).
+    pub config_path: std::path::PathBuf,
+    /// Running as `update-trial`: stop after the first successful connection.
+    pub trial: bool,
+    /// The version this build replaced, sent in `auth` until a connection succeeded.
+    pub previous_version: Mutex<Option<String>>,
 }
 
 impl Ctx {
@@ -51,10 +57,43 @@ pub struct Inbox {
     pub events: mpsc::Receiver<WatchdogEvent>,
 }
 
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The agent's version: `GURURMM_AGENT_VERSION` at build time, else the crate's version.
+pub const VERSION: &str = match option_env!("GURURMM_AGENT_VERSION") {
+    Some(v) => v,
+    None => env!("CARGO_PKG_VERSION"),
+};
+
+/// Test builds only: set at build time, `run` fails at once (a build that cannot start, to
+/// show that an update to it is rolled back).
+const EXIT_AT_START: bool = option_env!("GURURMM_AGENT_EXIT_AT_START").is_some();
+
+/// How [`run`] ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// Shutdown was asked for (or a trial confirmed).
+    Stopped,
+    /// A new build was installed at this path and confirmed: start it in this process's place.
+    Updated(std::path::PathBuf),
+}
+
+/// How this process was started.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub config_path: std::path::PathBuf,
+    /// `update-trial`: connect once, confirm, stop.
+    pub trial: bool,
+    pub previous_version: Option<String>,
+}
 
 /// Runs the agent until `shutdown` turns true.
-pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+pub async fn run(
+    config: Config,
+    options: RunOptions,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<Exit> {
+    if EXIT_AT_START {
+        anyhow::bail!("this test build exits at start (built with GURURMM_AGENT_EXIT_AT_START)");
+    }
     let state = Arc::new(StateDir::open(&config.agent.state_dir).with_context(|| {
         format!(
             "cannot use state folder {} (agent.state_dir)",
@@ -70,20 +109,34 @@ pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> anyhow::Res
         temp_dir: config.agent.state_dir.join("tmp"),
     };
     let (executor, finished) = Executor::new(state.clone(), settings);
-    executor.recover_interrupted();
     let (events_tx, events) = mpsc::channel(256);
-    let watchdog = tokio::spawn(crate::watchdog::run(
-        config.watchdog.clone(),
-        events_tx,
-        shutdown.clone(),
-    ));
+    // A build on trial only connects: the previous build still owns the commands it runs
+    // and the services it watches.
+    let watchdog = if options.trial {
+        None
+    } else {
+        executor.recover_interrupted();
+        Some(tokio::spawn(crate::watchdog::run(
+            config.watchdog.clone(),
+            events_tx,
+            shutdown.clone(),
+        )))
+    };
     // Windows: a collector that would abort the process is found in a child process first.
     #[cfg(windows)]
     let metrics_section = crate::metrics::probe::usable(&config.metrics).await;
     #[cfg(not(windows))]
     let metrics_section = config.metrics.clone();
     let metrics = Arc::new(Mutex::new(Metrics::from_config(&metrics_section)));
+    // A build just installed names the one it replaced until it has connected once.
+    let previous_version = options
+        .previous_version
+        .clone()
+        .or_else(|| state.update_applied());
     let ctx = Ctx {
+        config_path: options.config_path,
+        trial: options.trial,
+        previous_version: Mutex::new(previous_version),
         state,
         executor,
         device_id,
@@ -94,8 +147,9 @@ pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> anyhow::Res
         config,
     };
     tracing::info!(
-        "gururmm-agent {} starting: {:?} mode, server {}, device {}",
+        "gururmm-agent {}{} starting: {:?} mode, server {}, device {}",
         VERSION,
+        if ctx.trial { " (update trial)" } else { "" },
         ctx.config.agent.mode,
         crate::logging::ascii(&ctx.config.server.url),
         &ctx.device_id[..16.min(ctx.device_id.len())]
@@ -111,7 +165,9 @@ pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> anyhow::Res
             crate::session::run(&ctx, &mut inbox, legacy, shutdown).await
         }
     };
-    watchdog.abort();
+    if let Some(w) = watchdog {
+        w.abort();
+    }
     if ctx.executor.running() > 0 {
         tracing::info!(
             "stopping with {} command(s) running; they are reported as interrupted on the next start",

@@ -8,7 +8,7 @@ use tokio::sync::watch;
 use crate::config::{default_config_path, Config};
 
 #[derive(Debug, Parser)]
-#[command(name = "gururmm-agent", version, about = "GuruRMM agent")]
+#[command(name = "gururmm-agent", version = crate::agent::VERSION, about = "GuruRMM agent")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Cmd,
@@ -37,6 +37,17 @@ pub enum Cmd {
     /// in a child process to find collectors that would crash it.
     #[command(hide = true)]
     ProbeCollector { name: String },
+    /// A new build on trial after a self-update: runs the agent until its first successful
+    /// connection (sending `previous_version`), confirms in the state folder and exits 0.
+    #[command(hide = true)]
+    UpdateTrial {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        previous_version: String,
+        #[arg(long)]
+        update_id: Option<String>,
+    },
     /// The entry point the Windows service manager starts.
     #[command(hide = true)]
     Service {
@@ -53,8 +64,27 @@ fn load(path: &Path) -> Result<Config, i32> {
 }
 
 /// Loads the config, sets up logs and runs the agent until `shutdown`; returns the exit code.
-/// Shared by `run` and the Windows service.
-pub fn run_agent(config_path: &Path, shutdown: watch::Receiver<bool>) -> i32 {
+/// Shared by `run`, `update-trial` and the Windows service (`as_service`). After a confirmed
+/// self-update it restarts into the new build (see
+/// [`crate::update::install::restart_into_new_build`]).
+pub fn run_agent(config_path: &Path, shutdown: watch::Receiver<bool>, as_service: bool) -> i32 {
+    run_agent_with(
+        crate::agent::RunOptions {
+            config_path: config_path.to_owned(),
+            ..Default::default()
+        },
+        shutdown,
+        as_service,
+    )
+}
+
+fn run_agent_with(
+    options: crate::agent::RunOptions,
+    shutdown: watch::Receiver<bool>,
+    as_service: bool,
+) -> i32 {
+    let config_path = options.config_path.clone();
+    let config_path = config_path.as_path();
     let config = match load(config_path) {
         Ok(c) => c,
         Err(code) => return code,
@@ -81,19 +111,28 @@ pub fn run_agent(config_path: &Path, shutdown: watch::Receiver<bool>) -> i32 {
             return 1;
         }
     };
-    let code = runtime.block_on(async move {
-        match crate::agent::run(config, shutdown).await {
-            Ok(()) => 0,
+    let exit = runtime.block_on(async move {
+        match crate::agent::run(config, options, shutdown).await {
+            Ok(exit) => Ok(exit),
             Err(e) => {
                 tracing::error!("{}", crate::logging::ascii(&format!("{e:#}")));
-                1
+                Err(1)
             }
         }
     });
     // Running commands are not waited for: they are killed with their tasks and reported as
     // interrupted on the next start.
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
-    code
+    match exit {
+        Ok(crate::agent::Exit::Stopped) => 0,
+        Ok(crate::agent::Exit::Updated(exe)) => {
+            tracing::info!("starting the new build");
+            // Flush the log before this process is replaced.
+            drop(_guard);
+            crate::update::install::restart_into_new_build(&exe, as_service)
+        }
+        Err(code) => code,
+    }
 }
 
 /// Ctrl-C and SIGTERM into the shutdown channel.
@@ -154,7 +193,30 @@ pub fn main_with(cli: Cli) -> i32 {
         Cmd::Run { config } => {
             let (tx, rx) = watch::channel(false);
             spawn_signal_listener(tx);
-            run_agent(&config, rx)
+            run_agent(&config, rx, false)
+        }
+        Cmd::UpdateTrial {
+            config,
+            previous_version,
+            update_id,
+        } => {
+            let (tx, rx) = watch::channel(false);
+            spawn_signal_listener(tx);
+            eprintln!(
+                "gururmm-agent: update trial{}",
+                update_id
+                    .map(|id| format!(" of update {}", crate::logging::ascii(&id)))
+                    .unwrap_or_default()
+            );
+            run_agent_with(
+                crate::agent::RunOptions {
+                    config_path: config,
+                    trial: true,
+                    previous_version: Some(previous_version),
+                },
+                rx,
+                false,
+            )
         }
         Cmd::CheckConfig { config } => match load(&config) {
             Ok(_) => {

@@ -30,6 +30,8 @@ pub struct Config {
     pub metrics: MetricsSection,
     #[serde(default)]
     pub watchdog: WatchdogSection,
+    #[serde(default)]
+    pub update: UpdateSection,
 }
 
 #[derive(Clone, Deserialize)]
@@ -245,6 +247,35 @@ impl Default for WatchdogSection {
     }
 }
 
+/// `[update]`: self-update from the server's `update` messages.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpdateSection {
+    /// The release public key (base64 Ed25519) builds must be signed with. Without it the
+    /// agent keeps the first `release_public_key` the server gives it and never replaces it.
+    pub public_key: Option<String>,
+    /// Off: every `update` is refused (reported failed).
+    pub enabled: bool,
+    /// A download larger than this is refused.
+    pub max_download_bytes: u64,
+    /// The whole download must finish within this.
+    pub download_timeout_seconds: u64,
+    /// How long a new build has to connect to the server before the previous one is put back.
+    pub confirm_timeout_seconds: u64,
+}
+
+impl Default for UpdateSection {
+    fn default() -> Self {
+        UpdateSection {
+            public_key: None,
+            enabled: true,
+            max_download_bytes: 256 * 1024 * 1024,
+            download_timeout_seconds: 600,
+            confirm_timeout_seconds: 120,
+        }
+    }
+}
+
 /// What the watchdog does when a service is found stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -376,7 +407,8 @@ impl Config {
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         let a = &self.agent;
-        let ranges: [(&'static str, u64, u64, u64); 12] = [
+        let u = &self.update;
+        let ranges: [(&'static str, u64, u64, u64); 15] = [
             (
                 "metrics.interval_seconds",
                 self.metrics.interval_seconds,
@@ -438,6 +470,24 @@ impl Config {
                 self.watchdog.check_interval_seconds,
                 1,
                 86_400,
+            ),
+            (
+                "update.max_download_bytes",
+                u.max_download_bytes,
+                1024 * 1024,
+                4 * 1024 * 1024 * 1024,
+            ),
+            (
+                "update.download_timeout_seconds",
+                u.download_timeout_seconds,
+                10,
+                86_400,
+            ),
+            (
+                "update.confirm_timeout_seconds",
+                u.confirm_timeout_seconds,
+                5,
+                3600,
             ),
         ];
         for (key, value, min, max) in ranges {
@@ -503,6 +553,14 @@ impl Config {
                 "must be error, warn, info, debug or trace",
             ));
         }
+        if let Some(key) = &u.public_key {
+            if let Err(e) = gururmm_protocol::release::parse_public_key(key) {
+                return Err(ConfigError::Invalid {
+                    key: "update.public_key".into(),
+                    message: e,
+                });
+            }
+        }
         for (i, s) in self.watchdog.services.iter().enumerate() {
             let key = |field: &str| format!("watchdog.services[{i}].{field}");
             if s.name.trim().is_empty() {
@@ -551,6 +609,12 @@ impl Config {
     pub fn metrics_interval(&self) -> Duration {
         Duration::from_secs(self.metrics.interval_seconds)
     }
+    pub fn download_timeout(&self) -> Duration {
+        Duration::from_secs(self.update.download_timeout_seconds)
+    }
+    pub fn confirm_timeout(&self) -> Duration {
+        Duration::from_secs(self.update.confirm_timeout_seconds)
+    }
 }
 
 fn invalid(key: impl Into<String>, message: &str) -> ConfigError {
@@ -579,6 +643,30 @@ mod tests {
         assert_eq!(c.metrics.interval_seconds, 60);
         assert_eq!(c.agent.mode, Mode::Websocket);
         assert_eq!(c.metrics.collectors, CollectorKind::ALL);
+        assert!(c.update.enabled);
+        assert_eq!(c.update.public_key, None);
+        assert_eq!(c.update.max_download_bytes, 256 * 1024 * 1024);
+        assert_eq!(c.update.download_timeout_seconds, 600);
+        assert_eq!(c.update.confirm_timeout_seconds, 120);
+    }
+
+    #[test]
+    fn update_section_is_checked() {
+        let with = |extra: &str| Config::parse(&format!("{MINIMAL}\n[update]\n{extra}\n"));
+        let (_, public) = gururmm_protocol::release::generate_key_pair().unwrap();
+        let c = with(&format!("public_key = \"{public}\"\nenabled = false")).unwrap();
+        assert_eq!(c.update.public_key.as_deref(), Some(public.as_str()));
+        assert!(!c.update.enabled);
+        let err = with("public_key = \"AAAA\"").unwrap_err().to_string();
+        assert!(err.contains("update.public_key"), "{err}");
+        let err = with("max_download_bytes = 10").unwrap_err().to_string();
+        assert!(err.contains("update.max_download_bytes"), "{err}");
+        let err = with("confirm_timeout_seconds = 0").unwrap_err().to_string();
+        assert!(err.contains("update.confirm_timeout_seconds"), "{err}");
+        let err = with("download_timeout_seconds = 1")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("update.download_timeout_seconds"), "{err}");
     }
 
     #[test]
@@ -603,6 +691,14 @@ mod tests {
             d.command_max_timeout_seconds
         );
         assert!(!c.watchdog.enabled);
+        let u = UpdateSection::default();
+        assert_eq!(c.update.max_download_bytes, u.max_download_bytes);
+        assert_eq!(c.update.confirm_timeout_seconds, u.confirm_timeout_seconds);
+        assert_eq!(
+            c.update.download_timeout_seconds,
+            u.download_timeout_seconds
+        );
+        assert!(c.update.enabled);
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //!
 //! The folders name the parts: `transport/` (WebSocket and legacy HTTP), `commands/`
 //! (execution, process trees), `metrics/` (one collector per kind), `watchdog/`, `service/`
-//! (systemd and Windows SCM), `state` (what is kept on disk).
+//! (systemd and Windows SCM), `update/` (signed self-update with rollback), `state` (what is
+//! kept on disk).
 
 pub mod agent;
 pub mod cli;
@@ -16,4 +17,5 @@ pub mod service;
 pub mod session;
 pub mod state;
 pub mod transport;
+pub mod update;
 pub mod watchdog;

@@ -12,15 +12,16 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use gururmm_protocol::{AgentMessage, Command, Heartbeat, ServerMessage};
+use gururmm_protocol::{update_state, AgentMessage, Command, Heartbeat, ServerMessage, Update};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::agent::{Ctx, Inbox};
+use crate::agent::{Ctx, Exit, Inbox};
 use crate::commands::Finished;
 use crate::logging::ascii;
 use crate::metrics::{network_state, now_unix};
 use crate::transport::backoff::Backoff;
+use crate::update;
 
 /// Why a connection ended; the session reconnects after a backoff delay.
 #[derive(Debug)]
@@ -63,13 +64,14 @@ pub(crate) trait Transport {
 /// (the server may have dropped it while its database was away).
 const RESEND_UNACKED_AFTER: Duration = Duration::from_secs(60);
 
-/// Runs sessions over `transport` until `shutdown` turns true, reconnecting with backoff.
+/// Runs sessions over `transport` until `shutdown` turns true, reconnecting with backoff, or
+/// until a self-update was installed and its trial confirmed ([`Exit::Updated`]).
 pub(crate) async fn run<T: Transport>(
     ctx: &Ctx,
     inbox: &mut Inbox,
     mut transport: T,
     mut shutdown: watch::Receiver<bool>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Exit> {
     let mut backoff = Backoff::new(
         Duration::from_secs(ctx.config.agent.reconnect_delay_seconds),
         Duration::from_secs(ctx.config.agent.reconnect_max_delay_seconds),
@@ -80,10 +82,11 @@ pub(crate) async fn run<T: Transport>(
         network_hash: None,
         established: false,
         unacked: HashMap::new(),
+        swapped: None,
     };
     loop {
         if *shutdown.borrow() {
-            return Ok(());
+            return Ok(Exit::Stopped);
         }
         session.established = false;
         let ended = match transport.connect().await {
@@ -93,12 +96,21 @@ pub(crate) async fn run<T: Transport>(
                 match session.serve(&mut transport, &mut shutdown).await {
                     Ok(()) => {
                         transport.close().await;
-                        return Ok(());
+                        return Ok(Exit::Stopped);
                     }
                     Err(e) => e,
                 }
             }
         };
+        if let Some((swapped, u)) = session.swapped.take() {
+            // The connection is paused (closed) while the new build tries to connect.
+            transport.close().await;
+            let exe = swapped.exe.clone();
+            if session.try_new_build(swapped, &u).await {
+                return Ok(Exit::Updated(exe));
+            }
+            continue;
+        }
         if session.established {
             backoff.reset();
         }
@@ -110,12 +122,14 @@ pub(crate) async fn run<T: Transport>(
         );
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
-            _ = shutdown.changed() => return Ok(()),
+            _ = shutdown.changed() => return Ok(Exit::Stopped),
         }
     }
 }
 
 struct Session<'a> {
+    /// A verified build swapped in on this connection, to be tried once it is closed.
+    swapped: Option<(update::install::Swapped, Update)>,
     ctx: &'a Ctx,
     inbox: &'a mut Inbox,
     /// The hash of the network state last handed to the transport.
@@ -133,13 +147,21 @@ impl Session<'_> {
         link: &mut T,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<(), Lost> {
-        // Right after connecting: network state, kept results, a first metrics report.
+        if !link.polls() && self.connected_once() {
+            return Ok(());
+        }
+        // Right after connecting: kept update reports, network state, kept results, a first
+        // metrics report.
         self.unacked.clear();
+        self.flush_update_reports(link).await?;
         self.send_network_state(link, true).await?;
         self.flush_outbox(link).await?;
         self.send_metrics(link).await?;
         if link.polls() {
             self.heartbeat(link).await?;
+            if self.connected_once() {
+                return Ok(());
+            }
         }
         let ctx = self.ctx;
         let start = Instant::now();
@@ -263,6 +285,149 @@ impl Session<'_> {
         Ok(())
     }
 
+    /// The server accepted this connection. A build on trial confirms and stops (`true`);
+    /// a build just installed stops naming the version it replaced.
+    fn connected_once(&mut self) -> bool {
+        let ctx = self.ctx;
+        if ctx.trial {
+            let path = ctx.state.update_confirmed_path();
+            match std::fs::write(&path, ctx.version) {
+                Ok(()) => tracing::info!("update trial: connected; confirmed, stopping"),
+                Err(e) => tracing::error!("update trial: cannot confirm: {e}"),
+            }
+            return true;
+        }
+        let mut previous = ctx
+            .previous_version
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(v) = previous.take() {
+            tracing::info!("updated from {} to {}; connected", ascii(&v), ctx.version);
+            if let Err(e) = ctx.state.set_update_applied(None) {
+                tracing::warn!("cannot clear update_applied: {e}");
+            }
+        }
+        false
+    }
+
+    /// Sends the kept `update_status` reports (a failure or rollback not yet sent).
+    async fn flush_update_reports<T: Transport>(&mut self, link: &mut T) -> Result<(), Lost> {
+        for (path, report) in self.ctx.state.update_reports() {
+            send(link, AgentMessage::UpdateStatus(report.clone())).await?;
+            let _ = std::fs::remove_file(&path);
+            tracing::info!(
+                "kept update report sent: {} {}",
+                ascii(&report.version),
+                ascii(&report.state)
+            );
+        }
+        Ok(())
+    }
+
+    /// Sends a report; one that does not go out is kept and sent on the next connection.
+    async fn report<T: Transport>(
+        &mut self,
+        link: &mut T,
+        report: gururmm_protocol::UpdateStatus,
+    ) -> Result<(), Lost> {
+        match &report.reason {
+            Some(r) => tracing::warn!(
+                "update to {}: {}: {}",
+                ascii(&report.version),
+                report.state,
+                ascii(r)
+            ),
+            None => tracing::info!("update to {}: {}", ascii(&report.version), report.state),
+        }
+        if report.state == update_state::DOWNLOADING {
+            return send(link, AgentMessage::UpdateStatus(report)).await;
+        }
+        let kept = self.ctx.state.put_update_report(&report);
+        send(link, AgentMessage::UpdateStatus(report)).await?;
+        if let Ok(path) = kept {
+            let _ = std::fs::remove_file(path);
+        }
+        Ok(())
+    }
+
+    /// An `update`: check, download, verify, swap in; the trial runs once the connection is
+    /// closed (the `Err` returned after `installed`). Any failure is reported and changes
+    /// nothing.
+    async fn on_update<T: Transport>(&mut self, link: &mut T, u: Update) -> Result<(), Lost> {
+        let ctx = self.ctx;
+        if self.swapped.is_some() {
+            return Ok(());
+        }
+        tracing::info!(
+            "server offers version {} (running {})",
+            ascii(&u.version),
+            ctx.version
+        );
+        let key = match update::check(ctx, &u) {
+            Ok(key) => key,
+            Err(reason) => return self.report(link, update::failed(&u, reason)).await,
+        };
+        self.report(link, update::status(&u, update_state::DOWNLOADING, None))
+            .await?;
+        // The session waits for the download (bounded by download_timeout_seconds).
+        let verified = match update::download::fetch(ctx, &u, &key).await {
+            Ok(path) => path,
+            Err(reason) => return self.report(link, update::failed(&u, reason)).await,
+        };
+        let swapped = match update::install::swap(&verified) {
+            Ok(s) => s,
+            Err(reason) => return self.report(link, update::failed(&u, reason)).await,
+        };
+        tracing::info!(
+            "version {} verified and swapped in ({}); starting it on trial",
+            ascii(&u.version),
+            swapped.exe.display()
+        );
+        let installed = update::status(&u, update_state::INSTALLED, None);
+        self.swapped = Some((swapped, u));
+        // Sent before the trial (the new build's `auth` with previous_version completes it);
+        // a legacy server gets it with one more heartbeat.
+        let sent = self.report(link, installed).await;
+        if sent.is_ok() && link.polls() {
+            let _ = self.heartbeat(link).await;
+        }
+        Err(Lost::from("installing an update"))
+    }
+
+    /// Runs the trial of a swapped-in build; puts the previous one back when it fails.
+    /// `true`: confirmed, restart into it.
+    async fn try_new_build(&mut self, swapped: update::install::Swapped, u: &Update) -> bool {
+        let ctx = self.ctx;
+        match update::install::trial(ctx, &swapped, u.update_id.as_deref()).await {
+            Ok(()) => {
+                tracing::info!(
+                    "version {} connected on trial; restarting into it",
+                    ascii(&u.version)
+                );
+                if let Err(e) = ctx.state.set_update_applied(Some(ctx.version)) {
+                    tracing::warn!("cannot note the update in the state folder: {e}");
+                }
+                true
+            }
+            Err(reason) => {
+                let reason = match update::install::rollback(&swapped) {
+                    Ok(()) => format!("{reason}; version {} put back", ctx.version),
+                    Err(e) => format!("{reason}; {e}"),
+                };
+                tracing::error!(
+                    "update to {} rolled back: {}",
+                    ascii(&u.version),
+                    ascii(&reason)
+                );
+                update::keep_report(
+                    &ctx.state,
+                    &update::status(u, update_state::ROLLED_BACK, Some(reason)),
+                );
+                false
+            }
+        }
+    }
+
     /// The server stored the result of command `id`: it leaves the outbox.
     fn acknowledged(&mut self, id: &str) {
         self.unacked.remove(id);
@@ -285,11 +450,7 @@ impl Session<'_> {
                 )
                 .await?
             }
-            Ok(ServerMessage::Update(u)) => tracing::warn!(
-                "server offers version {}; self-update is not part of this build, staying on {}",
-                ascii(&u.version),
-                ctx.version
-            ),
+            Ok(ServerMessage::Update(u)) => self.on_update(link, u).await?,
             Ok(ServerMessage::AuthResponse(_)) => tracing::debug!("extra auth_response ignored"),
             Ok(ServerMessage::Unsupported(u)) => tracing::warn!(
                 "message type '{}' from the server is not supported by this agent; ignored",
@@ -557,6 +718,9 @@ mod session_tests {
             os_info: crate::identity::os_info(),
             version: "test",
             metrics: Arc::new(Mutex::new(metrics)),
+            config_path: dir.path().join("agent.toml"),
+            trial: false,
+            previous_version: Mutex::new(None),
         };
         let (_events_tx, events) = mpsc::channel(8);
         let inbox = Inbox { finished, events };

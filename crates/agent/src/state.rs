@@ -8,6 +8,12 @@
 //!   stopped mid-command, and that command is reported failed rather than run again;
 //! - `outbox/<id>.json`: a result not yet delivered; written before it is sent, removed once
 //!   the server has it (a WebSocket server's `result_ack`, a legacy server's HTTP answer).
+//! - `release_public_key`: the release key updates must be signed with, kept from the first
+//!   `auth_response` that named one when the config pins none (mode 0600, never replaced);
+//! - `update/`: downloads in progress (`<checksum>.part`, resumed with a Range request);
+//! - `update_reports/<n>.json`: `update_status` reports not yet sent (a failure, a rollback);
+//! - `update_confirmed`: written by a new build on trial once it connected;
+//! - `update_applied`: the version a restarted new build names as `previous_version`.
 
 use std::collections::{HashSet, VecDeque};
 use std::fs::{self, File, OpenOptions};
@@ -139,6 +145,91 @@ impl StateDir {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
         }
+    }
+
+    /// The kept release public key (base64), if one was kept.
+    pub fn release_key(&self) -> Option<String> {
+        let text = fs::read_to_string(self.root.join("release_public_key")).ok()?;
+        let key = text.trim();
+        (!key.is_empty()).then(|| key.to_owned())
+    }
+
+    /// Keeps the release public key, readable by the owner only.
+    pub fn save_release_key(&self, key: &str) -> io::Result<()> {
+        write_atomic(&self.root.join("release_public_key"), key.as_bytes(), true)
+    }
+
+    /// Where downloads in progress are kept (created on use).
+    pub fn update_dir(&self) -> io::Result<PathBuf> {
+        let dir = self.root.join("update");
+        fs::create_dir_all(&dir)?;
+        Ok(dir)
+    }
+
+    /// The file a new build on trial writes once it connected.
+    pub fn update_confirmed_path(&self) -> PathBuf {
+        self.root.join("update_confirmed")
+    }
+
+    /// The version this build replaced, when it was just installed and has not connected yet.
+    pub fn update_applied(&self) -> Option<String> {
+        let text = fs::read_to_string(self.root.join("update_applied")).ok()?;
+        let v = text.trim();
+        (!v.is_empty()).then(|| v.to_owned())
+    }
+
+    pub fn set_update_applied(&self, previous_version: Option<&str>) -> io::Result<()> {
+        let path = self.root.join("update_applied");
+        match previous_version {
+            Some(v) => write_atomic(&path, v.as_bytes(), false),
+            None => match fs::remove_file(path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            },
+        }
+    }
+
+    /// Keeps an `update_status` report until it is sent; returns its file.
+    pub fn put_update_report(
+        &self,
+        report: &gururmm_protocol::UpdateStatus,
+    ) -> io::Result<PathBuf> {
+        let dir = self.root.join("update_reports");
+        fs::create_dir_all(&dir)?;
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        let path = dir.join(format!("{stamp:024}.json"));
+        let json = serde_json::to_vec(report).map_err(io::Error::other)?;
+        write_atomic(&path, &json, false)?;
+        Ok(path)
+    }
+
+    /// The kept `update_status` reports, oldest first.
+    pub fn update_reports(&self) -> Vec<(PathBuf, gururmm_protocol::UpdateStatus)> {
+        let Ok(dir) = fs::read_dir(self.root.join("update_reports")) else {
+            return Vec::new();
+        };
+        let mut files: Vec<PathBuf> = dir
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .collect();
+        files.sort();
+        files
+            .into_iter()
+            .filter_map(|p| {
+                let text = fs::read(&p).ok()?;
+                match serde_json::from_slice(&text) {
+                    Ok(r) => Some((p, r)),
+                    Err(_) => {
+                        let _ = fs::remove_file(&p);
+                        None
+                    }
+                }
+            })
+            .collect()
     }
 
     /// The generated device id, created on first use.

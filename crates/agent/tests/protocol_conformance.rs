@@ -23,11 +23,7 @@ async fn agent_with_peer(api_key: &str) -> (TcpListener, Agent) {
 }
 
 async fn accept(listener: &TcpListener) -> Ws {
-    let (tcp, _) = tokio::time::timeout(Duration::from_secs(15), listener.accept())
-        .await
-        .expect("agent connects")
-        .unwrap();
-    tokio_tungstenite::accept_async(tcp).await.unwrap()
+    common::accept_ws(listener, 15).await
 }
 
 async fn next_message(ws: &mut Ws) -> AgentMessage {

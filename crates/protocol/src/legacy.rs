@@ -46,7 +46,8 @@ pub struct HeartbeatRequest {
     pub update_status: Vec<UpdateStatus>,
 }
 
-/// The answer to a heartbeat: the commands that were pending, now marked running.
+/// The answer to a heartbeat: the commands that were pending, now marked running, and an
+/// `update` when the agent's rollout has one for it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 pub struct HeartbeatResponse {

@@ -18,6 +18,8 @@ pub fn unit_text(exe: &Path, config: &Path) -> String {
          Type=simple\n\
          ExecStart=\"{exe}\" run --config \"{config}\"\n\
          Restart=always\n\
+         # A self-update exits non-zero so systemd starts the new build.\n\
+         Environment=GURURMM_AGENT_UNDER_SYSTEMD=1\n\
          RestartSec=10\n\
          # SIGTERM goes into the agent's shutdown path.\n\
          KillSignal=SIGTERM\n\
@@ -90,6 +92,10 @@ mod tests {
             "ExecStart=\"/usr/local/bin/gururmm-agent\" run --config \"/etc/gururmm/agent.toml\""
         ));
         assert!(text.contains("Restart=always"));
+        assert!(text.contains(&format!(
+            "Environment={}=1",
+            crate::update::install::SYSTEMD_ENV
+        )));
         assert!(text.contains("WantedBy=multi-user.target"));
     }
 

@@ -89,7 +89,7 @@ fn service_main(_arguments: Vec<OsString>) {
         .get()
         .cloned()
         .unwrap_or_else(crate::config::default_config_path);
-    let code = crate::cli::run_agent(&config, rx);
+    let code = crate::cli::run_agent(&config, rx, true);
     // A non-zero exit code counts as a failure: the SCM applies the restart actions.
     let _ = handle.set_service_status(status(ServiceState::Stopped, code as u32));
 }

@@ -11,7 +11,9 @@ use std::time::Duration;
 use gururmm_protocol::legacy::{
     HeartbeatRequest, HeartbeatResponse, RegisterRequest, RegisterResponse,
 };
-use gururmm_protocol::{AgentMessage, Command, MetricsReport, NetworkState, WatchdogEvent};
+use gururmm_protocol::{
+    AgentMessage, Command, MetricsReport, NetworkState, ServerMessage, UpdateStatus, WatchdogEvent,
+};
 use reqwest::StatusCode;
 
 use crate::agent::Ctx;
@@ -83,20 +85,10 @@ impl Client {
 }
 
 fn http_client(ctx: &Ctx) -> anyhow::Result<reqwest::Client> {
-    let mut b = reqwest::Client::builder()
+    Ok(super::tls::http_client_builder(ctx)
+        .map_err(|e| anyhow::anyhow!(e))?
         .timeout(Duration::from_secs(30))
-        .connect_timeout(ctx.config.auth_timeout())
-        .user_agent(format!("gururmm-agent/{}", ctx.version));
-    if let Some(path) = &ctx.config.server.ca_file {
-        let pem = std::fs::read(path)
-            .map_err(|e| anyhow::anyhow!("cannot read CA file {}: {e}", path.display()))?;
-        for cert in reqwest::Certificate::from_pem_bundle(&pem)
-            .map_err(|e| anyhow::anyhow!("invalid CA file {}: {e}", path.display()))?
-        {
-            b = b.add_root_certificate(cert);
-        }
-    }
-    Ok(b.build()?)
+        .build()?)
 }
 
 async fn register(ctx: &Ctx, client: &Client) -> Result<String, Failure> {
@@ -125,6 +117,9 @@ pub(crate) struct Legacy<'a> {
     metrics: Option<MetricsReport>,
     network_state: Option<NetworkState>,
     events: Vec<WatchdogEvent>,
+    update_status: Vec<UpdateStatus>,
+    /// An `update` that came with a heartbeat, handed to the session by `recv`.
+    incoming: Option<String>,
 }
 
 impl<'a> Legacy<'a> {
@@ -144,6 +139,8 @@ impl<'a> Legacy<'a> {
             metrics: None,
             network_state: None,
             events: Vec::new(),
+            update_status: Vec::new(),
+            incoming: None,
         })
     }
 
@@ -203,6 +200,7 @@ impl Transport for Legacy<'_> {
                 }
                 self.events.push(e);
             }
+            AgentMessage::UpdateStatus(u) => self.update_status.push(u),
             // The periodic heartbeat goes anyway.
             AgentMessage::Heartbeat(_) => {}
             other => tracing::debug!(
@@ -220,18 +218,25 @@ impl Transport for Legacy<'_> {
             metrics: self.metrics.clone(),
             network_state: self.network_state.clone(),
             watchdog_events: self.events.clone(),
-            update_status: Vec::new(),
+            update_status: self.update_status.clone(),
         };
         let resp: HeartbeatResponse = self.post("/api/agent/heartbeat", &body).await?;
         self.metrics = None;
         self.network_state = None;
         self.events.drain(..body.watchdog_events.len());
+        self.update_status.drain(..body.update_status.len());
+        if let Some(u) = resp.update {
+            self.incoming = Some(ServerMessage::Update(u).to_json());
+        }
         Ok(resp.commands)
     }
 
     async fn recv(&mut self) -> Result<String, Lost> {
-        // Commands come only with heartbeats.
-        std::future::pending().await
+        // Commands come only with heartbeats; an update that came with one is handed on here.
+        match self.incoming.take() {
+            Some(text) => Ok(text),
+            None => std::future::pending().await,
+        }
     }
 
     async fn close(&mut self) {}

@@ -49,6 +49,27 @@ pub fn client_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, String
     Ok(Arc::new(config))
 }
 
+/// An HTTP client builder with the agent's TLS settings (`server.ca_file` trusted in
+/// addition to the built-in roots), its user agent and connect timeout. Used by the legacy
+/// transport and for update downloads.
+pub(crate) fn http_client_builder(
+    ctx: &crate::agent::Ctx,
+) -> Result<reqwest::ClientBuilder, String> {
+    let mut b = reqwest::Client::builder()
+        .connect_timeout(ctx.config.auth_timeout())
+        .user_agent(format!("gururmm-agent/{}", ctx.version));
+    if let Some(path) = &ctx.config.server.ca_file {
+        let pem = std::fs::read(path)
+            .map_err(|e| format!("cannot read CA file {}: {e}", path.display()))?;
+        for cert in reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| format!("invalid CA file {}: {e}", path.display()))?
+        {
+            b = b.add_root_certificate(cert);
+        }
+    }
+    Ok(b)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

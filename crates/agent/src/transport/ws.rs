@@ -176,7 +176,11 @@ async fn authenticate(
         hostname: ctx.hostname.clone(),
         os_info: ctx.os_info.clone(),
         version: ctx.version.to_owned(),
-        previous_version: None,
+        previous_version: ctx
+            .previous_version
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone(),
     };
     send(ws, scrub(AgentMessage::Auth(auth))).await?;
     let deadline = Instant::now() + ctx.config.auth_timeout();
@@ -212,6 +216,7 @@ async fn authenticate(
                     }
                 }
                 *prefer_config_key = false;
+                crate::update::remember_release_key(ctx, r.release_public_key.as_deref());
                 if let Some(note) = r.message.as_deref() {
                     // E.g. the record waits for a technician's approval.
                     tracing::warn!("server: {}", ascii(note));

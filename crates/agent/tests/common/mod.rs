@@ -85,9 +85,15 @@ impl Agent {
     }
 
     pub fn start(&mut self) {
+        self.start_exe(Path::new(AGENT_BIN));
+    }
+
+    /// Starts the agent from another executable (a copy that may update itself).
+    pub fn start_exe(&mut self, exe: &Path) {
         assert!(self.child.is_none(), "agent already running");
         let show = std::env::var_os("TEST_LOG").is_some();
-        let child = Command::new(AGENT_BIN)
+        let child = Command::new(exe)
+            .env_remove("GURURMM_AGENT_UNDER_SYSTEMD")
             .arg("run")
             .arg("--config")
             .arg(self.config_path())
@@ -225,4 +231,16 @@ pub async fn runs_echo(server: &gururmm_server::testing::TestServer, agent_id: &
         )
         .await;
     assert_eq!(done["stdout"], serde_json::json!("back\n"));
+}
+
+/// Accepts the agent's next WebSocket connection on `listener` (within `secs`).
+pub async fn accept_ws(
+    listener: &tokio::net::TcpListener,
+    secs: u64,
+) -> tokio_tungstenite::WebSocketStream<tokio::net::TcpStream> {
+    let (tcp, _) = tokio::time::timeout(Duration::from_secs(secs), listener.accept())
+        .await
+        .expect("agent connects")
+        .unwrap();
+    tokio_tungstenite::accept_async(tcp).await.unwrap()
 }
