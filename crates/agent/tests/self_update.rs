@@ -474,3 +474,84 @@ async fn no_trusted_key_means_no_update() {
     let kept = std::fs::read_to_string(rig.agent.state_dir().join("release_public_key")).unwrap();
     assert_eq!(kept, rig.key.1);
 }
+
+/// The whole way, with the real server: a release key, the 99.0.0 build published with
+/// `release add`, a rollout to everyone. The old agent binary enrolls, is sent the update on
+/// its `auth`, downloads the build from the server's `/downloads/`, checks it, installs it on
+/// trial, restarts into it and reconnects naming the previous version; the server marks the
+/// update completed and lists the agent at 99.0.0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollout_on_the_real_server_updates_the_real_agent() {
+    use gururmm_server::release::{self as server_release, AddRelease};
+    use gururmm_server::testing::{TestDb, TestServer};
+    use serde_json::json;
+
+    let Some((new_build, _)) = update_builds() else {
+        return;
+    };
+    let keys = tempfile::tempdir().unwrap();
+    let (key_file, public_file, _) =
+        server_release::keygen(&keys.path().join("release")).expect("release keygen");
+    let server = TestServer::start_with(TestDb::Sqlite, |c| {
+        c.release_public_key_file = Some(public_file);
+    })
+    .await;
+    server_release::add(
+        &server.config,
+        AddRelease {
+            file: &new_build,
+            version: "99.0.0",
+            os: "linux",
+            arch: std::env::consts::ARCH,
+            signature: None,
+            key_file: Some(&key_file),
+        },
+    )
+    .await
+    .expect("release add");
+    let (status, body) = server
+        .request(
+            reqwest::Method::PUT,
+            &format!("/api/rollouts/linux/{}", std::env::consts::ARCH),
+            Some(json!({"version": "99.0.0", "scope": "all"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, _, code) = server.create_site().await;
+
+    let mut agent = Agent::new(
+        &server.ws_url,
+        &code,
+        "[update]\nconfirm_timeout_seconds = 60\ndownload_timeout_seconds = 120\n",
+    );
+    let bin = agent.dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let exe = bin.join("gururmm-agent");
+    std::fs::copy(AGENT_BIN, &exe).unwrap();
+    agent.start_exe(&exe);
+
+    let agents = server
+        .wait_for("/api/agents", Duration::from_secs(30), |v| {
+            v.as_array().is_some_and(|a| a.len() == 1)
+        })
+        .await;
+    let agent_id = agents[0]["id"].as_str().unwrap().to_owned();
+    let updates = server
+        .wait_for(
+            &format!("/api/agents/{agent_id}/updates"),
+            Duration::from_secs(120),
+            |v| v[0]["status"] == json!("completed"),
+        )
+        .await;
+    assert_eq!(updates[0]["to_version"], json!("99.0.0"), "{updates}");
+    assert_eq!(updates[0]["from_version"], json!(OLD_VERSION), "{updates}");
+    server
+        .wait_for(
+            &format!("/api/agents/{agent_id}"),
+            Duration::from_secs(30),
+            |a| a["version"] == json!("99.0.0") && a["online"] == json!(true),
+        )
+        .await;
+    assert!(same_file(&exe, &new_build), "the new build is in place");
+    assert!(agent.log_text().is_ascii());
+}
