@@ -36,6 +36,12 @@ enrollments_per_minute_per_address = 10000
 allow_registration = true
 TOML
   "$SERVER" --config "$work/config.toml" user add --email fuzz@example.com --password fuzz-pass-123 --role admin >/dev/null
+  # A release key and one published build, so the update and rollout routes can be accepted.
+  mkdir -p "$work/data"
+  "$SERVER" --config "$work/config.toml" release keygen --out "$work/data/release" >/dev/null
+  head -c 4096 /dev/urandom >"$work/agent-build"
+  "$SERVER" --config "$work/config.toml" release add --file "$work/agent-build" --version 0.5.0 \
+    --os linux --arch x86_64 --key "$work/data/release.key" >/dev/null
   GURURMM_LOG=info,sqlx=warn,tower_http=debug,gururmm_server::http=debug "$SERVER" --config "$work/config.toml" >"$work/server.log" 2>&1 &
   pid=$!
   url="http://127.0.0.1:$port"

@@ -38,6 +38,10 @@ def _good_path_id(method, path):
         return _spare("to_approve")
     if path == "/api/agents/{id}/reject":
         return _spare("to_reject")
+    if path == "/api/agents/{id}/update":
+        return _spare("to_update")
+    if path == "/api/agents/{id}/update/retry":
+        return _spare("to_retry")
     if path.startswith("/api/agents/"):
         return _spare("agents") if method == "DELETE" else SEED["agent_id"]
     if path == "/api/commands/{id}/cancel":
@@ -61,6 +65,11 @@ def _good_body(method, path):
         return {"site_id": random.choice([SEED["site_id"], None])}
     if path == "/api/agents/{id}/command":
         return {"command_type": "shell", "command": f"echo fuzz {n}", "timeout_seconds": 60}
+    if path == "/api/agents/{id}/update":
+        return {"version": SEED["update_version"]}
+    if path == "/api/rollouts/{os}/{arch}":
+        return {"version": SEED["update_version"], "scope": "percentage", "percent": 10,
+                "paused": True}
     if path == "/api/settings":
         # Requiring a second factor of everyone is refused while the admin has none (409).
         return {"require_two_factor": False}
@@ -206,13 +215,16 @@ def before_call(context, case, kwargs):
         return
     # Approving and rejecting need a record waiting for approval: those always get one while
     # the pool lasts; everything else gets known-good values in a share of the cases.
-    one_use = path in ("/api/agents/{id}/approve", "/api/agents/{id}/reject")
+    one_use = path in ("/api/agents/{id}/approve", "/api/agents/{id}/reject",
+                       "/api/agents/{id}/update", "/api/agents/{id}/update/retry")
     if not _genuine(case, method) or (not one_use and random.random() >= 0.4):
         return
     if "{id}" in path:
         good = _good_path_id(method, path)
         if good is not None:
             case.path_parameters = {**(case.path_parameters or {}), "id": good}
+    if path == "/api/rollouts/{os}/{arch}":
+        case.path_parameters = {**(case.path_parameters or {}), "os": "linux", "arch": "x86_64"}
     if method in ("POST", "PUT"):
         body = _good_body(method, path)
         if body is not None:

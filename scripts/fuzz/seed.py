@@ -97,6 +97,29 @@ def pending_agent(n):
     return call("POST", "/api/agent/register-legacy", body)["agent_id"]
 
 
+# Updates: fuzz-api.sh published build 0.5.0 for linux x86_64 before the server started.
+UPDATE_VERSION = "0.5.0"
+
+
+def legacy_agent(n):
+    """A polling agent that said its os and arch (an update needs both): (id, key)."""
+    body = {"site_code": site["site_code"], "device_id": f"fuzz-upd-{n}", "hostname": f"upd-{n}",
+            "os_info": {"os_type": "linux", "os_version": "12", "arch": "x86_64"},
+            "version": "0.1.0"}
+    reg = call("POST", "/api/agent/register-legacy", body)
+    return reg["agent_id"], reg["api_key"]
+
+
+def failed_update_agent(n):
+    """An agent whose last update failed (as it reported), so a retry is accepted."""
+    agent_id, key = legacy_agent(n)
+    row = post(f"/api/agents/{agent_id}/update", {"version": UPDATE_VERSION})
+    call("POST", "/api/agent/heartbeat",
+         {"version": "0.1.0", "update_status": [{"update_id": row["id"], "version": UPDATE_VERSION,
+                                                 "state": "failed", "reason": "seeded"}]}, key)
+    return agent_id
+
+
 seed = {
     "base_url": base,
     "admin_email": email,
@@ -109,6 +132,7 @@ seed = {
     "agent_id": agent_id,
     "agent_key": agent["api_key"],
     "command_ids": [command(n) for n in range(5)],
+    "update_version": UPDATE_VERSION,
     "self_password": SELF_PASSWORD,
     # One user each per use: a use ends the session or changes the second factor.
     "self": {
@@ -128,6 +152,9 @@ seed = {
         # Records waiting for approval: a known device enrolling again by site code.
         "to_approve": [pending_agent(n) for n in range(12)],
         "to_reject": [pending_agent(n) for n in range(12, 24)],
+        # An update to request (once each: then one is under way) and a failed one to retry.
+        "to_update": [legacy_agent(n)[0] for n in range(4)],
+        "to_retry": [failed_update_agent(n) for n in range(4, 8)],
         "users": [post("/api/users", {"email": f"spare-{n}@example.com",
                                       "password": "spare-password-1", "role": "viewer"})["id"]
                   for n in range(6)],
