@@ -92,10 +92,16 @@ impl Store {
             }
             let mut q = sqlx::query(&sql);
             for (agent_id, m) in chunk {
-                let disk_total: Option<i64> = (!m.disks.is_empty())
-                    .then(|| m.disks.iter().map(|d| clamp_u64(d.total_bytes)).sum());
-                let disk_used: Option<i64> = (!m.disks.is_empty())
-                    .then(|| m.disks.iter().map(|d| clamp_u64(d.used_bytes)).sum());
+                // Saturating: sizes are what the agent says (hostile input), and an overflow
+                // would take the whole metrics writer down.
+                let sum = |f: fn(&gururmm_protocol::DiskUsage) -> u64| {
+                    m.disks
+                        .iter()
+                        .map(|d| clamp_u64(f(d)))
+                        .fold(0i64, i64::saturating_add)
+                };
+                let disk_total: Option<i64> = (!m.disks.is_empty()).then(|| sum(|d| d.total_bytes));
+                let disk_used: Option<i64> = (!m.disks.is_empty()).then(|| sum(|d| d.used_bytes));
                 // The agent's clock may be off; a timestamp far in the future would hide
                 // newer points.
                 let ts = (m.timestamp.saturating_mul(1000)).min(now + 60_000);
