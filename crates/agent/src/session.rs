@@ -10,6 +10,9 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
 use std::time::Duration;
 
 use gururmm_protocol::{update_state, AgentMessage, Command, Heartbeat, ServerMessage, Update};
@@ -83,6 +86,7 @@ pub(crate) async fn run<T: Transport>(
         established: false,
         unacked: HashMap::new(),
         swapped: None,
+        download: None,
     };
     loop {
         if *shutdown.borrow() {
@@ -127,9 +131,15 @@ pub(crate) async fn run<T: Transport>(
     }
 }
 
+/// A build being downloaded and verified, with the `update` it is for.
+type Download<'a> = Pin<Box<dyn Future<Output = (Update, Result<PathBuf, String>)> + 'a>>;
+
 struct Session<'a> {
     /// A verified build swapped in on this connection, to be tried once it is closed.
     swapped: Option<(update::install::Swapped, Update)>,
+    /// The download under way: polled beside the socket, so heartbeats, commands and results
+    /// go on while it runs (a slow download must not look like a dead agent).
+    download: Option<Download<'a>>,
     ctx: &'a Ctx,
     inbox: &'a mut Inbox,
     /// The hash of the network state last handed to the transport.
@@ -182,6 +192,9 @@ impl Session<'_> {
                 Some(f) = self.inbox.finished.recv() => self.deliver(link, f).await?,
                 Some(e) = self.inbox.events.recv() => {
                     send(link, AgentMessage::WatchdogEvent(e)).await?
+                }
+                (u, fetched) = next_download(&mut self.download) => {
+                    self.downloaded(link, u, fetched).await?
                 }
                 _ = shutdown.changed() => return Ok(()),
             }
@@ -350,12 +363,15 @@ impl Session<'_> {
         Ok(())
     }
 
-    /// An `update`: check, download, verify, swap in; the trial runs once the connection is
-    /// closed (the `Err` returned after `installed`). Any failure is reported and changes
-    /// nothing.
+    /// An `update`: checked, then downloaded and verified beside the session (see
+    /// [`Session::downloaded`] for the rest). A refusal is reported and changes nothing.
     async fn on_update<T: Transport>(&mut self, link: &mut T, u: Update) -> Result<(), Lost> {
         let ctx = self.ctx;
-        if self.swapped.is_some() {
+        if self.swapped.is_some() || self.download.is_some() {
+            tracing::info!(
+                "server offers version {}; an update is already under way",
+                ascii(&u.version)
+            );
             return Ok(());
         }
         tracing::info!(
@@ -369,8 +385,24 @@ impl Session<'_> {
         };
         self.report(link, update::status(&u, update_state::DOWNLOADING, None))
             .await?;
-        // The session waits for the download (bounded by download_timeout_seconds).
-        let verified = match update::download::fetch(ctx, &u, &key).await {
+        // Bounded by download_timeout_seconds and max_download_bytes.
+        self.download = Some(Box::pin(async move {
+            let fetched = update::download::fetch(ctx, &u, &key).await;
+            (u, fetched)
+        }));
+        Ok(())
+    }
+
+    /// The download ended: a verified build is swapped in and the connection closed, so that
+    /// the trial runs (the `Err` after `installed`); any failure is reported and changes
+    /// nothing.
+    async fn downloaded<T: Transport>(
+        &mut self,
+        link: &mut T,
+        u: Update,
+        fetched: Result<PathBuf, String>,
+    ) -> Result<(), Lost> {
+        let verified = match fetched {
             Ok(path) => path,
             Err(reason) => return self.report(link, update::failed(&u, reason)).await,
         };
@@ -470,6 +502,18 @@ impl Session<'_> {
             },
         }
         Ok(())
+    }
+}
+
+/// The end of the download under way; never ready when there is none.
+async fn next_download(download: &mut Option<Download<'_>>) -> (Update, Result<PathBuf, String>) {
+    match download.as_mut() {
+        Some(running) => {
+            let done = running.await;
+            *download = None;
+            done
+        }
+        None => std::future::pending().await,
     }
 }
 

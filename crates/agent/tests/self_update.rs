@@ -33,6 +33,8 @@ enum Served {
     Whole(Arc<Vec<u8>>),
     /// Announces the whole length, sends half, closes.
     CutHalfway(Arc<Vec<u8>>),
+    /// The whole file in 20 pieces, `Duration` apart.
+    Slowly(Arc<Vec<u8>>, Duration),
 }
 
 /// Serves `routes` on 127.0.0.1; anything else is a 404. Honours `Range: bytes=N-`.
@@ -64,8 +66,13 @@ async fn file_server(routes: HashMap<String, Served>) -> String {
                             .map(|r| r.trim_end_matches('-').trim().parse().unwrap_or(0))
                     })
                     .unwrap_or(0);
+                let mut pause = Duration::ZERO;
                 let (status, body, cut) = match routes.get(&path) {
                     None => ("404 Not Found", Vec::new(), false),
+                    Some(Served::Slowly(b, between)) => {
+                        pause = *between;
+                        ("200 OK", b.to_vec(), false)
+                    }
                     Some(Served::Whole(b)) => (
                         if from > 0 {
                             "206 Partial Content"
@@ -87,7 +94,16 @@ async fn file_server(routes: HashMap<String, Served>) -> String {
                 } else {
                     &body[..]
                 };
-                let _ = tcp.write_all(send).await;
+                if pause.is_zero() {
+                    let _ = tcp.write_all(send).await;
+                } else {
+                    for piece in send.chunks(send.len().div_ceil(20).max(1)) {
+                        tokio::time::sleep(pause).await;
+                        if tcp.write_all(piece).await.is_err() {
+                            return;
+                        }
+                    }
+                }
                 let _ = tcp.flush().await;
             });
         }
@@ -325,6 +341,48 @@ async fn a_download_cut_halfway_is_refused() {
         "cut off",
     )
     .await;
+}
+
+/// The download runs beside the session: a command sent while a slow download is under way is
+/// answered before the download ends (here with a checksum mismatch, so nothing is replaced).
+#[tokio::test]
+async fn a_slow_download_does_not_hold_up_the_session() {
+    let bytes = build_bytes();
+    let mut tampered = bytes.to_vec();
+    tampered[1000] ^= 1;
+    let routes = HashMap::from([(
+        "/slow".to_owned(),
+        Served::Slowly(Arc::new(tampered), Duration::from_millis(200)),
+    )]);
+    let base = file_server(routes).await;
+    let rig = Rig::start().await;
+    let mut ws = common::accept_ws(&rig.listener, 15).await;
+    authenticate(&mut ws, Some(&rig.key.1)).await;
+    let u = rig.update("99.0.0", &format!("{base}/slow"), &bytes, &rig.key.0);
+    send(&mut ws, ServerMessage::Update(u)).await;
+    assert_eq!(next_status(&mut ws).await.state, update_state::DOWNLOADING);
+    ws.send(Message::text(fixture("command_shell")))
+        .await
+        .unwrap();
+    loop {
+        match next_message(&mut ws).await {
+            AgentMessage::CommandResult(r) => {
+                assert_eq!(r.stdout, "hello\n");
+                break;
+            }
+            AgentMessage::UpdateStatus(s) => {
+                panic!("the download ended ({s:?}) before the command was answered")
+            }
+            _ => {}
+        }
+    }
+    let last = next_status(&mut ws).await;
+    assert_eq!(last.state, update_state::FAILED, "{last:?}");
+    assert!(last
+        .reason
+        .unwrap_or_default()
+        .contains("checksum mismatch"));
+    assert!(same_file(&rig.exe, Path::new(AGENT_BIN)));
 }
 
 #[tokio::test]
