@@ -6,6 +6,7 @@
 #
 # Cached between runs on the same machine (outside the clone), so a second run rebuilds little:
 #   $GURURMM_WIN_CACHE (default /var/cache/gururmm)/target-win   cargo target dir of both builds
+#   $GURURMM_WIN_CACHE/builds       the agent .exe and the same built as version 99.0.0
 #   $GURURMM_WIN_CACHE/src          a mirror of the sources, updated by content (rsync -c,
 #                                   without -t), so a fresh clone does not look new to cargo:
 #                                   files that did not change keep their old path and time
@@ -55,8 +56,20 @@ cd "$src"
 step "build gururmm-agent.exe (x86_64-pc-windows-gnu, release)"
 "$cargo_win" build --release --locked -p gururmm-agent \
   -Zbuild-std=std,panic_abort --target x86_64-pc-windows-gnu
-exe=$target_dir/x86_64-pc-windows-gnu/release/gururmm-agent.exe
+# Copied out: the next build below overwrites the target folder's .exe.
+builds=$cache/builds
+mkdir -p "$builds"
+exe=$builds/gururmm-agent.exe
+cp "$target_dir/x86_64-pc-windows-gnu/release/gururmm-agent.exe" "$exe"
 ls -l "$exe"
+
+# --- the same agent as version 99.0.0, for the service's self-update (recompiles the agent
+# crate only)
+step "build gururmm-agent.exe as version 99.0.0 (the self-update's next build)"
+GURURMM_AGENT_VERSION=99.0.0 "$cargo_win" build --release --locked -p gururmm-agent \
+  -Zbuild-std=std,panic_abort --target x86_64-pc-windows-gnu
+next_exe=$builds/gururmm-agent-99.0.0.exe
+cp "$target_dir/x86_64-pc-windows-gnu/release/gururmm-agent.exe" "$next_exe"
 
 # --- the Windows 7 / Server 2008 R2 build (tier 3 target; std built from source)
 legacy_args=()
@@ -100,7 +113,7 @@ server=$repo/target/debug/gururmm-server
 step "Windows tests under Wine"
 status=0
 python3 scripts/windows/wine_test.py --agent "$exe" --server "$server" \
-  --wineprefix "$prefix" "${legacy_args[@]}" || status=$?
+  --wineprefix "$prefix" --next-agent "$next_exe" "${legacy_args[@]}" || status=$?
 /usr/lib/wine/wineserver -k 2>/dev/null || true
 echo "Windows step took $(($(date +%s) - t0)) s"
 exit $status

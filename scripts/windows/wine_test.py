@@ -2,6 +2,10 @@
 """The Windows agent (.exe) under Wine against the real Linux server on loopback.
 
 Usage: wine_test.py --agent AGENT.exe --server SERVER_BIN --wineprefix DIR [--legacy-agent EXE]
+                    [--next-agent EXE]
+
+--next-agent is the same agent built with GURURMM_AGENT_VERSION=99.0.0: the service updates
+itself to it through a signed release and a rollout.
 
 Each check prints PASS, FAIL or WINE-LIMIT (something Wine cannot show; not a failure, said
 plainly) and the last line is "N passed, M failed". Exit status 1 when anything failed.
@@ -37,6 +41,8 @@ max_restarts = 3
 restart_cooldown_seconds = 5
 """
 TERMINAL = ("completed", "failed", "timed_out", "cancelled")
+NEXT_VERSION = "99.0.0"
+INSTALLED_EXE = os.path.join("drive_c", "Program Files", "GuruRMM", "gururmm-agent.exe")
 
 passed = 0
 failed = 0
@@ -87,6 +93,12 @@ class Api:
 
     def get(self, path):
         return self.call("GET", path)[1]
+
+    def put(self, path, body):
+        status, value = self.call("PUT", path, body)
+        if status >= 300:
+            raise RuntimeError(f"PUT {path} answered {status}: {value}")
+        return value
 
     def post(self, path, body):
         status, value = self.call("POST", path, body)
@@ -220,6 +232,7 @@ def main():
     ap.add_argument("--server", required=True)
     ap.add_argument("--wineprefix", required=True)
     ap.add_argument("--legacy-agent", help="a second .exe (the Windows 7 build) for the legacy round trip")
+    ap.add_argument("--next-agent", help="the agent built as version 99.0.0, for the service's self-update")
     ap.add_argument("--keep", action="store_true", help="keep the temp folder")
     args = ap.parse_args()
 
@@ -254,6 +267,16 @@ def main():
              "wine-test-password-1", "--role", "admin"],
             env=server_env, check=True, capture_output=True,
         )
+        if args.next_agent:
+            # A release key in the data folder (the server then offers updates and gives agents
+            # the public key at enrollment) and the next build published, signed with it.
+            release = os.path.join(server_env["GURURMM_DATA_DIR"], "release")
+            subprocess.run([args.server, "release", "keygen", "--out", release],
+                           env=server_env, check=True, capture_output=True)
+            subprocess.run([args.server, "release", "add", "--file", args.next_agent,
+                            "--version", NEXT_VERSION, "--os", "windows", "--arch", "x86_64",
+                            "--key", release + ".key"],
+                           env=server_env, check=True, capture_output=True)
         server = subprocess.Popen([args.server], env=server_env, stdout=server_log, stderr=server_log)
         procs.append(server)
         api = Api(f"http://127.0.0.1:{port}")
@@ -439,6 +462,8 @@ def service_tests(api, args, env, adir, cfg, agent_id):
         check("after the upgrade the service comes back online as the same agent and runs commands",
               back and answer.get("stdout", "").strip() == "Windows_NT",
               f"online={back} result={answer} log tail: {read_logs(adir)[mark:][-1200:]}")
+        if back and args.next_agent:
+            self_update_tests(api, args, env, adir, agent_id)
     r = wine(env, args.agent, "uninstall", timeout=120)
     check("uninstall stops and removes the service", r.returncode == 0, (r.stdout + r.stderr)[-1500:])
     logs = read_logs(adir)[before:]
@@ -450,6 +475,48 @@ def service_tests(api, args, env, adir, cfg, agent_id):
           q.stdout + q.stderr)
     _, off = api.wait_for(f"/api/agents/{agent_id}", lambda v: v and v.get("online") is False, 40)
     check("the agent shows offline after uninstall", off)
+
+
+def same_bytes(a, b):
+    try:
+        with open(a, "rb") as fa, open(b, "rb") as fb:
+            return fa.read() == fb.read()
+    except OSError:
+        return False
+
+
+def self_update_tests(api, args, env, adir, agent_id):
+    """The service updates itself: a rollout to the next build, downloaded, verified, swapped in
+    (the running .exe renamed away), tried, and the service started again as the new build."""
+    mark = len(read_logs(adir))
+    api.put("/api/rollouts/windows/x86_64", {"version": NEXT_VERSION, "scope": "all"})
+    try:
+        rows, done = api.wait_for(
+            f"/api/agents/{agent_id}/updates",
+            lambda v: isinstance(v, list) and v and v[0].get("status") in ("completed", "failed",
+                                                                           "rolled_back"), 240)
+        logs = read_logs(adir)[mark:]
+        if not check("the service updates itself to the next build and the server marks it completed",
+                     done and rows[0]["status"] == "completed" and rows[0]["to_version"] == NEXT_VERSION,
+                     f"{rows} log tail: {logs[-2000:]}"):
+            return
+        a, _ = api.wait_for(f"/api/agents/{agent_id}",
+                            lambda v: v and v.get("online") and v.get("version") == NEXT_VERSION, 60)
+        check("it comes back online as the same agent, running the next version",
+              a and a.get("online") and a.get("version") == NEXT_VERSION, a)
+        installed = os.path.join(args.wineprefix, INSTALLED_EXE)
+        check("the installed .exe is the next build, the previous one kept beside it",
+              same_bytes(installed, args.next_agent) and same_bytes(installed + ".previous", args.agent),
+              installed)
+        q = wine(env, "sc", "query", "GuruRMM", timeout=60)
+        check("it runs as the service again (started by the restart helper)", "RUNNING" in q.stdout,
+              q.stdout + q.stderr)
+        r = command(api, agent_id, "echo %OS%", 30, 90)
+        check("the updated service runs commands", r.get("stdout", "").strip() == "Windows_NT", r)
+    finally:
+        # No more updates: the legacy agents later must stay the version they are.
+        api.put("/api/rollouts/windows/x86_64",
+                {"version": NEXT_VERSION, "scope": "all", "paused": True})
 
 
 # Functions of Windows 8 and later that Rust's std or a crate may import: a .exe that imports

@@ -48,6 +48,12 @@ pub enum Cmd {
         #[arg(long)]
         update_id: Option<String>,
     },
+    /// Started by the Windows service after a confirmed self-update, just before it stops:
+    /// waits until the service has stopped and starts it again (now the new build). The
+    /// service manager's restart-on-failure is not relied on: a clean stop does not trigger
+    /// it, and Wine's service manager has none.
+    #[command(hide = true)]
+    RestartService,
     /// The entry point the Windows service manager starts.
     #[command(hide = true)]
     Service {
@@ -127,9 +133,13 @@ fn run_agent_with(
         Ok(crate::agent::Exit::Stopped) => 0,
         Ok(crate::agent::Exit::Updated(exe)) => {
             tracing::info!("starting the new build");
+            if as_service {
+                // The service hands its restart to a helper and exits: logged as it goes.
+                return crate::update::install::restart_into_new_build(&exe, true);
+            }
             // Flush the log before this process is replaced.
             drop(_guard);
-            crate::update::install::restart_into_new_build(&exe, as_service)
+            crate::update::install::restart_into_new_build(&exe, false)
         }
         Err(code) => code,
     }
@@ -233,6 +243,17 @@ pub fn main_with(cli: Cli) -> i32 {
         }
         Cmd::Uninstall => report(uninstall()),
         Cmd::ProbeCollector { name } => crate::metrics::probe::run_probe(&name),
+        Cmd::RestartService => {
+            #[cfg(windows)]
+            {
+                report(crate::service::windows::start_once_stopped())
+            }
+            #[cfg(not(windows))]
+            {
+                eprintln!("gururmm-agent: 'restart-service' is for the Windows service");
+                2
+            }
+        }
         Cmd::Service { config } => {
             #[cfg(windows)]
             {

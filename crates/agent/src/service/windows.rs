@@ -90,7 +90,8 @@ fn service_main(_arguments: Vec<OsString>) {
         .cloned()
         .unwrap_or_else(crate::config::default_config_path);
     let code = crate::cli::run_agent(&config, rx, true);
-    // A non-zero exit code counts as a failure: the SCM applies the restart actions.
+    // A non-zero exit code counts as a failure: the SCM applies the restart actions. After a
+    // self-update the code is 0 and `restart-service` starts the new build.
     let _ = handle.set_service_status(status(ServiceState::Stopped, code as u32));
 }
 
@@ -117,6 +118,40 @@ fn stop_and_wait(service: &Service) {
         }
     }
     eprintln!("gururmm-agent: service {SERVICE_NAME} did not stop within 30 s");
+}
+
+/// `restart-service`: waits (up to 60 s) until the service has stopped, then starts it; a
+/// start refused while the service manager is still settling is tried again.
+pub fn start_once_stopped() -> anyhow::Result<()> {
+    let manager = open_manager(ServiceManagerAccess::CONNECT)?;
+    let service = manager
+        .open_service(
+            SERVICE_NAME,
+            ServiceAccess::QUERY_STATUS | ServiceAccess::START,
+        )
+        .map_err(|e| anyhow::anyhow!("cannot open service {SERVICE_NAME}: {e}"))?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let state = service
+            .query_status()
+            .map_err(|e| anyhow::anyhow!("cannot query service {SERVICE_NAME}: {e}"))?
+            .current_state;
+        match state {
+            ServiceState::Running | ServiceState::StartPending => return Ok(()),
+            ServiceState::Stopped => match service.start(&[] as &[&OsStr]) {
+                Ok(()) => return Ok(()),
+                Err(e) if std::time::Instant::now() >= deadline => {
+                    anyhow::bail!("cannot start service {SERVICE_NAME}: {e}")
+                }
+                Err(_) => {}
+            },
+            _ if std::time::Instant::now() >= deadline => {
+                anyhow::bail!("service {SERVICE_NAME} did not stop within 60 s")
+            }
+            _ => {}
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
 }
 
 /// Puts this binary at `dir\gururmm-agent.exe` (unless it already is that file); returns the path.

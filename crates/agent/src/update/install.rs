@@ -161,12 +161,22 @@ pub const SYSTEMD_ENV: &str = "GURURMM_AGENT_UNDER_SYSTEMD";
 /// The exit code that asks the service manager to start the (new) binary again.
 pub const RESTART_EXIT_CODE: i32 = 75;
 
-/// After a confirmed update: starts the new build in this process's place. A service exits
-/// with [`RESTART_EXIT_CODE`] so the service manager restarts it; in the foreground, Unix
-/// executes the new binary with the same arguments and Windows starts it and exits.
+/// After a confirmed update: starts the new build in this process's place.
+///
+/// - Under systemd: exits with [`RESTART_EXIT_CODE`]; the unit restarts on failure.
+/// - As the Windows service: starts `restart-service` (the new build, detached), which waits
+///   for this service to stop and starts it again, then stops cleanly (exit 0). If that helper
+///   cannot start, the service stops with [`RESTART_EXIT_CODE`] so the service manager's
+///   restart-on-failure (set by `install`) is the fallback.
+/// - In the foreground: Unix executes the new binary with the same arguments; Windows starts
+///   it and exits.
+///
 /// `exe` is where the new build was put (the running process's own path may read as deleted).
 pub fn restart_into_new_build(exe: &Path, as_service: bool) -> i32 {
-    if as_service || std::env::var_os(SYSTEMD_ENV).is_some() {
+    if as_service {
+        return restart_windows_service(exe);
+    }
+    if std::env::var_os(SYSTEMD_ENV).is_some() {
         eprintln!(
             "gururmm-agent: exiting with code {RESTART_EXIT_CODE} so the service manager starts the new build"
         );
@@ -188,6 +198,37 @@ pub fn restart_into_new_build(exe: &Path, as_service: bool) -> i32 {
                 eprintln!("gururmm-agent: cannot start the new build: {e}");
                 1
             }
+        }
+    }
+}
+
+/// The Windows service's restart: see [`restart_into_new_build`].
+fn restart_windows_service(exe: &Path) -> i32 {
+    let mut helper = std::process::Command::new(exe);
+    helper
+        .arg("restart-service")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    #[cfg(windows)]
+    {
+        use std::os::windows::process::CommandExt;
+        // Outlives this process: no console, its own process group.
+        const DETACHED_PROCESS: u32 = 0x0000_0008;
+        const CREATE_NEW_PROCESS_GROUP: u32 = 0x0000_0200;
+        helper.creation_flags(DETACHED_PROCESS | CREATE_NEW_PROCESS_GROUP);
+    }
+    match helper.spawn() {
+        Ok(_) => {
+            tracing::info!("service restart handed to the new build; stopping");
+            0
+        }
+        Err(e) => {
+            tracing::error!(
+                "cannot start the service restart helper ({e}); stopping with code \
+                 {RESTART_EXIT_CODE} so the service manager restarts the service"
+            );
+            RESTART_EXIT_CODE
         }
     }
 }
