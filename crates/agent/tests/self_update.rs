@@ -343,6 +343,28 @@ async fn a_download_cut_halfway_is_refused() {
     .await;
 }
 
+/// A full disk: the download is written to a file the kernel answers "no space left on device"
+/// for (`/dev/full` in place of the part file). Refused, nothing replaced.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn a_full_disk_is_refused() {
+    let bytes = build_bytes();
+    let routes = HashMap::from([("/b".to_owned(), Served::Whole(bytes.clone()))]);
+    refused(
+        |rig, base| {
+            let u = rig.update("99.0.0", &format!("{base}/b"), &bytes, &rig.key.0);
+            let dir = rig.agent.state_dir().join("update");
+            std::fs::create_dir_all(&dir).unwrap();
+            std::os::unix::fs::symlink("/dev/full", dir.join(format!("{}.part", u.checksum)))
+                .unwrap();
+            u
+        },
+        routes,
+        "No space left on device",
+    )
+    .await;
+}
+
 /// The download runs beside the session: a command sent while a slow download is under way is
 /// answered before the download ends (here with a checksum mismatch, so nothing is replaced).
 #[tokio::test]
