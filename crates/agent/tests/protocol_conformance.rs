@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use common::Agent;
 use futures_util::{SinkExt, StreamExt};
-use gururmm_protocol::{fixture, AgentMessage, AuthResponse, ServerMessage};
+use gururmm_protocol::{fixture, AgentMessage, ServerMessage};
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+use common::peer::{accept_auth, next_message_within, send, Ws};
 
 /// A listener for the agent to connect to, and the agent (test config) pointed at it.
 async fn agent_with_peer(api_key: &str) -> (TcpListener, Agent) {
@@ -27,16 +27,7 @@ async fn accept(listener: &TcpListener) -> Ws {
 }
 
 async fn next_message(ws: &mut Ws) -> AgentMessage {
-    loop {
-        let frame = tokio::time::timeout(Duration::from_secs(15), ws.next())
-            .await
-            .expect("a message from the agent")
-            .expect("connection open")
-            .unwrap();
-        if let Message::Text(t) = frame {
-            return AgentMessage::from_json(&t).expect("the agent sends valid protocol messages");
-        }
-    }
+    next_message_within(ws, Duration::from_secs(15)).await
 }
 
 /// The next command_result, skipping heartbeats, metrics and network state.
@@ -54,22 +45,7 @@ async fn next_result(ws: &mut Ws) -> gururmm_protocol::CommandResult {
 
 /// Reads the agent's `auth` (which must come first) and accepts it, issuing `issue` as its key.
 async fn authenticate(ws: &mut Ws, issue: Option<&str>) -> gururmm_protocol::Auth {
-    let AgentMessage::Auth(auth) = next_message(ws).await else {
-        panic!("auth must come first");
-    };
-    let reply = AuthResponse {
-        success: true,
-        agent_id: Some("agent-1".into()),
-        api_key: issue.map(str::to_owned),
-        message: None,
-        release_public_key: None,
-    };
-    send(ws, ServerMessage::AuthResponse(reply)).await;
-    auth
-}
-
-async fn send(ws: &mut Ws, msg: ServerMessage) {
-    ws.send(Message::text(msg.to_json())).await.unwrap();
+    accept_auth(ws, issue, None).await
 }
 
 #[tokio::test]

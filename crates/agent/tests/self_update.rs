@@ -14,16 +14,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{Agent, AGENT_BIN};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use gururmm_protocol::{
-    fixture, release, update_state, AgentMessage, Auth, AuthResponse, ServerMessage, Update,
-    UpdateStatus,
+    fixture, release, update_state, AgentMessage, Auth, ServerMessage, Update, UpdateStatus,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+use common::peer::{accept_auth, next_message_within, send, Ws};
 
 const OLD_VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -112,36 +111,12 @@ async fn file_server(routes: HashMap<String, Served>) -> String {
 }
 
 async fn next_message(ws: &mut Ws) -> AgentMessage {
-    loop {
-        let frame = tokio::time::timeout(Duration::from_secs(60), ws.next())
-            .await
-            .expect("a message from the agent")
-            .expect("connection open")
-            .unwrap();
-        if let Message::Text(t) = frame {
-            return AgentMessage::from_json(&t).expect("the agent sends valid protocol messages");
-        }
-    }
-}
-
-async fn send(ws: &mut Ws, msg: ServerMessage) {
-    ws.send(Message::text(msg.to_json())).await.unwrap();
+    next_message_within(ws, Duration::from_secs(60)).await
 }
 
 /// Reads the agent's `auth` and accepts it, naming `release_key` as the release public key.
 async fn authenticate(ws: &mut Ws, release_key: Option<&str>) -> Auth {
-    let AgentMessage::Auth(auth) = next_message(ws).await else {
-        panic!("auth must come first");
-    };
-    let reply = AuthResponse {
-        success: true,
-        agent_id: Some("agent-1".into()),
-        api_key: None,
-        message: None,
-        release_public_key: release_key.map(str::to_owned),
-    };
-    send(ws, ServerMessage::AuthResponse(reply)).await;
-    auth
+    accept_auth(ws, None, release_key).await
 }
 
 /// The next `update_status`, skipping everything else.

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod own_postgres;
+pub mod peer;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
