@@ -10,7 +10,8 @@
 //! a version that is in progress, and never retries a failed one by itself (a technician's
 //! retry does). The `agent_updates` row records the life cycle: `pending` (sent), then what
 //! the agent reports (`downloading`, `installed`, `failed`, `rolled_back`), and `completed`
-//! once the agent connects with the new version.
+//! once the agent connects with the new version; one the agent stops reporting on is failed
+//! after `update_report_timeout_seconds` (`upkeep`).
 
 use std::cmp::Ordering;
 

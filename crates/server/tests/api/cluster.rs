@@ -22,7 +22,8 @@ async fn first_node() -> TestServer {
     .await
 }
 
-async fn online_on(server: &TestServer, agent_id: &str, online: bool) {
+/// Waits until `server` says the agent is (or is not) online.
+pub async fn online_on(server: &TestServer, agent_id: &str, online: bool) {
     server
         .wait_for(
             &format!("/api/agents/{agent_id}"),
