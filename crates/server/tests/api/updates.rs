@@ -76,12 +76,12 @@ pub async fn publish_for(
     .unwrap();
 }
 
-async fn put(server: &TestServer, path: &str, body: Value) -> (u16, Value) {
+pub async fn put(server: &TestServer, path: &str, body: Value) -> (u16, Value) {
     server.request(Method::PUT, path, Some(body)).await
 }
 
 /// The next frame of `type_`, skipping others; None when none came within `within`.
-async fn next_of(agent: &mut SimAgent, type_: &str, within: Duration) -> Option<Value> {
+pub async fn next_of(agent: &mut SimAgent, type_: &str, within: Duration) -> Option<Value> {
     let deadline = tokio::time::Instant::now() + within;
     loop {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -93,7 +93,7 @@ async fn next_of(agent: &mut SimAgent, type_: &str, within: Duration) -> Option<
 }
 
 /// Connects with a key, claiming `version` (and `previous_version`).
-async fn connect_as(
+pub async fn connect_as(
     server: &TestServer,
     key: &str,
     device: &str,
@@ -114,7 +114,7 @@ async fn connect_as(
     (agent, reply)
 }
 
-async fn latest_update(server: &TestServer, agent_id: &str) -> Value {
+pub async fn latest_update(server: &TestServer, agent_id: &str) -> Value {
     server.get(&format!("/api/agents/{agent_id}/updates")).await[0].clone()
 }
 
