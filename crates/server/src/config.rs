@@ -84,6 +84,9 @@ pub struct Config {
     pub metrics_retention_days: u64,
     /// How often background upkeep (timeouts, retention) runs.
     pub sweep_interval_seconds: u64,
+    /// An agent update sent (`pending`) or under way (`downloading`, `installed`) with no
+    /// report from the agent for this long is marked `failed`.
+    pub update_report_timeout_seconds: u64,
     /// How long a request waits for a database connection before it fails with 503. Short,
     /// so an outage answers at once instead of hanging every caller.
     pub database_timeout_ms: u64,
@@ -197,6 +200,7 @@ impl Default for Config {
             max_body_bytes: 2 * 1024 * 1024,
             metrics_retention_days: 30,
             sweep_interval_seconds: 5,
+            update_report_timeout_seconds: 3600,
             database_timeout_ms: 1000,
             report_queue_capacity: 20_000,
             commands_per_minute_per_user: 120,
@@ -513,6 +517,12 @@ impl Config {
             self.sweep_interval_seconds,
             1..=3600,
             "1..=3600",
+        )?;
+        check(
+            "update_report_timeout_seconds",
+            self.update_report_timeout_seconds,
+            1..=604_800,
+            "1..=604800",
         )?;
         check(
             "database_timeout_ms",
@@ -892,6 +902,15 @@ mod tests {
         let err = c.validate().unwrap_err().to_string();
         assert!(
             err.contains("metrics_retention_days") && err.contains("1..=3650"),
+            "{err}"
+        );
+        let c = Config {
+            update_report_timeout_seconds: 0,
+            ..Config::default()
+        };
+        let err = c.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("update_report_timeout_seconds") && err.contains("1..=604800"),
             "{err}"
         );
     }

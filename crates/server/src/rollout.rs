@@ -10,7 +10,12 @@
 //! a version that is in progress, and never retries a failed one by itself (a technician's
 //! retry does). The `agent_updates` row records the life cycle: `pending` (sent), then what
 //! the agent reports (`downloading`, `installed`, `failed`, `rolled_back`), and `completed`
-//! once the agent connects with the new version.
+//! once the agent connects with the new version; one the agent stops reporting on is failed
+//! after `update_report_timeout_seconds` (`upkeep`).
+//!
+//! A changed rollout ([`reevaluate`]) and a technician's request ([`offer_if_connected`])
+//! reach agents connected right now, on this node and, through cluster notices, on the
+//! others.
 
 use std::cmp::Ordering;
 
@@ -309,9 +314,30 @@ pub async fn offer(
     Ok(Some(message(&row, &release, base)))
 }
 
+/// If the agent is connected to this node: whether it gets an `update` now (see [`offer`]),
+/// sent on its socket with its own connection's download base. True when one went out.
+/// Used for a technician's request on this node and, from another node, its notice.
+pub async fn offer_if_connected(state: &AppState, agent_id: &str) -> DbResult<bool> {
+    if state.release_public_key.is_none() {
+        return Ok(false);
+    }
+    let Some(base) = state.hub.download_base(agent_id) else {
+        return Ok(false);
+    };
+    offer_and_send(state, agent_id, &base).await
+}
+
+async fn offer_and_send(state: &AppState, agent_id: &str, base: &DownloadBase) -> DbResult<bool> {
+    Ok(match offer(state, agent_id, base).await? {
+        Some(update) => state.hub.send_update(agent_id, update),
+        None => false,
+    })
+}
+
 /// A rollout changed: the agents connected to this node are evaluated again (in the
-/// background, one after another), and those now in get their `update`. Agents on other
-/// nodes, and legacy agents, get theirs when they next connect or poll.
+/// background, one after another), and those now in get their `update`. The node where it
+/// changed tells the others (`Notice::RolloutChanged`), which do the same for theirs; a lost
+/// notice, and legacy agents, wait until the agent next connects or polls.
 pub fn reevaluate(state: &AppState, os: &str, arch: &str) {
     if state.release_public_key.is_none() {
         return;
@@ -321,13 +347,9 @@ pub fn reevaluate(state: &AppState, os: &str, arch: &str) {
     tokio::spawn(async move {
         let mut sent = 0usize;
         for (agent_id, base) in state.hub.connected_agents() {
-            match offer(&state, &agent_id, &base).await {
-                Ok(Some(update)) => {
-                    if state.hub.send_update(&agent_id, update) {
-                        sent += 1;
-                    }
-                }
-                Ok(None) => {}
+            match offer_and_send(&state, &agent_id, &base).await {
+                Ok(true) => sent += 1,
+                Ok(false) => {}
                 Err(e) => {
                     tracing::warn!(error = %e, "rollout evaluation stopped: storage error");
                     return;

@@ -1,5 +1,6 @@
-//! Background work: commands past their deadline become `timed_out`; old metrics are pruned;
-//! rate-limit counters are trimmed. With several nodes, the shared work runs on one of them.
+//! Background work: commands past their deadline become `timed_out`; agent updates the agent
+//! stopped reporting on become `failed`; old metrics are pruned; rate-limit counters are
+//! trimmed. With several nodes, the shared work runs on one of them.
 
 use std::time::Duration;
 
@@ -36,6 +37,7 @@ pub async fn run(state: AppState) {
             }
         }
         time_out_overdue(&state).await;
+        fail_unreported_updates(&state).await;
         if last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
             last_prune = Some(tokio::time::Instant::now());
             prune_metrics(&state).await;
@@ -68,6 +70,30 @@ async fn time_out_overdue(state: &AppState) {
             }
         }
         Err(e) => tracing::error!(error = %e, "timing out overdue commands failed"),
+    }
+}
+
+/// Updates sent but not reported on within `update_report_timeout_seconds` (the agent died,
+/// or went silent mid-way) are failed, so the dashboard stops showing them under way. The
+/// rollout does not send a failed version again by itself; a technician retries.
+async fn fail_unreported_updates(state: &AppState) {
+    let timeout = state.config.update_report_timeout_seconds;
+    let cutoff = crate::db::now_ms() - (timeout as i64) * 1000;
+    let reason =
+        format!("no report from the agent within {timeout} s (update_report_timeout_seconds)");
+    match state.store.fail_unreported_updates(cutoff, &reason).await {
+        Ok(failed) => {
+            for row in failed {
+                tracing::warn!(
+                    agent_id = %row.agent_id,
+                    update_id = %row.id,
+                    version = %crate::session::sanitize::for_log(&row.to_version),
+                    "agent update failed: no report from the agent in time"
+                );
+                crate::rollout::publish(state, &row);
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "failing unreported agent updates failed"),
     }
 }
 

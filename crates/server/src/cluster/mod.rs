@@ -3,7 +3,9 @@
 //! Agents and technicians may reach any node, so what one node learns the others must hear:
 //!
 //! - **Notices** (`Notice`): dashboard events, "this agent has a command waiting", "close this
-//!   agent's socket", "this session ended", "this agent connected here". On PostgreSQL they
+//!   agent's socket", "this session ended", "this agent connected here", "a rollout changed"
+//!   and "a technician asked to update this agent" (so agents connected to any node get their
+//!   `update` at once, not only at their next connect). On PostgreSQL they
 //!   travel by `NOTIFY` on one channel and every node `LISTEN`s (see `notify.rs`); on SQLite
 //!   there is one node and nothing travels.
 //! - **Presence** (`presence.rs`): which node holds each agent's socket, when agents were last
@@ -13,7 +15,8 @@
 //! - **Leases**: background work (timeouts, retention) runs on the node holding its lease.
 //!
 //! A lost notice costs latency, not correctness: commands stay pending in the database and
-//! every node re-offers waiting commands to the agents it holds (`resync`).
+//! every node re-offers waiting commands to the agents it holds (`resync`); a lost rollout or
+//! update notice waits until the agent next connects.
 
 pub mod notify;
 pub mod presence;
@@ -43,6 +46,10 @@ pub enum Notice {
     Connected { agent_id: String },
     /// Close the event streams of an ended session.
     SessionEnded { ended: SessionEnded },
+    /// The rollout of os/arch changed: each node evaluates the agents connected to it.
+    RolloutChanged { os: String, arch: String },
+    /// A technician asked for an update of the agent: the node holding its socket offers it.
+    UpdateRequested { agent_id: String },
     /// A node started: the others count it alive at once (and start telling it things).
     Hello,
 }

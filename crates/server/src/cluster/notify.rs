@@ -154,9 +154,35 @@ async fn handle(state: &AppState, payload: &str) {
             }
             Notice::Connected { agent_id } => state.hub.replaced_elsewhere(&agent_id),
             Notice::SessionEnded { ended } => state.sign_in.announce_ended_local(ended),
+            Notice::RolloutChanged { os, arch } => {
+                if crate::rollout::check_os(&os).is_ok()
+                    && crate::rollout::check_arch(&arch).is_ok()
+                {
+                    crate::rollout::reevaluate(state, &os, &arch);
+                } else {
+                    tracing::warn!("rollout notice for an unknown os or arch ignored");
+                }
+            }
+            Notice::UpdateRequested { agent_id } => offer_update(state, agent_id),
             Notice::Hello => {}
         }
     }
+}
+
+/// Offers a technician's update to the agent if its socket is here, off the listener's task
+/// (which must not wait on the database).
+fn offer_update(state: &AppState, agent_id: String) {
+    if !state.hub.is_connected(&agent_id) {
+        return;
+    }
+    let state = state.clone();
+    tokio::spawn(async move {
+        match crate::rollout::offer_if_connected(&state, &agent_id).await {
+            Ok(true) => tracing::info!(agent_id, "requested update sent to agent"),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(agent_id, error = %e, "offering a requested update failed"),
+        }
+    });
 }
 
 /// Re-offers commands that have waited more than a moment to the agents this node holds: a

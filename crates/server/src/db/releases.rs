@@ -531,6 +531,35 @@ impl Store {
         .await?;
         rows.iter().map(update_from_row).collect()
     }
+
+    /// Updates sent (`pending`) or under way (`downloading`, `installed`) that the agent has
+    /// not reported on since before `cutoff` (ms; the last change, else when sent or created)
+    /// become `failed` with `reason`; returns the changed rows. A technician's request still
+    /// waiting for its agent (`pending`, never sent) is left waiting. One statement, so a
+    /// report arriving meanwhile either lands first (and the row is newer) or finds it failed.
+    pub async fn fail_unreported_updates(
+        &self,
+        cutoff: i64,
+        reason: &str,
+    ) -> DbResult<Vec<AgentUpdateRecord>> {
+        let now = now_ms();
+        let rows = sqlx::query(&format!(
+            "UPDATE agent_updates SET status = $1, reason = $2, updated_at = $3, \
+             completed_at = $3 \
+             WHERE status IN ($4, $5, $6) AND (sent_at IS NOT NULL OR status <> $4) \
+             AND COALESCE(updated_at, sent_at, created_at) < $7 RETURNING {UPDATE_COLUMNS}"
+        ))
+        .bind(status::FAILED)
+        .bind(reason)
+        .bind(now)
+        .bind(status::PENDING)
+        .bind(status::DOWNLOADING)
+        .bind(status::INSTALLED)
+        .bind(cutoff)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(update_from_row).collect()
+    }
 }
 
 /// A new `pending` row; `sent`: it goes out now (else it waits for the agent).

@@ -3,15 +3,16 @@
 use std::cmp::Ordering;
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{AuthUser, Json};
 use super::types::{
     AgentUpdate, AgentUpdateBody, Release, Rollout, RolloutBody, RolloutProgress, VersionCount,
 };
+use crate::cluster::Notice;
 use crate::db::{now_ms, Actor, StoreError};
-use crate::rollout::{self, status, DownloadBase, Scope};
+use crate::rollout::{self, status, Scope};
 use crate::state::AppState;
 
 pub async fn list(State(state): State<AppState>) -> ApiResult<axum::Json<Vec<Release>>> {
@@ -143,8 +144,12 @@ pub async fn set_rollout(
         .store
         .set_rollout(&target, Actor::user(&user.id))
         .await?;
-    // Agents connected here hear of it now; the others when they next connect or poll.
+    // Agents connected to any node hear of it now; legacy agents when they next poll.
     rollout::reevaluate(&state, &target.os, &target.arch);
+    state.cluster.tell_others(Notice::RolloutChanged {
+        os: target.os.clone(),
+        arch: target.arch.clone(),
+    });
     Ok(axum::Json(with_progress(&state, target).await?))
 }
 
@@ -161,21 +166,19 @@ pub async fn agent_updates(
 pub async fn request_update(
     State(state): State<AppState>,
     user: AuthUser,
-    headers: HeaderMap,
     Path(id): Path<String>,
     Json(body): Json<AgentUpdateBody>,
 ) -> ApiResult<(StatusCode, axum::Json<AgentUpdate>)> {
     let version = rollout::parse_version(&body.version)
         .map_err(ApiError::BadRequest)?
         .to_string();
-    request(&state, &user, &headers, &id, &version).await
+    request(&state, &user, &id, &version).await
 }
 
 /// Tries the agent's last failed (or rolled back) update again.
 pub async fn retry_update(
     State(state): State<AppState>,
     user: AuthUser,
-    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> ApiResult<(StatusCode, axum::Json<AgentUpdate>)> {
     super::agents::load_agent(&state, &id).await?;
@@ -188,13 +191,12 @@ pub async fn retry_update(
             ))
         }
     };
-    request(&state, &user, &headers, &id, &version).await
+    request(&state, &user, &id, &version).await
 }
 
 async fn request(
     state: &AppState,
     user: &AuthUser,
-    headers: &HeaderMap,
     id: &str,
     version: &str,
 ) -> ApiResult<(StatusCode, axum::Json<AgentUpdate>)> {
@@ -236,12 +238,12 @@ async fn request(
             other => other.into(),
         })?;
     rollout::publish(state, &row);
-    // Connected here: it goes out now (elsewhere, or offline: when it next connects or polls).
-    if state.hub.is_connected(id) && state.release_public_key.is_some() {
-        let base = DownloadBase::from_request(state, headers);
-        if let Some(update) = rollout::offer(state, id, &base).await? {
-            state.hub.send_update(id, update);
-        }
+    // Connected here or to another node: it goes out now, with the download address of the
+    // agent's own connection. Offline: when it next connects or polls.
+    if !rollout::offer_if_connected(state, id).await? {
+        state.cluster.tell_others(Notice::UpdateRequested {
+            agent_id: id.to_owned(),
+        });
     }
     let row = state
         .store

@@ -162,6 +162,16 @@ impl Hub {
             .collect()
     }
 
+    /// Where the agent downloads builds from, if it is connected here: the address its own
+    /// connection reached (or `public_url`).
+    pub fn download_base(&self, agent_id: &str) -> Option<crate::rollout::DownloadBase> {
+        self.connections
+            .lock()
+            .expect("hub lock")
+            .get(agent_id)
+            .map(|c| c.downloads.clone())
+    }
+
     pub fn connected_count(&self) -> usize {
         self.connections.lock().expect("hub lock").len()
     }

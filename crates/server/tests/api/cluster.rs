@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 
 use crate::agent_sim::{new_device_id, SimAgent};
 use crate::on_both_databases;
+use crate::updates::{next_of, publish, put, release_keys};
 
 /// Short timeouts, so a node's beat (idle / 6) and the test are quick.
 async fn first_node() -> TestServer {
@@ -22,7 +23,8 @@ async fn first_node() -> TestServer {
     .await
 }
 
-async fn online_on(server: &TestServer, agent_id: &str, online: bool) {
+/// Waits until `server` says the agent is (or is not) online.
+pub async fn online_on(server: &TestServer, agent_id: &str, online: bool) {
     server
         .wait_for(
             &format!("/api/agents/{agent_id}"),
@@ -128,6 +130,69 @@ async fn a_stopped_nodes_agents_go_offline_and_reconnect_elsewhere() {
     let frame: Value = agent.recv_json(Duration::from_secs(10)).await.unwrap();
     assert_eq!(frame["payload"]["id"], cmd["id"]);
     online_on(&a, &id, true).await;
+}
+
+/// A rollout changed on one node, and a technician's update asked for on it, reach agents
+/// connected to another node at once, with download URLs of the node they connected to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollouts_and_requested_updates_reach_agents_on_other_nodes() {
+    let keys = release_keys();
+    let a = crate::updates::start(TestDb::Postgres, &keys).await;
+    let b = a.another_node().await;
+    let (_, _, code) = a.create_site().await;
+    publish(&a, &keys, "0.3.0", b"build three").await;
+    // Both agents run 0.1.0 (the auth fixture's version), on node B.
+    let (mut first, auth) = SimAgent::enroll(&b.ws_url, &code, &new_device_id()).await;
+    let first_id = auth["agent_id"].as_str().unwrap().to_owned();
+    let (mut second, auth) = SimAgent::enroll(&b.ws_url, &code, &new_device_id()).await;
+    let second_id = auth["agent_id"].as_str().unwrap().to_owned();
+    online_on(&a, &first_id, true).await;
+    online_on(&a, &second_id, true).await;
+
+    // A technician on node A asks for 0.3.0 on the second agent.
+    let asked = a
+        .post(
+            &format!("/api/agents/{second_id}/update"),
+            json!({"version": "0.3.0"}),
+        )
+        .await;
+    let update = next_of(&mut second, "update", Duration::from_secs(5))
+        .await
+        .expect("the requested update reached the agent on the other node");
+    assert_eq!(update["update_id"], asked["id"]);
+    assert_eq!(update["version"], "0.3.0");
+    assert_eq!(
+        update["download_url"],
+        b.url("/downloads/gururmm-agent-linux-x86_64-0.3.0")
+            .as_str(),
+        "the address the agent reached, not the technician's"
+    );
+
+    // A rollout to 0.3.0 set on node A reaches the first agent on node B.
+    let (status, body) = put(
+        &a,
+        "/api/rollouts/linux/x86_64",
+        json!({"version": "0.3.0", "scope": "all"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let update = next_of(&mut first, "update", Duration::from_secs(5))
+        .await
+        .expect("the rollout reached the agent on the other node");
+    assert_eq!(update["version"], "0.3.0");
+    assert_eq!(
+        update["download_url"],
+        b.url("/downloads/gururmm-agent-linux-x86_64-0.3.0")
+            .as_str()
+    );
+    let rows = a.get(&format!("/api/agents/{first_id}/updates")).await;
+    assert_eq!(rows[0]["id"], update["update_id"]);
+    assert_eq!(rows[0]["status"], "pending");
+    // The second agent's update to 0.3.0 is under way: not sent to it again
+    // (across nodes too).
+    assert!(next_of(&mut second, "update", Duration::from_secs(1))
+        .await
+        .is_none());
 }
 
 /// Sign-in limits are counted for the cluster: guesses spread over nodes get no more.

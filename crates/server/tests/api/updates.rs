@@ -12,6 +12,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::agent_sim::{auth_frame, new_device_id, SimAgent};
+use crate::cluster::online_on;
 use crate::on_both_databases;
 
 pub struct ReleaseKeys {
@@ -28,10 +29,20 @@ pub fn release_keys() -> ReleaseKeys {
 
 /// A server that trusts `keys` (its `release_public_key_file`).
 pub async fn start(db: TestDb, keys: &ReleaseKeys) -> TestServer {
+    start_with(db, keys, |_| {}).await
+}
+
+/// `start` with further settings.
+pub async fn start_with(
+    db: TestDb,
+    keys: &ReleaseKeys,
+    adjust: impl FnOnce(&mut gururmm_server::config::Config),
+) -> TestServer {
     let public_file = keys.dir.path().join("release.pub");
     TestServer::start_with(db, |c| {
         c.release_public_key_file = Some(public_file);
         c.enrollments_per_minute_per_address = 100_000;
+        adjust(c);
     })
     .await
 }
@@ -65,12 +76,12 @@ pub async fn publish_for(
     .unwrap();
 }
 
-async fn put(server: &TestServer, path: &str, body: Value) -> (u16, Value) {
+pub async fn put(server: &TestServer, path: &str, body: Value) -> (u16, Value) {
     server.request(Method::PUT, path, Some(body)).await
 }
 
 /// The next frame of `type_`, skipping others; None when none came within `within`.
-async fn next_of(agent: &mut SimAgent, type_: &str, within: Duration) -> Option<Value> {
+pub async fn next_of(agent: &mut SimAgent, type_: &str, within: Duration) -> Option<Value> {
     let deadline = tokio::time::Instant::now() + within;
     loop {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -82,7 +93,7 @@ async fn next_of(agent: &mut SimAgent, type_: &str, within: Duration) -> Option<
 }
 
 /// Connects with a key, claiming `version` (and `previous_version`).
-async fn connect_as(
+pub async fn connect_as(
     server: &TestServer,
     key: &str,
     device: &str,
@@ -103,7 +114,7 @@ async fn connect_as(
     (agent, reply)
 }
 
-async fn latest_update(server: &TestServer, agent_id: &str) -> Value {
+pub async fn latest_update(server: &TestServer, agent_id: &str) -> Value {
     server.get(&format!("/api/agents/{agent_id}/updates")).await[0].clone()
 }
 
@@ -543,7 +554,94 @@ async fn legacy_agents_update_through_the_heartbeat(db: TestDb) {
     );
 }
 
+/// An update the agent never reports on (it died after `update`) is failed after
+/// `update_report_timeout_seconds`, and the rollout does not send that version again by itself;
+/// a technician's request still waiting for an offline agent is left waiting.
+async fn unreported_updates_are_failed_after_the_timeout(db: TestDb) {
+    let keys = release_keys();
+    let server = start_with(db, &keys, |c| {
+        c.update_report_timeout_seconds = 1;
+        c.sweep_interval_seconds = 1;
+    })
+    .await;
+    let (_, _, code) = server.create_site().await;
+    publish(&server, &keys, "0.2.0", b"build two").await;
+
+    // An offline agent with a technician's request waiting for it.
+    let (offline, reply) = SimAgent::enroll(&server.ws_url, &code, &new_device_id()).await;
+    let offline_id = reply["agent_id"].as_str().unwrap().to_owned();
+    drop(offline);
+    online_on(&server, &offline_id, false).await;
+    let asked = server
+        .post(
+            &format!("/api/agents/{offline_id}/update"),
+            json!({"version": "0.2.0"}),
+        )
+        .await;
+    assert_eq!(asked["status"], "pending", "{asked}");
+
+    let device = new_device_id();
+    let (mut agent, reply) = SimAgent::enroll(&server.ws_url, &code, &device).await;
+    let key = reply["api_key"].as_str().unwrap().to_owned();
+    let agent_id = reply["agent_id"].as_str().unwrap().to_owned();
+    let (status, _) = put(
+        &server,
+        "/api/rollouts/linux/x86_64",
+        json!({"version": "0.2.0", "scope": "all"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let update = next_of(&mut agent, "update", Duration::from_secs(10))
+        .await
+        .expect("the connected agent gets the update");
+
+    // No report: failed once the timeout passes.
+    let failed = wait_update_status(&server, &agent_id, "failed").await;
+    assert_eq!(failed["id"], update["update_id"]);
+    assert_eq!(
+        failed["reason"],
+        "no report from the agent within 1 s (update_report_timeout_seconds)"
+    );
+    assert!(failed["completed_at"].is_string(), "{failed}");
+    assert_eq!(
+        server.get("/api/rollouts").await[0]["progress"]["failed"],
+        1
+    );
+    // The request never sent is still waiting.
+    let waiting = latest_update(&server, &offline_id).await;
+    assert_eq!(waiting["status"], "pending", "{waiting}");
+    assert_eq!(waiting["id"], asked["id"]);
+
+    // Back with the old version: the failed version is not sent again by itself.
+    drop(agent);
+    let (mut agent, _) = connect_as(&server, &key, &device, "0.1.0", None).await;
+    assert!(
+        next_of(&mut agent, "update", Duration::from_secs(2))
+            .await
+            .is_none(),
+        "a swept version is not retried by itself"
+    );
+    assert_eq!(
+        server
+            .get(&format!("/api/agents/{agent_id}/updates"))
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    // A technician's retry sends it again.
+    let retried = server
+        .post(&format!("/api/agents/{agent_id}/update/retry"), json!({}))
+        .await;
+    let again = next_of(&mut agent, "update", Duration::from_secs(10))
+        .await
+        .expect("retried");
+    assert_eq!(again["update_id"], retried["id"]);
+}
+
 on_both_databases!(
+    unreported_updates_are_failed_after_the_timeout,
     legacy_agents_update_through_the_heartbeat,
     releases_are_listed_and_downloads_resume,
     rollout_input_is_checked,
