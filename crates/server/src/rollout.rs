@@ -327,11 +327,20 @@ pub async fn offer_if_connected(state: &AppState, agent_id: &str) -> DbResult<bo
     offer_and_send(state, agent_id, &base).await
 }
 
+/// An `update` that could not go out (the socket closed meanwhile) is put back as not sent,
+/// so the agent gets it when it next connects.
 async fn offer_and_send(state: &AppState, agent_id: &str, base: &DownloadBase) -> DbResult<bool> {
-    Ok(match offer(state, agent_id, base).await? {
-        Some(update) => state.hub.send_update(agent_id, update),
-        None => false,
-    })
+    let Some(update) = offer(state, agent_id, base).await? else {
+        return Ok(false);
+    };
+    let update_id = update.update_id.clone();
+    if state.hub.send_update(agent_id, update) {
+        return Ok(true);
+    }
+    if let Some(id) = update_id {
+        state.store.mark_update_unsent(&id).await?;
+    }
+    Ok(false)
 }
 
 /// A rollout changed: the agents connected to this node are evaluated again (in the

@@ -429,6 +429,21 @@ impl Store {
         row.as_ref().map(update_from_row).transpose()
     }
 
+    /// A pending update whose `update` did not reach the agent: waiting again, taken by
+    /// [`Store::take_requested_update`] when the agent next connects or polls.
+    pub async fn mark_update_unsent(&self, id: &str) -> DbResult<()> {
+        sqlx::query(
+            "UPDATE agent_updates SET sent_at = NULL, updated_at = $1 WHERE id = $2 \
+             AND status = $3",
+        )
+        .bind(now_ms())
+        .bind(id)
+        .bind(status::PENDING)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// What the agent reported about an update: the row named by `update_id` (if it is the
     /// agent's), else its newest open one to `version`. Moves forward only: a finished row
     /// (completed, failed) stays as it is, except that `rolled_back` may follow

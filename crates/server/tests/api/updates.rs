@@ -570,6 +570,9 @@ async fn unreported_updates_are_failed_after_the_timeout(db: TestDb) {
     // An offline agent with a technician's request waiting for it.
     let (offline, reply) = SimAgent::enroll(&server.ws_url, &code, &new_device_id()).await;
     let offline_id = reply["agent_id"].as_str().unwrap().to_owned();
+    // Online first (presence is written once a second), so "offline" below means the server
+    // saw the socket close.
+    online_on(&server, &offline_id, true).await;
     drop(offline);
     online_on(&server, &offline_id, false).await;
     let asked = server
