@@ -9,6 +9,7 @@
 //! `backup` (SQLite backup and restore, the data-folder lock), `telemetry` (Prometheus
 //! metrics on their own address), `testing` (a real server on port 0 for tests).
 
+pub mod alerting;
 pub mod auth;
 pub mod backup;
 pub mod cluster;
@@ -18,11 +19,13 @@ pub mod events;
 pub mod http;
 pub mod hub;
 pub mod logging;
+pub mod notify;
 pub mod oidc;
 pub mod private_files;
 pub mod rate_limit;
 pub mod release;
 pub mod rollout;
+pub mod scope;
 pub mod session;
 pub mod settings;
 pub mod sign_in;
