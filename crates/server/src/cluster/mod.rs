@@ -52,6 +52,8 @@ pub enum Notice {
     UpdateRequested { agent_id: String },
     /// A node started: the others count it alive at once (and start telling it things).
     Hello,
+    /// Alert rules or maintenance windows changed: each node reloads its cache.
+    AlertRulesChanged,
 }
 
 /// Queue size for notices waiting to be sent; a burst beyond it is dropped with a warning

@@ -165,6 +165,14 @@ async fn handle(state: &AppState, payload: &str) {
             }
             Notice::UpdateRequested { agent_id } => offer_update(state, agent_id),
             Notice::Hello => {}
+            Notice::AlertRulesChanged => {
+                let state = state.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = state.alerting.reload(&state).await {
+                        tracing::warn!(error = %e, "reloading alert rules failed");
+                    }
+                });
+            }
         }
     }
 }
