@@ -26,7 +26,7 @@ fn time_opt(ms: Option<i64>) -> Option<String> {
 }
 
 /// An empty query value (`?status=`) means "no filter", as the dashboard's forms send it.
-fn empty_as_none<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+pub(super) fn empty_as_none<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
 where
     D: Deserializer<'de>,
     T: serde::de::DeserializeOwned,
