@@ -87,6 +87,7 @@ pub struct AlertRule {
 pub struct AlertRuleBody {
     /// 1 to 200 characters.
     pub name: String,
+    #[serde(deserialize_with = "named_kind")]
     pub kind: RuleKind,
     /// Percent, 0 to 100: required for cpu, memory and disk, refused for the others.
     #[serde(default)]
@@ -98,11 +99,28 @@ pub struct AlertRuleBody {
     /// command_failed only: timed-out commands count too (default false).
     #[serde(default)]
     pub include_timeouts: Option<bool>,
+    #[serde(deserialize_with = "named_severity")]
     pub severity: Severity,
     pub scope: Scope,
     /// Default true.
     #[serde(default)]
     pub enabled: Option<bool>,
+}
+
+/// An unknown kind is refused naming the field (serde's own message does not).
+fn named_kind<'de, D: serde::Deserializer<'de>>(d: D) -> Result<RuleKind, D::Error> {
+    let text = String::deserialize(d)?;
+    RuleKind::parse(&text).ok_or_else(|| {
+        serde::de::Error::custom(
+            "kind: must be cpu, memory, disk, offline, watchdog_gave_up or command_failed",
+        )
+    })
+}
+
+fn named_severity<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Severity, D::Error> {
+    let text = String::deserialize(d)?;
+    Severity::parse(&text)
+        .ok_or_else(|| serde::de::Error::custom("severity: must be info, warning or critical"))
 }
 
 /// A checked rule body, ready to store.

@@ -417,7 +417,9 @@ pub async fn update_window(
     Path(id): Path<String>,
     Json(body): Json<MaintenanceWindowBody>,
 ) -> ApiResult<axum::Json<MaintenanceWindow>> {
-    Ok(axum::Json(save_window(&state, &user, Some(&id), body).await?))
+    Ok(axum::Json(
+        save_window(&state, &user, Some(&id), body).await?,
+    ))
 }
 
 pub async fn delete_window(
