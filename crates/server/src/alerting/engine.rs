@@ -176,6 +176,15 @@ impl Alerting {
         None
     }
 
+    /// An agent connected: its placement is read now if the cache lacks it, so its first
+    /// report is judged.
+    pub fn prime(&self, state: &AppState, agent_id: &str) {
+        if self.snapshot().rules.is_empty() {
+            return;
+        }
+        let _ = self.placement_or_load(state, agent_id);
+    }
+
     async fn placement_now(&self, state: &AppState, agent_id: &str) -> Option<Placement> {
         match self.placement(agent_id) {
             Some(p) => Some(p),
