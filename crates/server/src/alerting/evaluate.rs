@@ -126,7 +126,8 @@ pub fn evaluate_metrics(
                 continue;
             }
             let key = (rule.id.clone(), subject.to_owned());
-            if value >= threshold {
+            // Strictly above: a rule at 100% never fires.
+            if value > threshold {
                 let held = memory.entry(key).or_insert(Held {
                     since: now,
                     opened: false,
@@ -165,7 +166,7 @@ fn metric_message(rule: &AlertRule, subject: &str, value: f64, threshold: f64) -
         _ => format!("disk {subject}"),
     };
     format!(
-        "{what} use at {value:.1}% (at or above {threshold}% for {} s)",
+        "{what} use at {value:.1}% (above {threshold}% for {} s)",
         rule.duration_seconds
     )
 }
