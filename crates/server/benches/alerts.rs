@@ -107,7 +107,8 @@ fn evaluation_cost() {
 
 async fn fleet(db: TestDb) {
     let label = format!("{db:?}");
-    let server = TestServer::start(db).await;
+    let server =
+        TestServer::start_with(db, |c| c.enrollments_per_minute_per_address = 100_000).await;
     let (_, _, code) = server.create_site().await;
     server
         .post(

@@ -1,7 +1,8 @@
 //! The evaluator as the server runs it: the rules, windows and where agents sit, cached in
 //! memory and reloaded on change (on every node: `Notice::AlertRulesChanged`) and every
-//! `RELOAD_EVERY`; decisions go through a bounded queue to one writer task, so a report never
-//! waits on the database and a burst costs one transaction per alert, one at a time.
+//! `RELOAD_EVERY`; decisions go through bounded queues to `WRITERS` writer tasks (an agent's
+//! decisions always to the same one, so they stay in order), so a report never waits on the
+//! database and a burst costs one transaction per alert, a few at a time.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,6 +22,8 @@ use crate::state::AppState;
 /// Decisions waiting for the writer; beyond it they are dropped (counted) and judged again
 /// on the next report.
 const QUEUE_CAPACITY: usize = 20_000;
+/// Writer tasks: alerts written at once (PostgreSQL overlaps them; SQLite takes them in turn).
+const WRITERS: usize = 4;
 /// The cache is read again this often, whatever notices were lost.
 const RELOAD_EVERY: Duration = Duration::from_secs(30);
 /// Subjects (service names) are bounded.
@@ -33,19 +36,23 @@ pub struct Alerting {
     memory: Mutex<HashMap<String, AgentMemory>>,
     /// Agents whose placement is being read (one read each).
     loading: Mutex<HashSet<String>>,
-    queue: OnceLock<mpsc::Sender<Change>>,
+    queues: OnceLock<Vec<mpsc::Sender<Change>>>,
     dropped: AtomicU64,
 }
 
 impl Alerting {
     /// Loads the cache and starts the writer and the periodic reload.
     pub async fn start(state: &AppState) {
-        let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
-        let _ = state.alerting.queue.set(tx);
+        let mut queues = Vec::with_capacity(WRITERS);
+        for _ in 0..WRITERS {
+            let (tx, rx) = mpsc::channel(QUEUE_CAPACITY / WRITERS);
+            queues.push(tx);
+            tokio::spawn(write_changes(state.clone(), rx));
+        }
+        let _ = state.alerting.queues.set(queues);
         if let Err(e) = state.alerting.reload(state).await {
             tracing::warn!(error = %e, "alert rules not loaded; retried shortly");
         }
-        tokio::spawn(write_changes(state.clone(), rx));
         let s = state.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(RELOAD_EVERY);
@@ -284,10 +291,19 @@ impl Alerting {
     }
 
     fn submit(&self, change: Change) {
-        let Some(queue) = self.queue.get() else {
+        let Some(queues) = self.queues.get() else {
             return;
         };
-        if let Err(e) = queue.try_send(change) {
+        let agent_id = match &change {
+            Change::Open { agent_id, .. } | Change::Resolve { agent_id, .. } => agent_id,
+        };
+        let shard = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            agent_id.hash(&mut h);
+            h.finish() as usize % queues.len()
+        };
+        if let Err(e) = queues[shard].try_send(change) {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             tracing::warn!("alert decision dropped: the alert writer is behind");
             // Judged again on the next report.
