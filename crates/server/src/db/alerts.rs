@@ -220,11 +220,8 @@ impl Store {
     ) -> DbResult<AlertRule> {
         let now = now_ms();
         let mut tx = self.begin_write().await?;
-        let (id, action) = match id {
-            Some(id) => (id.to_owned(), "alert_rule.update"),
-            None => (new_id(), "alert_rule.create"),
-        };
-        let sql = if action == "alert_rule.create" {
+        let (id, created) = save_target(id);
+        let sql = if created {
             "INSERT INTO alert_rules (name, kind, threshold, duration_seconds, include_timeouts, severity, \
              scope_kind, scope_id, enabled, updated_at, id, created_at) \
              VALUES ($1, $2, CAST($3 AS DOUBLE PRECISION), $4, $5, $6, $7, $8, $9, $10, $11, $10)"
@@ -254,21 +251,14 @@ impl Store {
         if !rule.enabled {
             resolve_rule_alerts(&mut tx, &id, now).await?;
         }
-        audit::record(
-            &mut tx,
-            by,
-            action,
-            "alert_rule",
-            Some(&id),
-            Some(&rule.name),
-        )
-        .await?;
-        let row = sqlx::query(&format!("{RULE_SELECT} WHERE id = $1"))
-            .bind(&id)
-            .fetch_one(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        rule_from_row(&row)
+        let saved = Saved {
+            kind: "alert_rule",
+            id: &id,
+            created,
+            name: &rule.name,
+            select: RULE_SELECT,
+        };
+        rule_from_row(&saved.finish(tx, by).await?)
     }
 
     /// Deletes a rule with its audit row; its unresolved alerts are resolved (kept in history).
@@ -322,11 +312,8 @@ impl Store {
     ) -> DbResult<MaintenanceWindow> {
         let now = now_ms();
         let mut tx = self.begin_write().await?;
-        let (id, action) = match id {
-            Some(id) => (id.to_owned(), "maintenance_window.update"),
-            None => (new_id(), "maintenance_window.create"),
-        };
-        let sql = if action == "maintenance_window.create" {
+        let (id, created) = save_target(id);
+        let sql = if created {
             "INSERT INTO maintenance_windows (name, scope_kind, scope_id, starts_at, ends_at, weekdays, \
              start_minute, duration_minutes, time_zone, updated_at, id, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $10)"
@@ -364,21 +351,14 @@ impl Store {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound("maintenance window"));
         }
-        audit::record(
-            &mut tx,
-            by,
-            action,
-            "maintenance_window",
-            Some(&id),
-            Some(&w.name),
-        )
-        .await?;
-        let row = sqlx::query(&format!("{WINDOW_SELECT} WHERE id = $1"))
-            .bind(&id)
-            .fetch_one(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        window_from_row(&row)
+        let saved = Saved {
+            kind: "maintenance_window",
+            id: &id,
+            created,
+            name: &w.name,
+            select: WINDOW_SELECT,
+        };
+        window_from_row(&saved.finish(tx, by).await?)
     }
 
     pub async fn delete_maintenance_window(&self, id: &str, by: Actor<'_>) -> DbResult<()> {
@@ -685,6 +665,50 @@ impl Store {
             }
         }
         Ok(out)
+    }
+}
+
+/// The id a save writes: a new one for a create (true).
+fn save_target(id: Option<&str>) -> (String, bool) {
+    match id {
+        Some(id) => (id.to_owned(), false),
+        None => (new_id(), true),
+    }
+}
+
+/// A rule or window just written in its transaction.
+struct Saved<'a> {
+    kind: &'static str,
+    id: &'a str,
+    created: bool,
+    name: &'a str,
+    select: &'static str,
+}
+
+impl Saved<'_> {
+    /// Writes the audit row (`<kind>.create` or `.update`), commits, and gives the row as saved.
+    async fn finish(
+        self,
+        mut tx: sqlx::Transaction<'static, sqlx::Any>,
+        by: Actor<'_>,
+    ) -> DbResult<sqlx::any::AnyRow> {
+        let verb = if self.created { "create" } else { "update" };
+        let action = format!("{}.{verb}", self.kind);
+        audit::record(
+            &mut tx,
+            by,
+            &action,
+            self.kind,
+            Some(self.id),
+            Some(self.name),
+        )
+        .await?;
+        let row = sqlx::query(&format!("{} WHERE id = $1", self.select))
+            .bind(self.id)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(row)
     }
 }
 

@@ -1,6 +1,8 @@
 //! Alert rules, alerts (list, acknowledge, resolve, the header's counts) and maintenance
 //! windows.
 
+use std::future::Future;
+
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
@@ -13,7 +15,7 @@ use crate::alerting::engine::announce;
 use crate::alerting::maintenance::{MaintenanceWindow, MaintenanceWindowBody};
 use crate::alerting::rules::{AlertRule, AlertRuleBody, RuleKind};
 use crate::alerting::Severity;
-use crate::db::{rfc3339, Actor, AlertFilter, AlertRecord};
+use crate::db::{rfc3339, Actor, AlertFilter, AlertRecord, DbResult, Store};
 use crate::scope::Scope;
 use crate::state::AppState;
 
@@ -177,67 +179,158 @@ async fn check_scope(state: &AppState, scope: &Scope) -> ApiResult<()> {
     Ok(())
 }
 
-// ---- rules
+// ---- rules and maintenance windows: edited alike
 
-pub async fn list_rules(State(state): State<AppState>) -> ApiResult<axum::Json<Vec<AlertRule>>> {
-    Ok(axum::Json(state.store.list_alert_rules().await?))
+/// Checked, the scope's target checked, saved with its audit row; then every node reloads.
+pub trait Editable: Serialize + Sized + Send + 'static {
+    type Body: serde::de::DeserializeOwned + Send + 'static;
+    type Input: Send + Sync;
+    const WHAT: &'static str;
+    fn check(body: Self::Body) -> Result<Self::Input, String>;
+    fn scope(input: &Self::Input) -> &Scope;
+    fn list(store: &Store) -> impl Future<Output = DbResult<Vec<Self>>> + Send + '_;
+    fn load<'a>(
+        store: &'a Store,
+        id: &'a str,
+    ) -> impl Future<Output = DbResult<Option<Self>>> + Send + 'a;
+    fn save<'a>(
+        store: &'a Store,
+        id: Option<&'a str>,
+        input: &'a Self::Input,
+        by: Actor<'a>,
+    ) -> impl Future<Output = DbResult<Self>> + Send + 'a;
+    fn delete<'a>(
+        store: &'a Store,
+        id: &'a str,
+        by: Actor<'a>,
+    ) -> impl Future<Output = DbResult<()>> + Send + 'a;
 }
 
-pub async fn get_rule(
+impl Editable for AlertRule {
+    type Body = AlertRuleBody;
+    type Input = crate::alerting::rules::RuleInput;
+    const WHAT: &'static str = "alert rule";
+    fn check(body: AlertRuleBody) -> Result<Self::Input, String> {
+        body.check()
+    }
+    fn scope(input: &Self::Input) -> &Scope {
+        &input.scope
+    }
+    fn list(store: &Store) -> impl Future<Output = DbResult<Vec<Self>>> + Send + '_ {
+        store.list_alert_rules()
+    }
+    fn load<'a>(
+        store: &'a Store,
+        id: &'a str,
+    ) -> impl Future<Output = DbResult<Option<Self>>> + Send + 'a {
+        store.alert_rule(id)
+    }
+    fn save<'a>(
+        store: &'a Store,
+        id: Option<&'a str>,
+        input: &'a Self::Input,
+        by: Actor<'a>,
+    ) -> impl Future<Output = DbResult<Self>> + Send + 'a {
+        store.save_alert_rule(id, input, by)
+    }
+    fn delete<'a>(
+        store: &'a Store,
+        id: &'a str,
+        by: Actor<'a>,
+    ) -> impl Future<Output = DbResult<()>> + Send + 'a {
+        store.delete_alert_rule(id, by)
+    }
+}
+
+impl Editable for MaintenanceWindow {
+    type Body = MaintenanceWindowBody;
+    type Input = crate::alerting::maintenance::WindowInput;
+    const WHAT: &'static str = "maintenance window";
+    fn check(body: MaintenanceWindowBody) -> Result<Self::Input, String> {
+        body.check()
+    }
+    fn scope(input: &Self::Input) -> &Scope {
+        &input.scope
+    }
+    fn list(store: &Store) -> impl Future<Output = DbResult<Vec<Self>>> + Send + '_ {
+        store.list_maintenance_windows()
+    }
+    fn load<'a>(
+        store: &'a Store,
+        id: &'a str,
+    ) -> impl Future<Output = DbResult<Option<Self>>> + Send + 'a {
+        store.maintenance_window(id)
+    }
+    fn save<'a>(
+        store: &'a Store,
+        id: Option<&'a str>,
+        input: &'a Self::Input,
+        by: Actor<'a>,
+    ) -> impl Future<Output = DbResult<Self>> + Send + 'a {
+        store.save_maintenance_window(id, input, by)
+    }
+    fn delete<'a>(
+        store: &'a Store,
+        id: &'a str,
+        by: Actor<'a>,
+    ) -> impl Future<Output = DbResult<()>> + Send + 'a {
+        store.delete_maintenance_window(id, by)
+    }
+}
+
+pub async fn list_of<T: Editable>(State(state): State<AppState>) -> ApiResult<axum::Json<Vec<T>>> {
+    Ok(axum::Json(T::list(&state.store).await?))
+}
+
+pub async fn get_of<T: Editable>(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> ApiResult<axum::Json<AlertRule>> {
-    state
-        .store
-        .alert_rule(&id)
+) -> ApiResult<axum::Json<T>> {
+    T::load(&state.store, &id)
         .await?
         .map(axum::Json)
-        .ok_or_else(|| ApiError::not_found("alert rule"))
+        .ok_or_else(|| ApiError::not_found(T::WHAT))
 }
 
-async fn save_rule(
+async fn save_of<T: Editable>(
     state: &AppState,
     user: &AuthUser,
     id: Option<&str>,
-    body: AlertRuleBody,
-) -> ApiResult<AlertRule> {
-    let input = body.check().map_err(ApiError::BadRequest)?;
-    check_scope(state, &input.scope).await?;
-    let rule = state
-        .store
-        .save_alert_rule(id, &input, Actor::user(&user.id))
-        .await?;
+    body: T::Body,
+) -> ApiResult<T> {
+    let input = T::check(body).map_err(ApiError::BadRequest)?;
+    check_scope(state, T::scope(&input)).await?;
+    let saved = T::save(&state.store, id, &input, Actor::user(&user.id)).await?;
     state.alerting.changed(state).await;
-    Ok(rule)
+    Ok(saved)
 }
 
-pub async fn create_rule(
+pub async fn create_of<T: Editable>(
     State(state): State<AppState>,
     user: AuthUser,
-    Json(body): Json<AlertRuleBody>,
-) -> ApiResult<(StatusCode, axum::Json<AlertRule>)> {
-    let rule = save_rule(&state, &user, None, body).await?;
-    Ok((StatusCode::CREATED, axum::Json(rule)))
+    Json(body): Json<T::Body>,
+) -> ApiResult<(StatusCode, axum::Json<T>)> {
+    let saved = save_of::<T>(&state, &user, None, body).await?;
+    Ok((StatusCode::CREATED, axum::Json(saved)))
 }
 
-pub async fn update_rule(
+pub async fn update_of<T: Editable>(
     State(state): State<AppState>,
     user: AuthUser,
     Path(id): Path<String>,
-    Json(body): Json<AlertRuleBody>,
-) -> ApiResult<axum::Json<AlertRule>> {
-    Ok(axum::Json(save_rule(&state, &user, Some(&id), body).await?))
+    Json(body): Json<T::Body>,
+) -> ApiResult<axum::Json<T>> {
+    Ok(axum::Json(
+        save_of::<T>(&state, &user, Some(&id), body).await?,
+    ))
 }
 
-pub async fn delete_rule(
+pub async fn delete_of<T: Editable>(
     State(state): State<AppState>,
     user: AuthUser,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    state
-        .store
-        .delete_alert_rule(&id, Actor::user(&user.id))
-        .await?;
+    T::delete(&state.store, &id, Actor::user(&user.id)).await?;
     state.alerting.changed(&state).await;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -364,73 +457,4 @@ pub async fn resolve(
         }
         None => Err(refused(&state, &id, "resolve").await),
     }
-}
-
-// ---- maintenance windows
-
-pub async fn list_windows(
-    State(state): State<AppState>,
-) -> ApiResult<axum::Json<Vec<MaintenanceWindow>>> {
-    Ok(axum::Json(state.store.list_maintenance_windows().await?))
-}
-
-pub async fn get_window(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> ApiResult<axum::Json<MaintenanceWindow>> {
-    state
-        .store
-        .maintenance_window(&id)
-        .await?
-        .map(axum::Json)
-        .ok_or_else(|| ApiError::not_found("maintenance window"))
-}
-
-async fn save_window(
-    state: &AppState,
-    user: &AuthUser,
-    id: Option<&str>,
-    body: MaintenanceWindowBody,
-) -> ApiResult<MaintenanceWindow> {
-    let input = body.check().map_err(ApiError::BadRequest)?;
-    check_scope(state, &input.scope).await?;
-    let window = state
-        .store
-        .save_maintenance_window(id, &input, Actor::user(&user.id))
-        .await?;
-    state.alerting.changed(state).await;
-    Ok(window)
-}
-
-pub async fn create_window(
-    State(state): State<AppState>,
-    user: AuthUser,
-    Json(body): Json<MaintenanceWindowBody>,
-) -> ApiResult<(StatusCode, axum::Json<MaintenanceWindow>)> {
-    let w = save_window(&state, &user, None, body).await?;
-    Ok((StatusCode::CREATED, axum::Json(w)))
-}
-
-pub async fn update_window(
-    State(state): State<AppState>,
-    user: AuthUser,
-    Path(id): Path<String>,
-    Json(body): Json<MaintenanceWindowBody>,
-) -> ApiResult<axum::Json<MaintenanceWindow>> {
-    Ok(axum::Json(
-        save_window(&state, &user, Some(&id), body).await?,
-    ))
-}
-
-pub async fn delete_window(
-    State(state): State<AppState>,
-    user: AuthUser,
-    Path(id): Path<String>,
-) -> ApiResult<StatusCode> {
-    state
-        .store
-        .delete_maintenance_window(&id, Actor::user(&user.id))
-        .await?;
-    state.alerting.changed(&state).await;
-    Ok(StatusCode::NO_CONTENT)
 }

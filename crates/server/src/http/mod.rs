@@ -448,24 +448,24 @@ pub fn api_routes() -> Vec<ApiRoute> {
         route("POST", "/api/commands/{id}/cancel", Technician,
             "Cancel a pending or running command", post(commands::cancel))
             .ok::<Command>().errors(&[409]),
-        route("GET", "/api/alert-rules", Viewer, "Alert rules", get(alerts::list_rules))
+        route("GET", "/api/alert-rules", Viewer, "Alert rules", get(alerts::list_of::<crate::alerting::rules::AlertRule>))
             .ok_list::<crate::alerting::rules::AlertRule>(),
         route("POST", "/api/alert-rules", Technician,
             "Create an alert rule: cpu, memory or disk above a threshold for a duration, offline for a duration, a watchdog that gave up, a failed command",
-            post(alerts::create_rule))
+            post(alerts::create_of::<crate::alerting::rules::AlertRule>))
             .body::<crate::alerting::rules::AlertRuleBody>()
             .created::<crate::alerting::rules::AlertRule>()
             .link("/api/alert-rules/{id}", "/id"),
-        route("GET", "/api/alert-rules/{id}", Viewer, "An alert rule", get(alerts::get_rule))
+        route("GET", "/api/alert-rules/{id}", Viewer, "An alert rule", get(alerts::get_of::<crate::alerting::rules::AlertRule>))
             .ok::<crate::alerting::rules::AlertRule>(),
         route("PUT", "/api/alert-rules/{id}", Technician,
             "Replace an alert rule; switched off, its unresolved alerts resolve",
-            put(alerts::update_rule))
+            put(alerts::update_of::<crate::alerting::rules::AlertRule>))
             .body::<crate::alerting::rules::AlertRuleBody>()
             .ok::<crate::alerting::rules::AlertRule>(),
         route("DELETE", "/api/alert-rules/{id}", Technician,
             "Delete an alert rule; its unresolved alerts resolve (history is kept)",
-            delete(alerts::delete_rule))
+            delete(alerts::delete_of::<crate::alerting::rules::AlertRule>))
             .no_content(),
         route("GET", "/api/alerts", Viewer, "Alerts, newest first, filtered and paged",
             get(alerts::list))
@@ -485,23 +485,23 @@ pub fn api_routes() -> Vec<ApiRoute> {
             .body::<alerts::AlertNoteBody>().ok::<alerts::Alert>().errors(&[409]),
         route("GET", "/api/maintenance-windows", Viewer,
             "Maintenance windows: while one covers an agent, no alert opens for it",
-            get(alerts::list_windows))
+            get(alerts::list_of::<crate::alerting::maintenance::MaintenanceWindow>))
             .ok_list::<crate::alerting::maintenance::MaintenanceWindow>(),
         route("POST", "/api/maintenance-windows", Technician,
             "Create a maintenance window on an agent, a site or a client: one-off or weekly",
-            post(alerts::create_window))
+            post(alerts::create_of::<crate::alerting::maintenance::MaintenanceWindow>))
             .body::<crate::alerting::maintenance::MaintenanceWindowBody>()
             .created::<crate::alerting::maintenance::MaintenanceWindow>()
             .link("/api/maintenance-windows/{id}", "/id"),
         route("GET", "/api/maintenance-windows/{id}", Viewer, "A maintenance window",
-            get(alerts::get_window))
+            get(alerts::get_of::<crate::alerting::maintenance::MaintenanceWindow>))
             .ok::<crate::alerting::maintenance::MaintenanceWindow>(),
         route("PUT", "/api/maintenance-windows/{id}", Technician, "Replace a maintenance window",
-            put(alerts::update_window))
+            put(alerts::update_of::<crate::alerting::maintenance::MaintenanceWindow>))
             .body::<crate::alerting::maintenance::MaintenanceWindowBody>()
             .ok::<crate::alerting::maintenance::MaintenanceWindow>(),
         route("DELETE", "/api/maintenance-windows/{id}", Technician,
-            "Delete a maintenance window", delete(alerts::delete_window))
+            "Delete a maintenance window", delete(alerts::delete_of::<crate::alerting::maintenance::MaintenanceWindow>))
             .no_content(),
         route("GET", "/api/metrics/summary", Viewer,
             "Fleet-wide metrics summary over the last 15 minutes", get(metrics_summary))
