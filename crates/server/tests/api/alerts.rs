@@ -44,6 +44,21 @@ async fn report(server: &TestServer, agent: &mut SimAgent, id: &str, cpu: f64) {
         .await;
 }
 
+/// Reports `cpu` until an open alert of the agent shows (each report is judged before the
+/// next is sent); returns it.
+async fn report_until_open(server: &TestServer, agent: &mut SimAgent, id: &str, cpu: f64) -> Value {
+    for _ in 0..50 {
+        report(server, agent, id, cpu).await;
+        let open = server
+            .get(&format!("/api/alerts?agent_id={id}&status=open"))
+            .await;
+        if let Some(a) = alerts_of(&open).first() {
+            return a.clone();
+        }
+    }
+    panic!("no alert opened for agent {id}");
+}
+
 async fn rules_crud_and_bad_input(db: TestDb) {
     let server = TestServer::start(db).await;
     let (_, site_id, _) = server.create_site().await;
@@ -207,16 +222,7 @@ async fn lifecycle_open_ack_resolve_and_filters(db: TestDb) {
         )
         .await;
     let rule_id = rule["id"].as_str().unwrap().to_owned();
-    let open_path = format!("/api/alerts?agent_id={id}&status=open");
-    let mut opened = Value::Null;
-    for _ in 0..50 {
-        report(&server, &mut agent, &id, 90.0).await;
-        let open = server.get(&open_path).await;
-        if let Some(a) = alerts_of(&open).first() {
-            opened = a.clone();
-            break;
-        }
-    }
+    let opened = report_until_open(&server, &mut agent, &id, 90.0).await;
     assert_eq!(opened["kind"], "cpu", "{opened}");
     assert_eq!(opened["severity"], "critical");
     assert_eq!(opened["site_id"], site_id.as_str());
@@ -270,15 +276,7 @@ async fn lifecycle_open_ack_resolve_and_filters(db: TestDb) {
     );
 
     // A second episode, resolved by hand.
-    let mut second = Value::Null;
-    for _ in 0..50 {
-        report(&server, &mut agent, &id, 95.0).await;
-        let open = server.get(&open_path).await;
-        if let Some(a) = alerts_of(&open).first() {
-            second = a.clone();
-            break;
-        }
-    }
+    let second = report_until_open(&server, &mut agent, &id, 95.0).await;
     let second_id = second["id"].as_str().expect("a second alert").to_owned();
     assert_ne!(second_id, alert_id);
     let done = server
@@ -375,15 +373,7 @@ async fn maintenance_window_silences(db: TestDb) {
         )
         .await;
     assert_eq!(status, 204);
-    let mut opened = Value::Null;
-    for _ in 0..50 {
-        report(&server, &mut agent, &id, 99.0).await;
-        let open = server.get(&format!("/api/alerts?agent_id={id}")).await;
-        if let Some(a) = alerts_of(&open).first() {
-            opened = a.clone();
-            break;
-        }
-    }
+    let opened = report_until_open(&server, &mut agent, &id, 99.0).await;
     let at = chrono::DateTime::parse_from_rfc3339(opened["opened_at"].as_str().expect("opened"))
         .unwrap();
     assert!(
