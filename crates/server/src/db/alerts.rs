@@ -562,7 +562,7 @@ impl Store {
 
     pub async fn alert_counts(&self) -> DbResult<AlertCounts> {
         let rows = sqlx::query(
-            "SELECT status, severity, COUNT(*) AS n FROM alerts WHERE status <> 'resolved' GROUP BY status, severity",
+            "SELECT status, severity, COUNT(*) AS n FROM alerts WHERE status IN ('open', 'acknowledged') GROUP BY status, severity",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -591,7 +591,7 @@ impl Store {
             .collect::<Vec<_>>()
             .join(", ");
         let rows = sqlx::query(&format!(
-            "SELECT rule_id, agent_id, subject FROM alerts WHERE status <> 'resolved' \
+            "SELECT rule_id, agent_id, subject FROM alerts WHERE status IN ('open', 'acknowledged') \
              AND rule_id IS NOT NULL AND kind IN ({list})"
         ))
         .fetch_all(&self.pool)
@@ -631,7 +631,7 @@ impl Store {
     pub async fn open_offline_alerts(&self) -> DbResult<Vec<(String, i64, super::AgentRecord)>> {
         let rows = sqlx::query(&format!(
             "SELECT al.id AS alert_id, al.opened_at AS alert_opened_at, x.* FROM alerts al JOIN ({}) x \
-             ON x.id = al.agent_id WHERE al.kind = 'offline' AND al.status <> 'resolved' LIMIT 10000",
+             ON x.id = al.agent_id WHERE al.status IN ('open', 'acknowledged') AND al.kind = 'offline' LIMIT 10000",
             super::agents::AGENT_SELECT
         ))
         .fetch_all(&self.pool)
@@ -645,26 +645,6 @@ impl Store {
                 ))
             })
             .collect()
-    }
-
-    /// The highest severity among each agent's unresolved alerts.
-    pub async fn agent_alert_severities(
-        &self,
-    ) -> DbResult<std::collections::HashMap<String, Severity>> {
-        let rows = sqlx::query(
-            "SELECT DISTINCT agent_id, severity FROM alerts WHERE status <> 'resolved'",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        let mut out = std::collections::HashMap::new();
-        for r in rows {
-            let (agent, sev): (String, String) = (r.try_get("agent_id")?, r.try_get("severity")?);
-            if let Some(sev) = Severity::parse(&sev) {
-                let e = out.entry(agent).or_insert(sev);
-                *e = (*e).max(sev);
-            }
-        }
-        Ok(out)
     }
 }
 
