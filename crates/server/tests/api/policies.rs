@@ -300,7 +300,7 @@ async fn bad_input_and_roles(db: TestDb) {
         ),
         (
             json!({"policy_id": id, "scope": {"kind": "galaxy"}}),
-            "scope",
+            "galaxy",
         ),
     ] {
         let err = refused(body, "/api/policy-assignments").await;
