@@ -367,3 +367,22 @@ async fn bad_input_and_roles(db: TestDb) {
 }
 
 on_both_databases!(merge_deliver_and_status, bad_input_and_roles);
+
+/// A change made on one node reaches an agent whose socket is on another, at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_on_one_node_reaches_agents_on_another() {
+    let a = TestServer::start(TestDb::Postgres).await;
+    let b = a.another_node().await;
+    let (_, _, code) = a.create_site().await;
+    let (mut agent, auth) = SimAgent::enroll(&b.ws_url, &code, &new_device_id()).await;
+    let id = auth["agent_id"].as_str().unwrap().to_owned();
+    crate::cluster::online_on(&a, &id, true).await;
+    let policy = create_policy(&a, "Everyone", json!({"heartbeat_interval_seconds": 20})).await;
+    assign(&a, &policy, json!({"kind": "agent", "id": id})).await;
+    let sent = next_policy(&mut agent).await;
+    assert_eq!(sent["settings"]["heartbeat_interval_seconds"], 20);
+    assert_eq!(
+        a.get(&format!("/api/agents/{id}/policy")).await["revision"],
+        sent["revision"]
+    );
+}
