@@ -115,7 +115,7 @@ pub async fn heartbeat(
         }
         None => None,
     };
-    // An agent that says which policy it runs with gets its own when that differs.
+    // Its effective policy when the revision it names (none: an older agent) differs.
     let policy = crate::policy::effective_for(&state, &id)
         .await?
         .and_then(|eff| eff.to_send(req.policy_revision.as_deref()));
