@@ -15,7 +15,7 @@ fn points(v: &Value) -> usize {
     v["points"].as_array().map_or(0, Vec::len)
 }
 
-async fn site_policy_reaches_the_running_agent(db: TestDb) {
+async fn site_policy_reaches_the_running_agent(db: TestDb, legacy: bool) {
     let server = TestServer::start(db).await;
     let (_, site_id, code) = server.create_site().await;
     let dir = tempfile::tempdir().unwrap();
@@ -24,13 +24,19 @@ async fn site_policy_reaches_the_running_agent(db: TestDb) {
     let restart = format!("{marker} & echo $! > {}", pidfile.display());
     // agent.toml: metrics once an hour, the watchdog off; it knows how to check and restart
     // fake-svc on this machine (CI has no systemd), which the policy then asks it to watch.
-    let extra = format!(
+    let mut extra = format!(
         "[watchdog]\nenabled = false\ncheck_interval_seconds = 1\n\n[[watchdog.services]]\n\
 name = \"fake-svc\"\nmax_restarts = 5\nrestart_cooldown_seconds = 1\n\
 check_command = \"test -s {pid} && kill -0 $(cat {pid})\"\nrestart_command = \"{restart}\"\n",
         pid = pidfile.display(),
     );
-    let mut agent = Agent::new(&server.ws_url, &code, &extra);
+    let url = if legacy {
+        extra.push_str("[agent]\nmode = \"legacy\"\n");
+        &server.base_url
+    } else {
+        &server.ws_url
+    };
+    let mut agent = Agent::new(url, &code, &extra);
     let text = std::fs::read_to_string(agent.config_path())
         .unwrap()
         .replace("interval_seconds = 10\n", "interval_seconds = 3600\n");
@@ -154,10 +160,16 @@ check_command = \"test -s {pid} && kill -0 $(cat {pid})\"\nrestart_command = \"{
 
 #[tokio::test]
 async fn site_policy_reaches_the_running_agent_sqlite() {
-    site_policy_reaches_the_running_agent(TestDb::Sqlite).await;
+    site_policy_reaches_the_running_agent(TestDb::Sqlite, false).await;
+}
+
+/// A polling agent gets it with a heartbeat's answer and answers with the next heartbeat.
+#[tokio::test]
+async fn site_policy_reaches_the_running_agent_legacy_sqlite() {
+    site_policy_reaches_the_running_agent(TestDb::Sqlite, true).await;
 }
 
 #[tokio::test]
 async fn site_policy_reaches_the_running_agent_postgres() {
-    site_policy_reaches_the_running_agent(TestDb::Postgres).await;
+    site_policy_reaches_the_running_agent(TestDb::Postgres, false).await;
 }
