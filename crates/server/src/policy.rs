@@ -197,3 +197,79 @@ async fn push_connected(state: &AppState) -> DbResult<()> {
     tracing::info!(sent, "changed policies sent to the agents connected here");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scope::ScopeKind;
+
+    fn assigned(kind: ScopeKind, id: Option<&str>, settings: PolicySettings) -> AssignmentRecord {
+        AssignmentRecord {
+            id: format!("a-{}", kind.as_str()),
+            policy_id: format!("p-{}", kind.as_str()),
+            policy_name: kind.as_str().to_owned(),
+            policy_version: 1,
+            settings,
+            scope: Scope {
+                kind,
+                id: id.map(str::to_owned),
+            },
+            created_at: 0,
+        }
+    }
+
+    #[test]
+    fn the_more_specific_scope_wins_setting_by_setting() {
+        let here = Placement {
+            agent_id: "ag".into(),
+            site_id: Some("si".into()),
+            client_id: Some("cl".into()),
+        };
+        let interval = |v| PolicySettings {
+            metrics_interval_seconds: Some(v),
+            ..Default::default()
+        };
+        // Listed most specific first: the order of the rows does not matter.
+        let rows = vec![
+            assigned(ScopeKind::Agent, Some("other"), interval(11)),
+            assigned(ScopeKind::Site, Some("si"), interval(30)),
+            assigned(
+                ScopeKind::Client,
+                Some("cl"),
+                PolicySettings {
+                    heartbeat_interval_seconds: Some(20),
+                    ..interval(40)
+                },
+            ),
+            assigned(
+                ScopeKind::Fleet,
+                None,
+                PolicySettings {
+                    cpu_alert_percent: Some(90),
+                    ..interval(50)
+                },
+            ),
+        ];
+        let eff = merge(&here, &rows);
+        assert_eq!(eff.settings.metrics_interval_seconds, Some(30));
+        assert_eq!(eff.settings.heartbeat_interval_seconds, Some(20));
+        assert_eq!(eff.settings.cpu_alert_percent, Some(90));
+        assert_eq!(
+            eff.sources["metrics_interval_seconds"].scope.kind,
+            ScopeKind::Site
+        );
+        assert_eq!(eff.sources["cpu_alert_percent"].policy_name, "fleet");
+        assert_eq!(eff.revision, eff.settings.revision());
+        // Nothing applies: an empty policy, which an agent without one does not need.
+        let elsewhere = Placement {
+            agent_id: "x".into(),
+            site_id: None,
+            client_id: None,
+        };
+        let none = merge(&elsewhere, &rows[..3]);
+        assert!(none.settings.is_empty() && none.sources.is_empty());
+        assert_eq!(none.to_send(None), None);
+        assert!(none.to_send(Some(&eff.revision)).is_some());
+        assert_eq!(eff.to_send(Some(&eff.revision)), None);
+    }
+}
