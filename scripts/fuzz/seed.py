@@ -120,8 +120,19 @@ def failed_update_agent(n):
     return agent_id
 
 
+policy = post("/api/policies", {"name": "fuzz policy", "settings": {"metrics_interval_seconds": 60}})
+
+
+def assignment(n):
+    """A policy assignment to its own agent, to be deleted."""
+    target = post("/api/agents", {"hostname": f"fuzz-assigned-{n}"})["agent"]["id"]
+    return post("/api/policy-assignments",
+                {"policy_id": policy["id"], "scope": {"kind": "agent", "id": target}})["id"]
+
+
 seed = {
     "base_url": base,
+    "policy_id": policy["id"],
     "admin_email": email,
     "admin_password": password,
     "admin_token": token,
@@ -155,6 +166,12 @@ seed = {
         # An update to request (once each: then one is under way) and a failed one to retry.
         "to_update": [legacy_agent(n)[0] for n in range(4)],
         "to_retry": [failed_update_agent(n) for n in range(4, 8)],
+        "policies": [post("/api/policies", {"name": f"spare policy {n}"})["id"]
+                     for n in range(6)],
+        "assignments": [assignment(n) for n in range(6)],
+        # Agents with no policy of their own, to assign one to (once each).
+        "to_assign": [post("/api/agents", {"hostname": f"fuzz-unassigned-{n}"})["agent"]["id"]
+                      for n in range(12)],
         "users": [post("/api/users", {"email": f"spare-{n}@example.com",
                                       "password": "spare-password-1", "role": "viewer"})["id"]
                   for n in range(6)],

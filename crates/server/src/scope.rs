@@ -45,6 +45,8 @@ impl ScopeKind {
 /// A scope as the API takes and gives it: `{"kind": "site", "id": "<site id>"}`, or
 /// `{"kind": "fleet"}` for everyone.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+// The rollout's `Scope` has the name in the API document already.
+#[schema(as = AppliesTo)]
 pub struct Scope {
     pub kind: ScopeKind,
     /// The client, site or agent id; absent for the fleet.
@@ -127,7 +129,7 @@ fn placement_from_row(row: &sqlx::any::AnyRow) -> DbResult<Placement> {
 impl Store {
     /// Where one agent sits, or `None` for an unknown agent.
     pub async fn agent_placement(&self, agent_id: &str) -> DbResult<Option<Placement>> {
-        let row = sqlx::query(&format!("{PLACEMENT_SELECT} WHERE a.id = ?"))
+        let row = sqlx::query(&format!("{PLACEMENT_SELECT} WHERE a.id = $1"))
             .bind(agent_id)
             .fetch_optional(self.pool())
             .await?;
@@ -151,7 +153,7 @@ impl Store {
         let Some(id) = scope.id.as_deref() else {
             return Ok(false);
         };
-        let row = sqlx::query(&format!("SELECT 1 AS found FROM {table} WHERE id = ?"))
+        let row = sqlx::query(&format!("SELECT 1 AS found FROM {table} WHERE id = $1"))
             .bind(id)
             .fetch_optional(self.pool())
             .await?;

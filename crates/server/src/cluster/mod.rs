@@ -52,6 +52,8 @@ pub enum Notice {
     UpdateRequested { agent_id: String },
     /// A node started: the others count it alive at once (and start telling it things).
     Hello,
+    /// Policies or their assignments changed: each node sends the agents it holds theirs.
+    PoliciesChanged,
 }
 
 /// Queue size for notices waiting to be sent; a burst beyond it is dropped with a warning
