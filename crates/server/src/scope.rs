@@ -45,8 +45,6 @@ impl ScopeKind {
 /// A scope as the API takes and gives it: `{"kind": "site", "id": "<site id>"}`, or
 /// `{"kind": "fleet"}` for everyone.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-// The rollout's `Scope` has the name in the API document already.
-#[schema(as = AppliesTo)]
 pub struct Scope {
     pub kind: ScopeKind,
     /// The client, site or agent id; absent for the fleet.
