@@ -210,6 +210,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/agents/{id}/policy": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The agent's effective policy: the merge by precedence (agent over site over client over fleet), where each setting came from, and whether the agent applied it */
+        get: operations["get_agents_id_policy"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/agents/{id}/reject": {
         parameters: {
             query?: never;
@@ -933,6 +950,78 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/policies": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List policies */
+        get: operations["get_policies"];
+        put?: never;
+        /** Create a policy (a named set of agent settings; unset ones inherit) */
+        post: operations["post_policies"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/policies/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A policy */
+        get: operations["get_policies_id"];
+        /** Replace a policy's name, description and settings; its version goes up and affected agents get it at once */
+        put: operations["put_policies_id"];
+        post?: never;
+        /** Delete a policy and its assignments; affected agents get their new policy at once */
+        delete: operations["delete_policies_id"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/policy-assignments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Which policy applies to which scope (fleet, client, site, agent) */
+        get: operations["get_policy_assignments"];
+        put?: never;
+        /** Assign a policy to a scope (one policy per scope); affected agents get it at once */
+        post: operations["post_policy_assignments"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/policy-assignments/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Remove an assignment; affected agents get their new policy at once */
+        delete: operations["delete_policy_assignments_id"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/ready": {
         parameters: {
             query?: never;
@@ -1475,6 +1564,30 @@ export interface components {
             /** Format: int64 */
             used_bytes: number;
         };
+        /**
+         * @description An agent's effective policy: the merge by precedence (agent over site over client over
+         *     fleet, setting by setting), where each setting came from, and what the agent made of it.
+         */
+        EffectivePolicy: {
+            agent_id: string;
+            /** @description Why the agent refused it. */
+            error: string | null;
+            reported_at: string | null;
+            /** @description The revision the agent last answered for. */
+            reported_revision: string | null;
+            /** @description SHA-256 of the settings' canonical JSON, as in the `policy` message. */
+            revision: string;
+            settings: components["schemas"]["PolicySettings"];
+            /** @description By setting name, for each setting that is set. */
+            sources: {
+                [key: string]: components["schemas"]["PolicySource"];
+            };
+            /**
+             * @description `applied`, `refused` (see `error`) or `pending` (the agent has not answered for this
+             *     revision yet).
+             */
+            status: string;
+        };
         /** @description An enrollment token, without its secret. */
         EnrollmentToken: {
             created_at: string;
@@ -1515,6 +1628,9 @@ export interface components {
         HeartbeatRequest: {
             metrics?: null | components["schemas"]["MetricsReport"];
             network_state?: null | components["schemas"]["NetworkState"];
+            /** @description The revision of the policy the agent runs with (as in `auth`). */
+            policy_revision?: string | null;
+            policy_status?: null | components["schemas"]["PolicyStatus"];
             /** Format: int64 */
             timestamp?: number | null;
             /** @description How updates are going (`update_status` payloads), since the last accepted heartbeat. */
@@ -1529,6 +1645,7 @@ export interface components {
          */
         HeartbeatResponse: {
             commands: components["schemas"]["AgentCommand"][];
+            policy?: null | components["schemas"]["Policy"];
             update?: null | components["schemas"]["UpdateMessage"];
         };
         LoginRequest: {
@@ -1650,6 +1767,27 @@ export interface components {
             /** @description The target site; null unassigns the agent. */
             site_id?: string | null;
         };
+        /** @description A named, versioned set of agent settings. */
+        NamedPolicy: {
+            created_at: string;
+            description: string | null;
+            id: string;
+            name: string;
+            settings: components["schemas"]["PolicySettings"];
+            updated_at: string;
+            /**
+             * Format: int64
+             * @description Starts at 1; goes up by one with every change.
+             */
+            version: number;
+        };
+        /** @description A policy to create, or the whole of one to replace. */
+        NamedPolicyBody: {
+            description?: string | null;
+            name: string;
+            /** @description Unset settings inherit (from a less specific policy, else the agent's agent.toml). */
+            settings?: components["schemas"]["PolicySettings"];
+        };
         NetworkCounters: {
             /** Format: int64 */
             rx_bytes: number;
@@ -1717,6 +1855,80 @@ export interface components {
             arch: string;
             os_type: string;
             os_version: string;
+        };
+        /**
+         * @description `policy`, server -> agent: the agent's effective settings (the merge of every policy that
+         *     applies to it) and their revision. The agent applies it without a restart and answers
+         *     `policy_status`.
+         */
+        Policy: {
+            /** @description [`PolicySettings::revision`] of `settings`. */
+            revision: string;
+            settings: components["schemas"]["PolicySettings"];
+        };
+        /** @description A policy assigned to a scope (one policy per scope). */
+        PolicyAssignment: {
+            created_at: string;
+            id: string;
+            policy_id: string;
+            policy_name: string;
+            scope: components["schemas"]["Scope"];
+        };
+        PolicyAssignmentBody: {
+            policy_id: string;
+            scope: components["schemas"]["Scope"];
+        };
+        /** @description One service the watchdog keeps running (as `[[watchdog.services]]` in agent.toml). */
+        PolicyService: {
+            /** @description `restart` (the default) or `alert` (report only). */
+            action?: string | null;
+            /** Format: int32 */
+            max_restarts?: number | null;
+            name: string;
+            /** Format: int64 */
+            restart_cooldown_seconds?: number | null;
+        };
+        /**
+         * @description The settings of a policy. Unset fields inherit (from a less specific policy, else from
+         *     agent.toml). Field order is the canonical order [`PolicySettings::revision`] hashes.
+         */
+        PolicySettings: {
+            /** @description The enabled collectors, by name (see [`COLLECTORS`]); the others are off. */
+            collectors?: string[] | null;
+            /**
+             * Format: int32
+             * @description Alert thresholds, percent. Stored and shown; the agent does not use them.
+             */
+            cpu_alert_percent?: number | null;
+            /** Format: int32 */
+            disk_alert_percent?: number | null;
+            /** Format: int64 */
+            heartbeat_interval_seconds?: number | null;
+            /** Format: int32 */
+            memory_alert_percent?: number | null;
+            /** Format: int64 */
+            metrics_interval_seconds?: number | null;
+            /** Format: int64 */
+            network_check_interval_seconds?: number | null;
+            /** @description The watched services (replaces agent.toml's list; an empty list watches nothing). */
+            watchdog_services?: components["schemas"]["PolicyService"][] | null;
+        };
+        /** @description Where one effective setting came from. */
+        PolicySource: {
+            policy_id: string;
+            policy_name: string;
+            /** Format: int64 */
+            policy_version: number;
+            scope: components["schemas"]["Scope"];
+        };
+        /**
+         * @description `policy_status`, agent -> server: the `policy` of `revision` was applied, or refused with
+         *     `error` (the agent then keeps what it had).
+         */
+        PolicyStatus: {
+            applied: boolean;
+            error?: string | null;
+            revision: string;
         };
         /** @description Readiness: whether this node can serve (for load balancers and orchestrators). */
         Readiness: {
@@ -2943,6 +3155,73 @@ export interface operations {
             };
             /** @description Body too large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable or busy */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    get_agents_id_policy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EffectivePolicy"];
+                };
+            };
+            /** @description Bad input: malformed JSON, a wrong field, a NUL byte in text */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6047,6 +6326,542 @@ export interface operations {
                 };
                 content: {
                     "application/json": Record<string, never>;
+                };
+            };
+        };
+    };
+    get_policies: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NamedPolicy"][];
+                };
+            };
+            /** @description Missing, invalid or expired credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable or busy */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    post_policies: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NamedPolicyBody"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NamedPolicy"];
+                };
+            };
+            /** @description Bad input: malformed JSON, a wrong field, a NUL byte in text */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable or busy */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    get_policies_id: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NamedPolicy"];
+                };
+            };
+            /** @description Bad input: malformed JSON, a wrong field, a NUL byte in text */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable or busy */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    put_policies_id: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NamedPolicyBody"];
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NamedPolicy"];
+                };
+            };
+            /** @description Bad input: malformed JSON, a wrong field, a NUL byte in text */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable or busy */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    delete_policies_id: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Done; no content */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Bad input: malformed JSON, a wrong field, a NUL byte in text */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable or busy */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    get_policy_assignments: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PolicyAssignment"][];
+                };
+            };
+            /** @description Missing, invalid or expired credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable or busy */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    post_policy_assignments: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PolicyAssignmentBody"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PolicyAssignment"];
+                };
+            };
+            /** @description Bad input: malformed JSON, a wrong field, a NUL byte in text */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable or busy */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    delete_policy_assignments_id: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Done; no content */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Bad input: malformed JSON, a wrong field, a NUL byte in text */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable or busy */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
                 };
             };
         };

@@ -50,6 +50,10 @@ def _good_path_id(method, path):
         return SEED["command_ids"][0]
     if path.startswith("/api/users/"):
         return _spare("users")
+    if path.startswith("/api/policies/"):
+        return _spare("policies") if method == "DELETE" else SEED["policy_id"]
+    if path.startswith("/api/policy-assignments/"):
+        return _spare("assignments")
     if path.startswith("/api/alert-rules/"):
         return _spare("rules") if method == "DELETE" else SEED["rule_id"]
     if path.startswith("/api/maintenance-windows/"):
@@ -80,6 +84,17 @@ def _good_body(method, path):
     if path == "/api/rollouts/{os}/{arch}":
         return {"version": SEED["update_version"], "scope": "percentage", "percent": 10,
                 "paused": True}
+    if path == "/api/policies":
+        return {"name": f"fuzz policy {n}-{random.getrandbits(32)}",
+                "settings": {"metrics_interval_seconds": 30, "collectors": ["cpu", "memory"]}}
+    if path == "/api/policies/{id}":
+        return {"name": "fuzz policy", "description": f"change {n}",
+                "settings": {"metrics_interval_seconds": random.choice([30, 60])}}
+    if path == "/api/policy-assignments":
+        target = _spare("to_assign")
+        if target is None:
+            return None
+        return {"policy_id": SEED["policy_id"], "scope": {"kind": "agent", "id": target}}
     if path in ("/api/alert-rules", "/api/alert-rules/{id}"):
         return {"name": f"fuzz rule {n}", "kind": "cpu", "threshold": 90,
                 "duration_seconds": 60, "severity": "warning", "scope": {"kind": "fleet"}}

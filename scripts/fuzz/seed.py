@@ -154,8 +154,19 @@ def seeded_alerts(count):
 
 alert_ids = seeded_alerts(13)
 
+policy = post("/api/policies", {"name": "fuzz policy", "settings": {"metrics_interval_seconds": 60}})
+
+
+def assignment(n):
+    """A policy assignment to its own agent, to be deleted."""
+    target = post("/api/agents", {"hostname": f"fuzz-assigned-{n}"})["agent"]["id"]
+    return post("/api/policy-assignments",
+                {"policy_id": policy["id"], "scope": {"kind": "agent", "id": target}})["id"]
+
+
 seed = {
     "base_url": base,
+    "policy_id": policy["id"],
     "rule_id": rule("fuzz cpu"),
     "window_id": window(0),
     "alert_id": alert_ids[0],
@@ -192,6 +203,12 @@ seed = {
         # An update to request (once each: then one is under way) and a failed one to retry.
         "to_update": [legacy_agent(n)[0] for n in range(4)],
         "to_retry": [failed_update_agent(n) for n in range(4, 8)],
+        "policies": [post("/api/policies", {"name": f"spare policy {n}"})["id"]
+                     for n in range(6)],
+        "assignments": [assignment(n) for n in range(6)],
+        # Agents with no policy of their own, to assign one to (once each).
+        "to_assign": [post("/api/agents", {"hostname": f"fuzz-unassigned-{n}"})["agent"]["id"]
+                      for n in range(12)],
         "rules": [rule(f"spare rule {n}") for n in range(6)],
         "windows": [window(n) for n in range(1, 7)],
         "to_acknowledge": alert_ids[1:7],

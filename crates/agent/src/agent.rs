@@ -29,6 +29,8 @@ pub struct Ctx {
     pub trial: bool,
     /// The version this build replaced, sent in `auth` until a connection succeeded.
     pub previous_version: Mutex<Option<String>>,
+    /// The settings a policy changes, as now applied (agent.toml's until a policy came).
+    pub live: watch::Sender<crate::policy::Live>,
 }
 
 impl Ctx {
@@ -110,6 +112,9 @@ pub async fn run(
     };
     let (executor, finished) = Executor::new(state.clone(), settings);
     let (events_tx, events) = mpsc::channel(256);
+    // agent.toml with the policy kept from the last run laid over it.
+    let (effective, live) = crate::policy::startup(&config, &state);
+    let (live, live_rx) = watch::channel(live);
     // A build on trial only connects: the previous build still owns the commands it runs
     // and the services it watches.
     let watchdog = if options.trial {
@@ -117,16 +122,16 @@ pub async fn run(
     } else {
         executor.recover_interrupted();
         Some(tokio::spawn(crate::watchdog::run(
-            config.watchdog.clone(),
+            live_rx,
             events_tx,
             shutdown.clone(),
         )))
     };
     // Windows: a collector that would abort the process is found in a child process first.
     #[cfg(windows)]
-    let metrics_section = crate::metrics::probe::usable(&config.metrics).await;
+    let metrics_section = crate::metrics::probe::usable(&effective.metrics).await;
     #[cfg(not(windows))]
-    let metrics_section = config.metrics.clone();
+    let metrics_section = effective.metrics.clone();
     let metrics = Arc::new(Mutex::new(Metrics::from_config(&metrics_section)));
     // A build just installed names the one it replaced until it has connected once.
     let previous_version = options
@@ -145,6 +150,7 @@ pub async fn run(
         version: VERSION,
         metrics,
         config,
+        live,
     };
     tracing::info!(
         "gururmm-agent {}{} starting: {:?} mode, server {}, device {}",

@@ -307,6 +307,21 @@ pub struct WatchedService {
     pub restart_command: Option<String>,
 }
 
+impl WatchedService {
+    /// A service by name, with the defaults of `[[watchdog.services]]`.
+    pub fn named(name: &str) -> WatchedService {
+        WatchedService {
+            name: name.to_owned(),
+            action: default_action(),
+            max_restarts: default_max_restarts(),
+            restart_cooldown_seconds: default_cooldown(),
+            restart_window_seconds: default_window(),
+            check_command: None,
+            restart_command: None,
+        }
+    }
+}
+
 fn default_action() -> WatchdogAction {
     WatchdogAction::Restart
 }

@@ -13,6 +13,7 @@ pub mod config;
 pub mod identity;
 pub mod logging;
 pub mod metrics;
+pub mod policy;
 pub mod service;
 pub mod session;
 pub mod state;

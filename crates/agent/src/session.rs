@@ -180,11 +180,29 @@ impl Session<'_> {
             i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             i
         };
-        let mut heartbeat = every(ctx.config.heartbeat_interval());
-        let mut metrics = every(ctx.config.metrics_interval());
-        let mut netcheck = every(ctx.config.network_check_interval());
+        let mut live = ctx.live.subscribe();
+        let (mut heartbeat, mut metrics, mut netcheck) = {
+            let l = live.borrow_and_update();
+            (
+                every(l.heartbeat_interval),
+                every(Duration::from_secs(l.metrics.interval_seconds)),
+                every(l.network_check_interval),
+            )
+        };
         loop {
             tokio::select! {
+                // A policy changed the intervals: they run from now on.
+                Ok(()) = live.changed() => {
+                    let l = live.borrow_and_update().clone();
+                    let from_now = |d: Duration| {
+                        let mut i = tokio::time::interval_at(Instant::now() + d, d);
+                        i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                        i
+                    };
+                    heartbeat = from_now(l.heartbeat_interval);
+                    metrics = from_now(Duration::from_secs(l.metrics.interval_seconds));
+                    netcheck = from_now(l.network_check_interval);
+                }
                 text = link.recv() => self.handle_text(link, &text?).await?,
                 _ = heartbeat.tick() => self.heartbeat(link).await?,
                 _ = metrics.tick() => self.send_metrics(link).await?,
@@ -483,6 +501,10 @@ impl Session<'_> {
                 .await?
             }
             Ok(ServerMessage::Update(u)) => self.on_update(link, u).await?,
+            Ok(ServerMessage::Policy(p)) => {
+                let status = crate::policy::apply(ctx, p);
+                send(link, AgentMessage::PolicyStatus(status)).await?
+            }
             Ok(ServerMessage::AuthResponse(_)) => tracing::debug!("extra auth_response ignored"),
             Ok(ServerMessage::Unsupported(u)) => tracing::warn!(
                 "message type '{}' from the server is not supported by this agent; ignored",
@@ -754,7 +776,6 @@ mod session_tests {
         let (executor, finished) = Executor::new(state.clone(), settings);
         let metrics = Metrics::from_config(&MetricsSection::only(CollectorKind::Memory));
         let ctx = Ctx {
-            config,
             state: state.clone(),
             executor,
             device_id: "d".into(),
@@ -765,6 +786,8 @@ mod session_tests {
             config_path: dir.path().join("agent.toml"),
             trial: false,
             previous_version: Mutex::new(None),
+            live: watch::channel(crate::policy::Live::of(&config, None)).0,
+            config,
         };
         let (_events_tx, events) = mpsc::channel(8);
         let inbox = Inbox { finished, events };

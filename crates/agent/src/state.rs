@@ -160,6 +160,17 @@ impl StateDir {
     }
 
     /// Where downloads in progress are kept (created on use).
+    /// The last policy applied, kept for the next start.
+    pub fn policy(&self) -> Option<gururmm_protocol::Policy> {
+        let text = fs::read_to_string(self.root.join("policy.json")).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    pub fn save_policy(&self, policy: &gururmm_protocol::Policy) -> io::Result<()> {
+        let json = serde_json::to_vec(policy).map_err(io::Error::other)?;
+        write_atomic(&self.root.join("policy.json"), &json, false)
+    }
+
     pub fn update_dir(&self) -> io::Result<PathBuf> {
         let dir = self.root.join("update");
         fs::create_dir_all(&dir)?;

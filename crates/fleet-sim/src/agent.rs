@@ -208,6 +208,7 @@ async fn session(
         },
         version: SIM_VERSION.into(),
         previous_version: None,
+        policy_revision: None,
     });
     if send(&mut ws, auth).await.is_err() {
         Counters::add(&counters.connect_errors);

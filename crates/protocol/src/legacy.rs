@@ -4,7 +4,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Command, MetricsReport, NetworkState, OsInfo, Update, UpdateStatus, WatchdogEvent};
+use crate::{
+    Command, MetricsReport, NetworkState, OsInfo, Policy, PolicyStatus, Update, UpdateStatus,
+    WatchdogEvent,
+};
 
 /// `POST /api/agent/register-legacy`: enroll with a site code.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -44,6 +47,12 @@ pub struct HeartbeatRequest {
     /// How updates are going (`update_status` payloads), since the last accepted heartbeat.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub update_status: Vec<UpdateStatus>,
+    /// The revision of the policy the agent runs with (as in `auth`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_revision: Option<String>,
+    /// The answer to the last `policy` (as the WebSocket's `policy_status`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_status: Option<PolicyStatus>,
 }
 
 /// The answer to a heartbeat: the commands that were pending, now marked running, and an
@@ -55,6 +64,9 @@ pub struct HeartbeatResponse {
     /// A build to install, as the WebSocket's `update` message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub update: Option<Update>,
+    /// The agent's effective policy, when its `policy_revision` differs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<Policy>,
 }
 
 /// `POST /api/agent/command-result` takes a [`crate::CommandResult`] and answers this.

@@ -11,10 +11,12 @@
 mod command_type;
 mod kinds;
 pub mod legacy;
+pub mod policy;
 pub mod release;
 
 pub use command_type::CommandType;
 pub use kinds::{CommandStatus, UnknownName, WatchdogEventKind};
+pub use policy::{Policy, PolicySettings, PolicyStatus};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -57,6 +59,10 @@ pub struct Auth {
     pub version: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_version: Option<String>,
+    /// The revision of the policy the agent runs with; the server sends `policy` only when
+    /// the agent's effective policy differs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_revision: Option<String>,
 }
 
 /// `auth_response`, server -> agent.
@@ -407,6 +413,7 @@ message_enum! {
         CommandResult(CommandResult) = "command_result",
         WatchdogEvent(WatchdogEvent) = "watchdog_event",
         UpdateStatus(UpdateStatus) = "update_status",
+        PolicyStatus(PolicyStatus) = "policy_status",
     }
 }
 
@@ -418,6 +425,7 @@ message_enum! {
         Update(Update) = "update",
         Ping(Ping) = "ping",
         ResultAck(ResultAck) = "result_ack",
+        Policy(Policy) = "policy",
     }
 }
 

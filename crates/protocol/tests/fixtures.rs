@@ -15,6 +15,9 @@ const AGENT_FIXTURES: &[&str] = &[
     "command_result_timed_out",
     "watchdog_event",
     "update_status",
+    "auth_with_policy",
+    "policy_status",
+    "policy_status_refused",
 ];
 
 const SERVER_FIXTURES: &[&str] = &[
@@ -29,6 +32,7 @@ const SERVER_FIXTURES: &[&str] = &[
     "update_signed",
     "ping",
     "result_ack",
+    "policy",
 ];
 
 fn as_value(text: &str) -> Value {
@@ -187,6 +191,30 @@ fn legacy_bodies_round_trip() {
         serde_json::to_value(&resp).unwrap(),
         as_value(&fixture("legacy_heartbeat_response"))
     );
+    let hb: HeartbeatRequest = serde_json::from_str(&fixture("legacy_heartbeat_policy")).unwrap();
+    assert_eq!(
+        serde_json::to_value(&hb).unwrap(),
+        as_value(&fixture("legacy_heartbeat_policy"))
+    );
+    let resp: HeartbeatResponse =
+        serde_json::from_str(&fixture("legacy_heartbeat_response_policy")).unwrap();
+    let policy = resp.policy.clone().unwrap();
+    assert_eq!(policy.revision, policy.settings.revision());
+    assert_eq!(
+        serde_json::to_value(&resp).unwrap(),
+        as_value(&fixture("legacy_heartbeat_response_policy"))
+    );
+}
+
+#[test]
+fn policy_fixture_revision_is_the_hash_of_its_settings() {
+    match ServerMessage::from_json(&fixture("policy")).unwrap() {
+        ServerMessage::Policy(p) => {
+            assert_eq!(p.revision, p.settings.revision());
+            p.settings.check_limits().unwrap();
+        }
+        other => panic!("expected a policy, got {other:?}"),
+    }
 }
 
 /// docs/PROTOCOL.md shows every fixture, so the public page cannot drift from the tests.

@@ -21,6 +21,7 @@ pub mod hub;
 pub mod logging;
 pub mod notify;
 pub mod oidc;
+pub mod policy;
 pub mod private_files;
 pub mod rate_limit;
 pub mod release;

@@ -12,7 +12,8 @@ use gururmm_protocol::legacy::{
     HeartbeatRequest, HeartbeatResponse, RegisterRequest, RegisterResponse,
 };
 use gururmm_protocol::{
-    AgentMessage, Command, MetricsReport, NetworkState, ServerMessage, UpdateStatus, WatchdogEvent,
+    AgentMessage, Command, MetricsReport, NetworkState, PolicyStatus, ServerMessage, UpdateStatus,
+    WatchdogEvent,
 };
 use reqwest::StatusCode;
 
@@ -118,8 +119,10 @@ pub(crate) struct Legacy<'a> {
     network_state: Option<NetworkState>,
     events: Vec<WatchdogEvent>,
     update_status: Vec<UpdateStatus>,
-    /// An `update` that came with a heartbeat, handed to the session by `recv`.
-    incoming: Option<String>,
+    /// The answer to the last `policy`, until a heartbeat carrying it is accepted.
+    policy_status: Option<PolicyStatus>,
+    /// An `update` or `policy` that came with a heartbeat, handed to the session by `recv`.
+    incoming: std::collections::VecDeque<String>,
 }
 
 impl<'a> Legacy<'a> {
@@ -140,7 +143,8 @@ impl<'a> Legacy<'a> {
             network_state: None,
             events: Vec::new(),
             update_status: Vec::new(),
-            incoming: None,
+            policy_status: None,
+            incoming: Default::default(),
         })
     }
 
@@ -201,6 +205,7 @@ impl Transport for Legacy<'_> {
                 self.events.push(e);
             }
             AgentMessage::UpdateStatus(u) => self.update_status.push(u),
+            AgentMessage::PolicyStatus(p) => self.policy_status = Some(p),
             // The periodic heartbeat goes anyway.
             AgentMessage::Heartbeat(_) => {}
             other => tracing::debug!(
@@ -219,21 +224,29 @@ impl Transport for Legacy<'_> {
             network_state: self.network_state.clone(),
             watchdog_events: self.events.clone(),
             update_status: self.update_status.clone(),
+            policy_revision: self.ctx.live.borrow().revision.clone(),
+            policy_status: self.policy_status.clone(),
         };
         let resp: HeartbeatResponse = self.post("/api/agent/heartbeat", &body).await?;
         self.metrics = None;
         self.network_state = None;
         self.events.drain(..body.watchdog_events.len());
         self.update_status.drain(..body.update_status.len());
+        if self.policy_status == body.policy_status {
+            self.policy_status = None;
+        }
         if let Some(u) = resp.update {
-            self.incoming = Some(ServerMessage::Update(u).to_json());
+            self.incoming.push_back(ServerMessage::Update(u).to_json());
+        }
+        if let Some(p) = resp.policy {
+            self.incoming.push_back(ServerMessage::Policy(p).to_json());
         }
         Ok(resp.commands)
     }
 
     async fn recv(&mut self) -> Result<String, Lost> {
         // Commands come only with heartbeats; an update that came with one is handed on here.
-        match self.incoming.take() {
+        match self.incoming.pop_front() {
             Some(text) => Ok(text),
             None => std::future::pending().await,
         }

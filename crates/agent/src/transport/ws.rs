@@ -181,6 +181,7 @@ async fn authenticate(
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone(),
+        policy_revision: ctx.live.borrow().revision.clone(),
     };
     send(ws, scrub(AgentMessage::Auth(auth))).await?;
     let deadline = Instant::now() + ctx.config.auth_timeout();

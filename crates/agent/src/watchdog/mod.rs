@@ -152,14 +152,33 @@ impl ServiceWatch {
     }
 }
 
-/// Runs the watchdog until shutdown, sending events into `events`.
+/// Runs the watchdog until shutdown, sending events into `events`. Follows the services a
+/// policy sets (`live`): a change starts watching the new list afresh.
 pub async fn run(
-    section: WatchdogSection,
+    mut live: watch::Receiver<crate::policy::Live>,
     events: mpsc::Sender<WatchdogEvent>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    loop {
+        let section = live.borrow_and_update().watchdog.clone();
+        tokio::select! {
+            _ = watch_services(section, &events) => return,
+            changed = live.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                tracing::info!("watchdog: the policy changed the watched services");
+            }
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// Watches `section`'s services until dropped (never returns: with nothing to watch, it
+/// waits for the caller's change or shutdown).
+async fn watch_services(section: WatchdogSection, events: &mpsc::Sender<WatchdogEvent>) {
     if !section.enabled || section.services.is_empty() {
-        return;
+        return std::future::pending().await;
     }
     let mut watches: Vec<ServiceWatch> = section
         .services
@@ -184,7 +203,7 @@ pub async fn run(
         .await;
         let Ok((back, out)) = round else {
             tracing::error!("watchdog round failed; watchdog stopped");
-            return;
+            return std::future::pending().await;
         };
         watches = back;
         for e in out {
@@ -192,10 +211,7 @@ pub async fn run(
                 tracing::warn!("watchdog event queue full; event dropped");
             }
         }
-        tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
-            _ = shutdown.changed() => return,
-        }
+        tokio::time::sleep(interval).await;
     }
 }
 

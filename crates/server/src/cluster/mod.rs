@@ -52,6 +52,8 @@ pub enum Notice {
     UpdateRequested { agent_id: String },
     /// A node started: the others count it alive at once (and start telling it things).
     Hello,
+    /// Policies or their assignments changed: each node sends the agents it holds theirs.
+    PoliciesChanged,
     /// Alert rules or maintenance windows changed: each node reloads its cache.
     AlertRulesChanged,
 }

@@ -35,6 +35,7 @@ pub async fn register(
         os_info: req.os_info,
         version: req.version,
         previous_version: None,
+        policy_revision: None,
     };
     let presented = auth.api_key.trim();
     if !presented.starts_with(session::enroll::TOKEN_PREFIX)
@@ -94,6 +95,7 @@ pub async fn heartbeat(
             .into_iter()
             .map(AgentMessage::UpdateStatus),
     );
+    reports.extend(req.policy_status.map(AgentMessage::PolicyStatus));
     for report in reports {
         session.ingest(report).await?;
     }
@@ -113,7 +115,15 @@ pub async fn heartbeat(
         }
         None => None,
     };
-    Ok(axum::Json(HeartbeatResponse { commands, update }))
+    // Its effective policy when the revision it names (none: an older agent) differs.
+    let policy = crate::policy::effective_for(&state, &id)
+        .await?
+        .and_then(|eff| eff.to_send(req.policy_revision.as_deref()));
+    Ok(axum::Json(HeartbeatResponse {
+        commands,
+        update,
+        policy,
+    }))
 }
 
 pub async fn command_result(

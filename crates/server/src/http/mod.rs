@@ -15,6 +15,7 @@ mod events;
 pub mod extract;
 mod legacy;
 mod oidc;
+mod policies;
 mod releases;
 pub mod security;
 mod settings;
@@ -439,6 +440,41 @@ pub fn api_routes() -> Vec<ApiRoute> {
         route("GET", "/api/agents/{id}/watchdog-events", Viewer,
             "Watchdog events, newest first", get(agents::watchdog_events))
             .ok_list::<WatchdogEvent>(),
+        route("GET", "/api/agents/{id}/policy", Viewer,
+            "The agent's effective policy: the merge by precedence (agent over site over client over fleet), where each setting came from, and whether the agent applied it",
+            get(policies::agent_policy))
+            .ok::<EffectivePolicy>(),
+        route("GET", "/api/policies", Viewer, "List policies", get(policies::list_policies))
+            .ok_list::<NamedPolicy>(),
+        route("POST", "/api/policies", Technician,
+            "Create a policy (a named set of agent settings; unset ones inherit)",
+            post(policies::create_policy))
+            .body::<NamedPolicyBody>().created::<NamedPolicy>().errors(&[409])
+            .link("/api/policies/{id}", "/id")
+            .link_body("post_policy_assignments", json!({"policy_id": "$response.body#/id", "scope": {"kind": "fleet"}})),
+        route("GET", "/api/policies/{id}", Viewer, "A policy", get(policies::get_policy))
+            .ok::<NamedPolicy>(),
+        route("PUT", "/api/policies/{id}", Technician,
+            "Replace a policy's name, description and settings; its version goes up and affected agents get it at once",
+            put(policies::update_policy))
+            .body::<NamedPolicyBody>().ok::<NamedPolicy>().errors(&[409]),
+        route("DELETE", "/api/policies/{id}", Technician,
+            "Delete a policy and its assignments; affected agents get their new policy at once",
+            delete(policies::delete_policy))
+            .no_content(),
+        route("GET", "/api/policy-assignments", Viewer,
+            "Which policy applies to which scope (fleet, client, site, agent)",
+            get(policies::list_assignments))
+            .ok_list::<PolicyAssignment>(),
+        route("POST", "/api/policy-assignments", Technician,
+            "Assign a policy to a scope (one policy per scope); affected agents get it at once",
+            post(policies::create_assignment))
+            .body::<PolicyAssignmentBody>().created::<PolicyAssignment>().errors(&[409])
+            .link("/api/policy-assignments/{id}", "/id"),
+        route("DELETE", "/api/policy-assignments/{id}", Technician,
+            "Remove an assignment; affected agents get their new policy at once",
+            delete(policies::delete_assignment))
+            .no_content(),
         route("GET", "/api/commands", Viewer, "Recent commands, newest first",
             get(commands::list))
             .query::<CommandListQuery>().ok_list::<Command>(),

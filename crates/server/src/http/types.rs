@@ -948,3 +948,144 @@ impl From<db::AgentUpdateRecord> for AgentUpdate {
 pub struct AgentUpdateBody {
     pub version: String,
 }
+
+// ---- policies
+
+/// A policy to create, or the whole of one to replace.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NamedPolicyBody {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Unset settings inherit (from a less specific policy, else the agent's agent.toml).
+    #[serde(default)]
+    pub settings: gururmm_protocol::PolicySettings,
+}
+
+/// A named, versioned set of agent settings.
+#[derive(Serialize, ToSchema)]
+pub struct NamedPolicy {
+    pub id: String,
+    pub name: String,
+    #[schema(required = true)]
+    pub description: Option<String>,
+    pub settings: gururmm_protocol::PolicySettings,
+    /// Starts at 1; goes up by one with every change.
+    pub version: i64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<db::PolicyRecord> for NamedPolicy {
+    fn from(r: db::PolicyRecord) -> NamedPolicy {
+        NamedPolicy {
+            id: r.id,
+            name: r.name,
+            description: r.description,
+            settings: r.settings,
+            version: r.version,
+            created_at: time(r.created_at),
+            updated_at: time(r.updated_at),
+        }
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyAssignmentBody {
+    pub policy_id: String,
+    pub scope: crate::scope::Scope,
+}
+
+/// A policy assigned to a scope (one policy per scope).
+#[derive(Serialize, ToSchema)]
+pub struct PolicyAssignment {
+    pub id: String,
+    pub policy_id: String,
+    pub policy_name: String,
+    pub scope: crate::scope::Scope,
+    pub created_at: String,
+}
+
+impl From<db::AssignmentRecord> for PolicyAssignment {
+    fn from(r: db::AssignmentRecord) -> PolicyAssignment {
+        PolicyAssignment {
+            id: r.id,
+            policy_id: r.policy_id,
+            policy_name: r.policy_name,
+            scope: r.scope,
+            created_at: time(r.created_at),
+        }
+    }
+}
+
+/// Where one effective setting came from.
+#[derive(Serialize, ToSchema)]
+pub struct PolicySource {
+    pub policy_id: String,
+    pub policy_name: String,
+    pub policy_version: i64,
+    pub scope: crate::scope::Scope,
+}
+
+/// An agent's effective policy: the merge by precedence (agent over site over client over
+/// fleet, setting by setting), where each setting came from, and what the agent made of it.
+#[derive(Serialize, ToSchema)]
+pub struct EffectivePolicy {
+    pub agent_id: String,
+    /// SHA-256 of the settings' canonical JSON, as in the `policy` message.
+    pub revision: String,
+    pub settings: gururmm_protocol::PolicySettings,
+    /// By setting name, for each setting that is set.
+    pub sources: BTreeMap<String, PolicySource>,
+    /// `applied`, `refused` (see `error`) or `pending` (the agent has not answered for this
+    /// revision yet).
+    pub status: String,
+    /// The revision the agent last answered for.
+    #[schema(required = true)]
+    pub reported_revision: Option<String>,
+    /// Why the agent refused it.
+    #[schema(required = true)]
+    pub error: Option<String>,
+    #[schema(required = true)]
+    pub reported_at: Option<String>,
+}
+
+impl EffectivePolicy {
+    pub fn new(
+        agent_id: String,
+        eff: crate::policy::Effective,
+        status: Option<db::PolicyStatusRecord>,
+    ) -> EffectivePolicy {
+        let state = crate::policy::applied_state(&eff, status.as_ref());
+        let error = status
+            .as_ref()
+            .filter(|s| !s.applied && s.revision == eff.revision)
+            .and_then(|s| s.error.clone());
+        EffectivePolicy {
+            agent_id,
+            revision: eff.revision,
+            settings: eff.settings,
+            sources: eff
+                .sources
+                .into_iter()
+                .map(|(field, s)| {
+                    (
+                        field,
+                        PolicySource {
+                            policy_id: s.policy_id,
+                            policy_name: s.policy_name,
+                            policy_version: s.policy_version,
+                            scope: s.scope,
+                        },
+                    )
+                })
+                .collect(),
+            status: state.to_owned(),
+            reported_revision: status.as_ref().map(|s| s.revision.clone()),
+            error,
+            reported_at: time_opt(status.map(|s| s.reported_at)),
+        }
+    }
+}

@@ -23,6 +23,8 @@ pub(crate) enum Outbound {
     Flush(Option<oneshot::Sender<()>>),
     /// Send this `update` (the rollout decided off the socket's task).
     Update(Box<gururmm_protocol::Update>),
+    /// Send this `policy` (the agent's effective policy changed).
+    Policy(Box<gururmm_protocol::Policy>),
     /// A newer connection of the same agent took over: close this one.
     Replaced,
     /// Close the socket with code 4003 and this reason: the agent was deleted, or its
@@ -128,6 +130,14 @@ impl Hub {
     pub fn send_update(&self, agent_id: &str, update: gururmm_protocol::Update) -> bool {
         match self.connections.lock().expect("hub lock").get(agent_id) {
             Some(c) => c.tx.try_send(Outbound::Update(Box::new(update))).is_ok(),
+            None => false,
+        }
+    }
+
+    /// Hands a `policy` to the agent's socket task, if on this node; false when it has none.
+    pub fn send_policy(&self, agent_id: &str, policy: gururmm_protocol::Policy) -> bool {
+        match self.connections.lock().expect("hub lock").get(agent_id) {
+            Some(c) => c.tx.try_send(Outbound::Policy(Box::new(policy))).is_ok(),
             None => false,
         }
     }

@@ -192,6 +192,7 @@ async fn run(
     });
     // Whatever waited while the agent was away goes out first, oldest first.
     let _ = tx.try_send(Outbound::Flush(None));
+    crate::policy::offer_on_connect(&state, &agent_id, auth.policy_revision.clone(), tx.clone());
     offer_update(&state, &agent_id, &auth, downloads, tx);
 
     let reason = message_loop(&state, &agent_id, &mut socket, rx).await;
@@ -254,6 +255,11 @@ async fn message_loop(
                 }
                 Some(Outbound::Update(update)) => {
                     if send(socket, &ServerMessage::Update(*update)).await.is_err() {
+                        return "send failed";
+                    }
+                }
+                Some(Outbound::Policy(policy)) => {
+                    if send(socket, &ServerMessage::Policy(*policy)).await.is_err() {
                         return "send failed";
                     }
                 }

@@ -82,6 +82,7 @@ impl<'a> AgentSession<'a> {
                 Ok(())
             }
             AgentMessage::UpdateStatus(u) => self.update_status(u).await,
+            AgentMessage::PolicyStatus(p) => crate::policy::record_status(self.state, id, p).await,
             AgentMessage::Auth(_) => {
                 tracing::warn!(
                     agent_id = id,
@@ -117,6 +118,7 @@ impl<'a> AgentSession<'a> {
             AgentMessage::CommandResult(r) => ("command_result", Some(r.id.clone())),
             AgentMessage::NetworkState(_) => ("network_state", None),
             AgentMessage::UpdateStatus(_) => ("update_status", None),
+            AgentMessage::PolicyStatus(_) => ("policy_status", None),
             _ => ("watchdog_event", None),
         };
         self.defer(kind, ack, acks, move |state, agent_id| {

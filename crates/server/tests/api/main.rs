@@ -12,6 +12,7 @@ mod contract;
 mod enrollment;
 mod hardening;
 mod legacy;
+mod policies;
 mod resources;
 mod session;
 mod sign_in;
