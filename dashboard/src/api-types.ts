@@ -852,7 +852,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Server-sent events: agent_status, command_updated */
+        /** Server-sent events: agent_status, command_updated, agent_update, alert */
         get: operations["get_events"];
         put?: never;
         post?: never;

@@ -543,7 +543,7 @@ pub fn api_routes() -> Vec<ApiRoute> {
             "Fleet-wide metrics summary over the last 15 minutes", get(metrics_summary))
             .ok::<MetricsSummary>(),
         route("GET", "/api/events", Viewer,
-            "Server-sent events: agent_status, command_updated", get(events::stream))
+            "Server-sent events: agent_status, command_updated, agent_update, alert", get(events::stream))
             .ticket_in_query().query::<EventsQuery>()
             .ok_as("text/event-stream", json!({"type": "string"})),
         route("POST", "/api/agent/register-legacy", Anyone,
