@@ -59,6 +59,18 @@ async fn report_until_open(server: &TestServer, agent: &mut SimAgent, id: &str, 
     panic!("no alert opened for agent {id}");
 }
 
+/// Each body POSTed to `path` is refused with 400 naming its field.
+async fn refused_naming_the_field(server: &TestServer, path: &str, cases: &[(Value, &str)]) {
+    for (body, field) in cases {
+        let (status, answer) = server.request(Method::POST, path, Some(body.clone())).await;
+        assert_eq!(status, 400, "{body} -> {answer}");
+        assert!(
+            answer["error"].as_str().unwrap().contains(field),
+            "{body} -> {answer} should name {field}"
+        );
+    }
+}
+
 async fn rules_crud_and_bad_input(db: TestDb) {
     let server = TestServer::start(db).await;
     let (_, site_id, _) = server.create_site().await;
@@ -136,16 +148,7 @@ async fn rules_crud_and_bad_input(db: TestDb) {
             "severity",
         ),
     ];
-    for (body, field) in bad {
-        let (status, answer) = server
-            .request(Method::POST, "/api/alert-rules", Some(body.clone()))
-            .await;
-        assert_eq!(status, 400, "{body} -> {answer}");
-        assert!(
-            answer["error"].as_str().unwrap().contains(field),
-            "{body} -> {answer} should name {field}"
-        );
-    }
+    refused_naming_the_field(&server, "/api/alert-rules", &bad).await;
 
     let windows_bad = [
         (
@@ -169,16 +172,7 @@ async fn rules_crud_and_bad_input(db: TestDb) {
             "weekly",
         ),
     ];
-    for (body, field) in windows_bad {
-        let (status, answer) = server
-            .request(Method::POST, "/api/maintenance-windows", Some(body.clone()))
-            .await;
-        assert_eq!(status, 400, "{body} -> {answer}");
-        assert!(
-            answer["error"].as_str().unwrap().contains(field),
-            "{answer}"
-        );
-    }
+    refused_naming_the_field(&server, "/api/maintenance-windows", &windows_bad).await;
     let weekly = server
         .post(
             "/api/maintenance-windows",
