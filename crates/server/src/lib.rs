@@ -107,6 +107,7 @@ pub async fn build_state(
         settings: Default::default(),
         sso: Default::default(),
         release_public_key: release::load_public_key(&config),
+        notifier: Default::default(),
         shutdown,
         config,
     }))
@@ -155,6 +156,7 @@ pub async fn launch_observed(
     }
     let presence = tokio::spawn(cluster::presence::run(state.clone()));
     let upkeep = tokio::spawn(upkeep::run(state.clone()));
+    let notifications = tokio::spawn(notify::worker::run(state.clone()));
     let metrics_endpoint = telemetry::start(&state).await?;
     let app = http::router(state.clone());
     let signal = async move {
@@ -168,6 +170,7 @@ pub async fn launch_observed(
     .with_graceful_shutdown(signal)
     .await?;
     upkeep.abort();
+    notifications.abort();
     presence.abort();
     // What agents sent before their sockets closed is written before the process ends
     // (bounded: with the database away it cannot be, and agents keep their results).

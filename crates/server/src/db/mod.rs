@@ -11,6 +11,7 @@ mod cluster;
 mod commands;
 mod enrollment;
 mod metrics;
+pub mod notifications;
 mod oidc;
 mod rate_limits;
 mod releases;
