@@ -127,7 +127,7 @@ fn placement_from_row(row: &sqlx::any::AnyRow) -> DbResult<Placement> {
 impl Store {
     /// Where one agent sits, or `None` for an unknown agent.
     pub async fn agent_placement(&self, agent_id: &str) -> DbResult<Option<Placement>> {
-        let row = sqlx::query(&format!("{PLACEMENT_SELECT} WHERE a.id = ?"))
+        let row = sqlx::query(&format!("{PLACEMENT_SELECT} WHERE a.id = $1"))
             .bind(agent_id)
             .fetch_optional(self.pool())
             .await?;
@@ -151,7 +151,7 @@ impl Store {
         let Some(id) = scope.id.as_deref() else {
             return Ok(false);
         };
-        let row = sqlx::query(&format!("SELECT 1 AS found FROM {table} WHERE id = ?"))
+        let row = sqlx::query(&format!("SELECT 1 AS found FROM {table} WHERE id = $1"))
             .bind(id)
             .fetch_optional(self.pool())
             .await?;

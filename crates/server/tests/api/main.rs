@@ -11,6 +11,7 @@ mod contract;
 mod enrollment;
 mod hardening;
 mod legacy;
+mod notifications;
 mod resources;
 mod session;
 mod sign_in;
