@@ -120,8 +120,30 @@ def failed_update_agent(n):
     return agent_id
 
 
+# Notifications: webhook channels on a loopback port nothing listens on (fuzz-api.sh also sends
+# the server's outbound HTTP to a dead proxy, so no channel the fuzzer makes reaches outside).
+HOOK_URL = "http://127.0.0.1:9/fuzz-hook"
+
+
+def notification_channel(name):
+    return post("/api/notification-channels", {"name": name, "kind": "webhook", "url": HOOK_URL,
+                                                "secret": "fuzz-signing-secret-123"})["id"]
+
+
+def notification_route(channel_id):
+    return post("/api/notification-routes", {"channel_id": channel_id, "min_severity": "warning",
+                                              "scope": {"kind": "fleet"}})["id"]
+
+
+channel_id = notification_channel("fuzz channel")
+route_id = notification_route(channel_id)
+delivery_id = post(f"/api/notification-channels/{channel_id}/test", {})["id"]
+
 seed = {
     "base_url": base,
+    "channel_id": channel_id,
+    "route_id": route_id,
+    "delivery_id": delivery_id,
     "admin_email": email,
     "admin_password": password,
     "admin_token": token,
@@ -155,6 +177,8 @@ seed = {
         # An update to request (once each: then one is under way) and a failed one to retry.
         "to_update": [legacy_agent(n)[0] for n in range(4)],
         "to_retry": [failed_update_agent(n) for n in range(4, 8)],
+        "channels": [notification_channel(f"spare {n}") for n in range(6)],
+        "routes": [notification_route(channel_id) for n in range(6)],
         "users": [post("/api/users", {"email": f"spare-{n}@example.com",
                                       "password": "spare-password-1", "role": "viewer"})["id"]
                   for n in range(6)],
