@@ -120,11 +120,18 @@ pub async fn send(
     let attempt = async {
         match channel.kind.as_str() {
             "webhook" => {
-                let secret = channel
+                // Never sent unsigned: a secret that cannot be unsealed (another data folder's
+                // key) is an error the administrator fixes by setting the secret again.
+                match channel
                     .secret_sealed
                     .as_deref()
-                    .and_then(|sealed| secrets.open(sealed));
-                post(http, channel, body.to_owned(), &payload, secret.as_deref()).await
+                    .and_then(|s| secrets.open(s))
+                {
+                    Some(secret) => {
+                        post(http, channel, body.to_owned(), &payload, Some(&secret)).await
+                    }
+                    None => Answer::error("the signing secret cannot be read; set it again"),
+                }
             }
             "slack" => {
                 post(
@@ -176,9 +183,17 @@ async fn post(
     }
     // Errors without the URL: a Slack or Teams URL is itself a secret.
     match request.body(body).send().await {
-        Ok(response) => {
+        Ok(mut response) => {
             let status = response.status();
-            let text = response.text().await.unwrap_or_default();
+            // Only the start of the answer is kept: read no more than that.
+            let mut start = Vec::new();
+            while start.len() < RESPONSE_KEPT * 4 {
+                match response.chunk().await {
+                    Ok(Some(chunk)) => start.extend_from_slice(&chunk),
+                    _ => break,
+                }
+            }
+            let text = String::from_utf8_lossy(&start);
             Answer {
                 ok: status.is_success(),
                 status_code: Some(status.as_u16().into()),

@@ -78,9 +78,13 @@ pub async fn run(state: AppState) {
                 Err(e) => tracing::warn!(error = %e, "notifications: cannot claim deliveries"),
             }
         }
+        // A retry falling due sooner than the next poll is waited for. Deliveries already due
+        // but not claimed are held by another node or wait for a busy channel: a finished send
+        // wakes this loop, and the poll finds them.
+        let now = now_ms();
         let wait = match state.store.next_delivery_due().await {
-            Ok(Some(due)) if slots.available_permits() > 0 => {
-                Duration::from_millis((due - now_ms()).clamp(0, POLL.as_millis() as i64) as u64)
+            Ok(Some(due)) if due > now && slots.available_permits() > 0 => {
+                Duration::from_millis((due - now) as u64).min(POLL)
             }
             _ => POLL,
         };
