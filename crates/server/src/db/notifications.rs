@@ -453,25 +453,7 @@ impl Store {
     }
 
     pub async fn delete_route(&self, id: &str, by: Actor<'_>) -> DbResult<()> {
-        let mut tx = self.begin_write().await?;
-        let done = sqlx::query("DELETE FROM notification_routes WHERE id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound("notification route"));
-        }
-        audit::record(
-            &mut tx,
-            by,
-            "notification_route.delete",
-            "notification_route",
-            Some(id),
-            None,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        self.audited_delete("notification_route", id, by).await
     }
 
     /// Deliveries, newest first, with their attempts (oldest first).

@@ -388,6 +388,19 @@ async fn routes_filter_by_severity_and_scope(db: TestDb) {
         expected.sort();
         assert_eq!(got, expected, "{:?} {:?}", n.severity, n.site_id);
     }
+
+    // A route changed to the client, then deleted.
+    let routes = server.get("/api/notification-routes").await;
+    let id = routes[0]["id"].as_str().unwrap();
+    let path = format!("/api/notification-routes/{id}");
+    let scope = json!({"kind": "client", "id": client_id});
+    let body = json!({"channel_id": site_all, "min_severity": "critical", "scope": scope});
+    let (status, changed) = server.request(Method::PUT, &path, Some(body)).await;
+    assert_eq!((status, &changed["scope"]), (200, &scope));
+    let (status, _) = server.request(Method::DELETE, &path, None).await;
+    assert_eq!(status, 204);
+    let (status, _) = server.request(Method::GET, &path, None).await;
+    assert_eq!(status, 404);
 }
 
 async fn send_test_and_bad_input(db: TestDb) {
