@@ -567,3 +567,33 @@ on_both_databases!(
     routes_filter_by_severity_and_scope,
     send_test_and_bad_input,
 );
+
+/// Two nodes on one PostgreSQL database both run a delivery worker: every notice reaches the
+/// receiver exactly once (the lease lets only one node send each delivery).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_never_send_the_same_delivery() {
+    let a = TestServer::start(TestDb::Postgres).await;
+    let b = a.another_node().await;
+    let receiver = Receiver::start(0, false).await;
+    let id = channel(&a, webhook("Shared", &receiver.url)).await;
+    route(&a, &id, "info", json!({"kind": "fleet"})).await;
+    let notices: Vec<AlertNotice> = (0..30).map(|_| notice(Severity::Info, None)).collect();
+    for (i, n) in notices.iter().enumerate() {
+        // Queued on both nodes, each waking its own worker.
+        enqueue(if i % 2 == 0 { &a } else { &b }, n).await;
+    }
+    let path = format!("/api/notification-deliveries?channel_id={id}&status=delivered");
+    a.wait_for(&path, Duration::from_secs(30), |l| {
+        l.as_array().unwrap().len() == notices.len()
+    })
+    .await;
+    let mut ids: Vec<String> = receiver
+        .received()
+        .iter()
+        .map(|r| r.headers["x-gururmm-delivery"].to_str().unwrap().to_owned())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), notices.len());
+    assert_eq!(receiver.received().len(), notices.len());
+}
