@@ -625,6 +625,28 @@ impl Store {
         .await?)
     }
 
+    /// Deletes finished deliveries (delivered or failed) last changed before `older_than_ms`,
+    /// with their attempts; answers how many deliveries went.
+    pub async fn prune_deliveries(&self, older_than_ms: i64) -> DbResult<u64> {
+        let mut tx = self.begin_write().await?;
+        let finished = "SELECT id FROM notification_deliveries \
+            WHERE status <> 'pending' AND updated_at < $1";
+        sqlx::query(&format!(
+            "DELETE FROM notification_attempts WHERE delivery_id IN ({finished})"
+        ))
+        .bind(older_than_ms)
+        .execute(&mut *tx)
+        .await?;
+        let done = sqlx::query(
+            "DELETE FROM notification_deliveries WHERE status <> 'pending' AND updated_at < $1",
+        )
+        .bind(older_than_ms)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected())
+    }
+
     /// Logs one attempt and moves the delivery on, releasing this node's lease.
     pub async fn record_attempt(
         &self,

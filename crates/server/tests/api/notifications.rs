@@ -213,6 +213,13 @@ async fn webhook_signed_and_retried_until_accepted(db: TestDb) {
     assert_eq!(body["severity"], "critical");
     assert_eq!(body["hostname"], "web-01");
     assert_eq!(body["delivery_id"], delivery["id"]);
+
+    // Finished deliveries go with their attempts once past retention, not before.
+    let store = &server.state().store;
+    let now = gururmm_server::db::now_ms();
+    assert_eq!(store.prune_deliveries(now - 60_000).await.unwrap(), 0);
+    assert_eq!(store.prune_deliveries(now + 1_000).await.unwrap(), 1);
+    assert_eq!(server.get(&path).await, json!([]));
 }
 
 async fn hanging_channel_does_not_delay_another(db: TestDb) {
