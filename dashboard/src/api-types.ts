@@ -1596,8 +1596,8 @@ export interface components {
             name: string;
             updated_at: string;
             /**
-             * @description The full URL for admins (a Slack or Teams URL is itself a secret); its scheme and host
-             *     for others.
+             * @description The full URL for admins (a Slack or Teams URL is itself a secret); its scheme, host and
+             *     port for others.
              */
             url?: string | null;
         };

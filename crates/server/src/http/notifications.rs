@@ -70,8 +70,8 @@ pub struct NotificationChannel {
     pub id: String,
     pub name: String,
     pub kind: ChannelKind,
-    /// The full URL for admins (a Slack or Teams URL is itself a secret); its scheme and host
-    /// for others.
+    /// The full URL for admins (a Slack or Teams URL is itself a secret); its scheme, host and
+    /// port for others.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
     pub email_to: Vec<String>,
@@ -89,7 +89,10 @@ impl NotificationChannel {
                 url
             } else {
                 reqwest::Url::parse(&url)
-                    .map(|u| format!("{}://{}/…", u.scheme(), u.host_str().unwrap_or("")))
+                    .map(|u| {
+                        let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
+                        format!("{}://{}{port}/…", u.scheme(), u.host_str().unwrap_or(""))
+                    })
                     .unwrap_or_default()
             }
         });

@@ -527,6 +527,42 @@ async fn send_test_and_bad_input(db: TestDb) {
             .await;
         assert_eq!(status, 400, "{query}");
     }
+    // A technician sees the channel without its URL's path (a Slack or Teams URL is a
+    // secret), may send a test, and may not change channels.
+    server
+        .post(
+            "/api/users",
+            json!({"email": "tech@example.com", "password": "tech-password-1", "role": "technician"}),
+        )
+        .await;
+    let tech = server
+        .login("tech@example.com", "tech-password-1")
+        .await
+        .unwrap();
+    let as_tech = |method: Method, path: String| {
+        server
+            .client
+            .request(method, server.url(&path))
+            .bearer_auth(&tech)
+            .json(&json!({}))
+            .send()
+    };
+    let seen: Value = as_tech(Method::GET, format!("/api/notification-channels/{id}"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let host = receiver.url.trim_end_matches("/hook");
+    assert_eq!(seen["url"], format!("{host}/…"));
+    let test = as_tech(
+        Method::POST,
+        format!("/api/notification-channels/{id}/test"),
+    );
+    assert_eq!(test.await.unwrap().status(), 201);
+    let change = as_tech(Method::DELETE, format!("/api/notification-channels/{id}"));
+    assert_eq!(change.await.unwrap().status(), 403);
+
     let state = server.state();
     assert_eq!(
         state
@@ -542,7 +578,7 @@ async fn send_test_and_bad_input(db: TestDb) {
             .audit_count("notification_channel.test")
             .await
             .unwrap(),
-        1
+        2
     );
 
     // Deleting the channel takes its deliveries.
