@@ -57,19 +57,27 @@ fn truncate(text: &str) -> String {
     }
 }
 
-/// One line saying what happened.
+/// One line saying what happened (an email subject too: no control characters, since the
+/// hostname comes from the agent).
 fn headline(p: &Payload) -> String {
     let what = match p.event.as_str() {
         "alert.opened" => "opened",
         "alert.resolved" => "resolved",
-        _ => return p.message.clone(),
+        _ => return one_line(&p.message),
     };
-    format!(
+    one_line(&format!(
         "[{}] {} {what} on {}",
         p.severity.as_str(),
         p.rule_name.as_deref().unwrap_or("alert"),
         p.hostname.as_deref().unwrap_or("an agent"),
-    )
+    ))
+}
+
+fn one_line(text: &str) -> String {
+    text.chars()
+        .take(200)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
 fn slack_body(p: &Payload) -> serde_json::Value {
@@ -77,6 +85,11 @@ fn slack_body(p: &Payload) -> serde_json::Value {
     if p.event != "test" {
         text.push_str(&format!(": {}", p.message));
     }
+    // Slack reads `<...>` as links and mentions (`<!channel>`): agent text must not make one.
+    let text = text
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;");
     json!({ "text": text })
 }
 
@@ -270,6 +283,16 @@ async fn email(config: &Config, channel: &ChannelRecord, p: &Payload) -> Answer 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn agent_text_cannot_break_a_subject_or_mention_a_slack_channel() {
+        let mut p = Payload::test("d1".into(), "c");
+        p.event = "alert.opened".into();
+        p.hostname = Some("evil\r\nBcc: x@example.com <!channel>".into());
+        assert!(!headline(&p).contains(['\r', '\n']));
+        let text = slack_body(&p)["text"].as_str().unwrap().to_owned();
+        assert!(text.contains("&lt;!channel&gt;"), "{text}");
+    }
 
     #[test]
     fn signature_is_hmac_of_timestamp_dot_body() {
