@@ -616,11 +616,13 @@ impl Store {
         Ok(out)
     }
 
-    /// When the next pending delivery falls due (Unix ms), if any.
-    pub async fn next_delivery_due(&self) -> DbResult<Option<i64>> {
+    /// When the next pending delivery falls due after `now` (Unix ms), if any.
+    pub async fn next_delivery_due(&self, now: i64) -> DbResult<Option<i64>> {
         Ok(sqlx::query_scalar(
-            "SELECT MIN(next_attempt_at) FROM notification_deliveries WHERE status = 'pending'",
+            "SELECT MIN(next_attempt_at) FROM notification_deliveries \
+             WHERE status = 'pending' AND next_attempt_at > $1",
         )
+        .bind(now)
         .fetch_one(self.pool())
         .await?)
     }

@@ -82,7 +82,7 @@ pub async fn run(state: AppState) {
         // but not claimed are held by another node or wait for a busy channel: a finished send
         // wakes this loop, and the poll finds them.
         let now = now_ms();
-        let wait = match state.store.next_delivery_due().await {
+        let wait = match state.store.next_delivery_due(now).await {
             Ok(Some(due)) if due > now && slots.available_permits() > 0 => {
                 Duration::from_millis((due - now) as u64).min(POLL)
             }

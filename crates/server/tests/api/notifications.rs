@@ -222,6 +222,33 @@ async fn webhook_signed_and_retried_until_accepted(db: TestDb) {
     assert_eq!(server.get(&path).await, json!([]));
 }
 
+async fn given_up_after_max_attempts(db: TestDb) {
+    let server = TestServer::start_with(db, |c| {
+        c.notification_retry_base_seconds = 1;
+        c.notification_max_attempts = 2;
+    })
+    .await;
+    let receiver = Receiver::start(usize::MAX, false).await;
+    let id = channel(&server, webhook("Always down", &receiver.url)).await;
+    route(&server, &id, "info", json!({"kind": "fleet"})).await;
+    let n = notice(Severity::Warning, None);
+    enqueue(&server, &n).await;
+    let path = format!(
+        "/api/notification-deliveries?alert_id={}&status=failed",
+        n.alert_id
+    );
+    let failed = server
+        .wait_for(&path, Duration::from_secs(20), |l| {
+            l.as_array().unwrap().len() == 1
+        })
+        .await;
+    assert_eq!(failed[0]["attempt_count"], 2);
+    assert_eq!(failed[0]["attempts"].as_array().unwrap().len(), 2);
+    let error = failed[0]["last_error"].as_str().unwrap();
+    assert!(error.contains("500"), "{error}");
+    assert_eq!(receiver.received().len(), 2);
+}
+
 async fn hanging_channel_does_not_delay_another(db: TestDb) {
     let server = TestServer::start(db).await;
     let hanging = Receiver::start(0, true).await;
@@ -605,6 +632,7 @@ async fn send_test_and_bad_input(db: TestDb) {
 
 on_both_databases!(
     webhook_signed_and_retried_until_accepted,
+    given_up_after_max_attempts,
     hanging_channel_does_not_delay_another,
     slack_teams_and_email_formats,
     routes_filter_by_severity_and_scope,
