@@ -50,6 +50,18 @@ impl Answer {
     }
 }
 
+/// "error sending request: client error (Connect): tcp connect error: Connection refused"
+/// rather than its first part only.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    text
+}
+
 fn truncate(text: &str) -> String {
     match text.char_indices().nth(RESPONSE_KEPT) {
         Some((cut, _)) => format!("{}...", &text[..cut]),
@@ -214,7 +226,7 @@ async fn post(
                 error: (!status.is_success()).then(|| format!("answered {status}")),
             }
         }
-        Err(e) => Answer::error(e.without_url()),
+        Err(e) => Answer::error(with_causes(&e.without_url())),
     }
 }
 
