@@ -12,6 +12,7 @@ mod enrollment;
 mod hardening;
 mod legacy;
 mod policies;
+mod notifications;
 mod resources;
 mod session;
 mod sign_in;
