@@ -34,6 +34,12 @@ login_attempts_per_address = 10000
 login_attempts_per_account = 10000
 enrollments_per_minute_per_address = 10000
 allow_registration = true
+# Email channels go to a loopback port nothing listens on.
+smtp_host = "127.0.0.1"
+smtp_port = 9
+smtp_security = "none"
+smtp_from = "fuzz@example.com"
+notification_max_attempts = 2
 TOML
   "$SERVER" --config "$work/config.toml" user add --email fuzz@example.com --password fuzz-pass-123 --role admin >/dev/null
   # A release key and one published build, so the update and rollout routes can be accepted.
@@ -42,6 +48,9 @@ TOML
   head -c 4096 /dev/urandom >"$work/agent-build"
   "$SERVER" --config "$work/config.toml" release add --file "$work/agent-build" --version 0.5.0 \
     --os linux --arch x86_64 --key "$work/data/release.key" >/dev/null
+  # Notification channels the fuzzer makes must not reach the outside: the server's outbound
+  # HTTP goes to a proxy on a dead loopback port (webhook, Slack and Teams deliveries fail there).
+  HTTP_PROXY=http://127.0.0.1:9 HTTPS_PROXY=http://127.0.0.1:9 ALL_PROXY=http://127.0.0.1:9 NO_PROXY= \
   GURURMM_LOG=info,sqlx=warn,tower_http=debug,gururmm_server::http=debug "$SERVER" --config "$work/config.toml" >"$work/server.log" 2>&1 &
   pid=$!
   url="http://127.0.0.1:$port"

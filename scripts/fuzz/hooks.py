@@ -27,6 +27,9 @@ def _spare(kind):
     return None
 
 
+FUZZ_HOOK_URL = "http://127.0.0.1:9/fuzz-hook"
+
+
 def _good_path_id(method, path):
     if path.startswith("/api/clients/"):
         return _spare("clients") if method == "DELETE" else SEED["client_id"]
@@ -54,6 +57,12 @@ def _good_path_id(method, path):
         return _spare("policies") if method == "DELETE" else SEED["policy_id"]
     if path.startswith("/api/policy-assignments/"):
         return _spare("assignments")
+    if path.startswith("/api/notification-channels/"):
+        return _spare("channels") if method == "DELETE" else SEED["channel_id"]
+    if path.startswith("/api/notification-routes/"):
+        return _spare("routes") if method == "DELETE" else SEED["route_id"]
+    if path.startswith("/api/notification-deliveries/"):
+        return SEED["delivery_id"]
     if path.startswith("/api/alert-rules/"):
         return _spare("rules") if method == "DELETE" else SEED["rule_id"]
     if path.startswith("/api/maintenance-windows/"):
@@ -116,6 +125,14 @@ def _good_body(method, path):
                 "hostname": f"fuzz-legacy-{n}",
                 "os_info": {"os_type": "windows", "os_version": "7", "arch": "x86_64"},
                 "version": "0.1.0"}
+    if path in ("/api/notification-channels", "/api/notification-channels/{id}"):
+        # Loopback only; fuzz-api.sh also points the server's outbound HTTP at a dead proxy.
+        return {"name": f"fuzz channel {n}", "kind": "webhook", "url": FUZZ_HOOK_URL,
+                "secret": "fuzz-signing-secret-123"}
+    if path in ("/api/notification-routes", "/api/notification-routes/{id}"):
+        return {"channel_id": SEED["channel_id"],
+                "min_severity": random.choice(["info", "warning", "critical"]),
+                "scope": random.choice([{"kind": "fleet"}, {"kind": "site", "id": SEED["site_id"]}])}
     if path == "/api/agent/heartbeat":
         return {}
     if path == "/api/agent/command-result":

@@ -164,9 +164,31 @@ def assignment(n):
                 {"policy_id": policy["id"], "scope": {"kind": "agent", "id": target}})["id"]
 
 
+# Notifications: webhook channels on a loopback port nothing listens on (fuzz-api.sh also sends
+# the server's outbound HTTP to a dead proxy, so no channel the fuzzer makes reaches outside).
+HOOK_URL = "http://127.0.0.1:9/fuzz-hook"
+
+
+def notification_channel(name):
+    return post("/api/notification-channels", {"name": name, "kind": "webhook", "url": HOOK_URL,
+                                                "secret": "fuzz-signing-secret-123"})["id"]
+
+
+def notification_route(channel_id):
+    return post("/api/notification-routes", {"channel_id": channel_id, "min_severity": "warning",
+                                              "scope": {"kind": "fleet"}})["id"]
+
+
+channel_id = notification_channel("fuzz channel")
+route_id = notification_route(channel_id)
+delivery_id = post(f"/api/notification-channels/{channel_id}/test", {})["id"]
+
 seed = {
     "base_url": base,
     "policy_id": policy["id"],
+    "channel_id": channel_id,
+    "route_id": route_id,
+    "delivery_id": delivery_id,
     "rule_id": rule("fuzz cpu"),
     "window_id": window(0),
     "alert_id": alert_ids[0],
@@ -209,6 +231,8 @@ seed = {
         # Agents with no policy of their own, to assign one to (once each).
         "to_assign": [post("/api/agents", {"hostname": f"fuzz-unassigned-{n}"})["agent"]["id"]
                       for n in range(12)],
+        "channels": [notification_channel(f"spare {n}") for n in range(6)],
+        "routes": [notification_route(channel_id) for n in range(6)],
         "rules": [rule(f"spare rule {n}") for n in range(6)],
         "windows": [window(n) for n in range(1, 7)],
         "to_acknowledge": alert_ids[1:7],

@@ -132,6 +132,33 @@ pub struct Config {
     /// its members get; the highest matching role wins and is applied at every sign-in.
     #[serde(deserialize_with = "list_or_comma_separated")]
     pub oidc_group_roles: Vec<String>,
+
+    /// SMTP server for email notification channels. Empty: no email channels.
+    pub smtp_host: String,
+    pub smtp_port: u16,
+    pub smtp_security: SmtpSecurity,
+    /// Empty: no authentication.
+    pub smtp_username: String,
+    /// Never logged.
+    pub smtp_password: String,
+    /// The sender of notification emails, e.g. `GuruRMM <rmm@example.com>`.
+    pub smtp_from: String,
+    /// Attempts of one notification before it is given up on as failed.
+    pub notification_max_attempts: u32,
+    /// The wait before the first retry of a notification; doubled at each further retry.
+    pub notification_retry_base_seconds: u64,
+}
+
+/// How the connection to the SMTP server is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpSecurity {
+    /// Plain text (a relay on the same host or network only).
+    None,
+    /// Plain connection upgraded with STARTTLS (required), usually port 587.
+    Starttls,
+    /// TLS from the start, usually port 465.
+    Tls,
 }
 
 fn list_or_comma_separated<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
@@ -217,6 +244,14 @@ impl Default for Config {
             oidc_display_name: "Microsoft".into(),
             oidc_default_role: "viewer".into(),
             oidc_group_roles: Vec::new(),
+            smtp_host: String::new(),
+            smtp_port: 587,
+            smtp_security: SmtpSecurity::Starttls,
+            smtp_username: String::new(),
+            smtp_password: String::new(),
+            smtp_from: String::new(),
+            notification_max_attempts: 8,
+            notification_retry_base_seconds: 30,
         }
     }
 }
@@ -260,6 +295,19 @@ impl std::fmt::Debug for Config {
             .field("oidc_redirect_url", &self.oidc_redirect_url)
             .field("oidc_default_role", &self.oidc_default_role)
             .field("oidc_group_roles", &self.oidc_group_roles)
+            .field("smtp_host", &self.smtp_host)
+            .field("smtp_port", &self.smtp_port)
+            .field("smtp_security", &self.smtp_security)
+            .field("smtp_username", &self.smtp_username)
+            .field(
+                "smtp_password",
+                &if self.smtp_password.is_empty() {
+                    ""
+                } else {
+                    "<redacted>"
+                },
+            )
+            .field("smtp_from", &self.smtp_from)
             .finish_non_exhaustive()
     }
 }
@@ -592,6 +640,25 @@ impl Config {
                     ),
                 });
             }
+        }
+        check(
+            "notification_max_attempts",
+            self.notification_max_attempts.into(),
+            1..=100,
+            "1..=100",
+        )?;
+        check(
+            "notification_retry_base_seconds",
+            self.notification_retry_base_seconds,
+            1..=86400,
+            "1..=86400",
+        )?;
+        if !self.smtp_host.is_empty() && self.smtp_from.parse::<lettre::message::Mailbox>().is_err()
+        {
+            return Err(ConfigError::Invalid {
+                key: "smtp_from",
+                message: "an email address is required with smtp_host".into(),
+            });
         }
         if self.idle_timeout_seconds <= self.ping_interval_seconds {
             return Err(ConfigError::Range {

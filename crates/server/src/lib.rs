@@ -5,7 +5,8 @@
 //! keys), `session` (one agent session: enrollment, reports, command hand-out and results,
 //! whatever the transport), `hub` (the WebSocket transport: live sockets and who is online),
 //! `http` (routes and handlers; `http::legacy` is the polling transport), `cluster` (several
-//! nodes on one database: notices, presence, leases), `upkeep` (timeouts and retention),
+//! nodes on one database: notices, presence, leases), `notify` (notification channels and the
+//! delivery worker), `upkeep` (timeouts and retention),
 //! `backup` (SQLite backup and restore, the data-folder lock), `telemetry` (Prometheus
 //! metrics on their own address), `testing` (a real server on port 0 for tests).
 
@@ -109,6 +110,7 @@ pub async fn build_state(
         settings: Default::default(),
         sso: Default::default(),
         release_public_key: release::load_public_key(&config),
+        notifier: Default::default(),
         shutdown,
         config,
     }))
@@ -158,6 +160,7 @@ pub async fn launch_observed(
     alerting::Alerting::start(&state).await;
     let presence = tokio::spawn(cluster::presence::run(state.clone()));
     let upkeep = tokio::spawn(upkeep::run(state.clone()));
+    let notifications = tokio::spawn(notify::worker::run(state.clone()));
     let metrics_endpoint = telemetry::start(&state).await?;
     let app = http::router(state.clone());
     let signal = async move {
@@ -171,6 +174,7 @@ pub async fn launch_observed(
     .with_graceful_shutdown(signal)
     .await?;
     upkeep.abort();
+    notifications.abort();
     presence.abort();
     // What agents sent before their sockets closed is written before the process ends
     // (bounded: with the database away it cannot be, and agents keep their results).

@@ -54,6 +54,7 @@ pub mod status {
 /// Who a rollout reaches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
+// Named apart from `crate::scope::Scope` (fleet, client, site, agent) in the API document.
 #[schema(as = RolloutScope)]
 pub enum Scope {
     All,

@@ -40,6 +40,8 @@ pub struct Inner {
     /// The release public key (base64) agents check updates against, from
     /// `release_public_key_file`; None when there is none (no `update` is sent then).
     pub release_public_key: Option<String>,
+    /// Wakes this node's notification delivery worker.
+    pub notifier: crate::notify::Notifier,
     /// Flips to true when the server shuts down, so long-lived sockets close.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }

@@ -53,6 +53,15 @@ pub async fn run(state: AppState) {
             if let Err(e) = state.store.prune_sessions(90 * 86_400_000).await {
                 tracing::error!(error = %e, "pruning sessions failed");
             }
+            // The notification delivery log is kept as long as metrics.
+            let cutoff = (state.config.metrics_retention_days as i64) * 86_400_000;
+            if let Err(e) = state
+                .store
+                .prune_deliveries(crate::db::now_ms() - cutoff)
+                .await
+            {
+                tracing::error!(error = %e, "pruning notification deliveries failed");
+            }
         }
     }
 }

@@ -12,6 +12,7 @@ mod cluster;
 mod commands;
 mod enrollment;
 mod metrics;
+pub mod notifications;
 mod oidc;
 mod policies;
 mod rate_limits;
@@ -260,7 +261,7 @@ impl Store {
     /// A transaction that will write. On SQLite it takes the write lock at once
     /// (`BEGIN IMMEDIATE`): a deferred transaction that reads first and writes later fails with
     /// "database is locked" when another writer went first, which busy_timeout cannot wait out.
-    pub(crate) async fn begin_write(&self) -> DbResult<sqlx::Transaction<'static, sqlx::Any>> {
+    pub async fn begin_write(&self) -> DbResult<sqlx::Transaction<'static, sqlx::Any>> {
         let statement = match self.backend {
             Backend::Sqlite => "BEGIN IMMEDIATE",
             Backend::Postgres => "BEGIN",

@@ -14,6 +14,7 @@ pub mod error;
 mod events;
 pub mod extract;
 mod legacy;
+pub mod notifications;
 mod oidc;
 mod policies;
 mod releases;
@@ -542,6 +543,58 @@ pub fn api_routes() -> Vec<ApiRoute> {
         route("GET", "/api/metrics/summary", Viewer,
             "Fleet-wide metrics summary over the last 15 minutes", get(metrics_summary))
             .ok::<MetricsSummary>(),
+        route("GET", "/api/notification-channels", Viewer,
+            "Notification channels (webhook, slack, teams, email); secrets are never shown, URLs in full to admins only",
+            get(notifications::list_channels))
+            .ok_list::<notifications::NotificationChannel>(),
+        route("POST", "/api/notification-channels", Admin,
+            "Create a notification channel; a webhook needs a signing secret (write-only)",
+            post(notifications::create_channel))
+            .body::<notifications::ChannelBody>().created::<notifications::NotificationChannel>()
+            .link("/api/notification-channels/{id}", "/id")
+            .link("/api/notification-channels/{id}/test", "/id")
+            .link_body("post_notification_routes", json!({"channel_id": "$response.body#/id", "min_severity": "warning", "scope": {"kind": "fleet"}})),
+        route("GET", "/api/notification-channels/{id}", Viewer, "A notification channel",
+            get(notifications::get_channel))
+            .ok::<notifications::NotificationChannel>(),
+        route("PUT", "/api/notification-channels/{id}", Admin,
+            "Change a notification channel; a secret left out is kept",
+            put(notifications::update_channel))
+            .body::<notifications::ChannelBody>().ok::<notifications::NotificationChannel>(),
+        route("DELETE", "/api/notification-channels/{id}", Admin,
+            "Delete a notification channel with its routes and deliveries",
+            delete(notifications::delete_channel))
+            .no_content(),
+        route("POST", "/api/notification-channels/{id}/test", Technician,
+            "Send test: queues a test notification to the channel through the delivery queue; answers the delivery",
+            post(notifications::test_channel))
+            .created::<notifications::NotificationDelivery>()
+            .link("/api/notification-deliveries/{id}", "/id"),
+        route("GET", "/api/notification-routes", Viewer,
+            "Notification routes: which severities of which scope go to which channel",
+            get(notifications::list_routes))
+            .ok_list::<notifications::NotificationRoute>(),
+        route("POST", "/api/notification-routes", Admin,
+            "Route alerts of a severity and above, on a scope, to a channel",
+            post(notifications::create_route))
+            .body::<notifications::RouteBody>().created::<notifications::NotificationRoute>()
+            .link("/api/notification-routes/{id}", "/id"),
+        route("GET", "/api/notification-routes/{id}", Viewer, "A notification route",
+            get(notifications::get_route))
+            .ok::<notifications::NotificationRoute>(),
+        route("PUT", "/api/notification-routes/{id}", Admin, "Change a notification route",
+            put(notifications::update_route))
+            .body::<notifications::RouteBody>().ok::<notifications::NotificationRoute>(),
+        route("DELETE", "/api/notification-routes/{id}", Admin, "Delete a notification route",
+            delete(notifications::delete_route))
+            .no_content(),
+        route("GET", "/api/notification-deliveries", Viewer,
+            "Notification deliveries, newest first, each with its attempts and their answers",
+            get(notifications::list_deliveries))
+            .query::<notifications::DeliveryQuery>().ok_list::<notifications::NotificationDelivery>(),
+        route("GET", "/api/notification-deliveries/{id}", Viewer,
+            "A notification delivery with its attempts", get(notifications::get_delivery))
+            .ok::<notifications::NotificationDelivery>(),
         route("GET", "/api/events", Viewer,
             "Server-sent events: agent_status, command_updated, agent_update, alert", get(events::stream))
             .ticket_in_query().query::<EventsQuery>()
