@@ -2,112 +2,18 @@
 //! webhook, Slack and Teams formats; a small SMTP server for email), alert notices queued
 //! through `notify::enqueue_alert_notice` as alerting queues them.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::http::{HeaderMap, StatusCode};
 use gururmm_server::alerting::Severity;
 use gururmm_server::notify::{enqueue_alert_notice, AlertNotice, AlertTransition};
+use gururmm_server::testing::receivers::{smtp_server, Received, WebhookReceiver as Receiver};
 use gururmm_server::testing::{TestDb, TestServer};
-use hmac::{Hmac, Mac};
 use reqwest::Method;
 use serde_json::{json, Value};
-use sha2::Sha256;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use crate::on_both_databases;
 
 const SECRET: &str = "receiver-shared-secret";
-
-#[derive(Clone)]
-struct Received {
-    headers: HeaderMap,
-    body: String,
-}
-
-/// An HTTP receiver that answers 500 to its first `failures` requests and 200 after; with
-/// `hang`, it never answers at all.
-struct Receiver {
-    url: String,
-    got: Arc<Mutex<Vec<Received>>>,
-}
-
-impl Receiver {
-    async fn start(failures: usize, hang: bool) -> Receiver {
-        let got: Arc<Mutex<Vec<Received>>> = Default::default();
-        let seen = Arc::clone(&got);
-        let app = axum::Router::new().fallback(move |headers: HeaderMap, body: String| {
-            let seen = Arc::clone(&seen);
-            async move {
-                let n = {
-                    let mut seen = seen.lock().unwrap();
-                    seen.push(Received { headers, body });
-                    seen.len()
-                };
-                if hang {
-                    std::future::pending::<()>().await;
-                }
-                if n <= failures {
-                    (StatusCode::INTERNAL_SERVER_ERROR, "try later")
-                } else {
-                    (StatusCode::OK, "thanks")
-                }
-            }
-        });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/hook", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        Receiver { url, got }
-    }
-
-    fn received(&self) -> Vec<Received> {
-        self.got.lock().unwrap().clone()
-    }
-}
-
-/// A minimal SMTP server: accepts every message and hands over its DATA.
-async fn smtp_server() -> (u16, tokio::sync::mpsc::UnboundedReceiver<String>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                let (read, mut write) = stream.into_split();
-                let mut lines = BufReader::new(read).lines();
-                write.write_all(b"220 test ESMTP\r\n").await.unwrap();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
-                    let reply: &[u8] = match verb.as_str() {
-                        "EHLO" | "HELO" => b"250 test\r\n",
-                        "MAIL" | "RCPT" | "RSET" | "NOOP" => b"250 OK\r\n",
-                        "DATA" => {
-                            write.write_all(b"354 go ahead\r\n").await.unwrap();
-                            let mut data = String::new();
-                            while let Ok(Some(line)) = lines.next_line().await {
-                                if line == "." {
-                                    break;
-                                }
-                                data.push_str(&line);
-                                data.push('\n');
-                            }
-                            let _ = tx.send(data);
-                            b"250 queued as 1\r\n"
-                        }
-                        "QUIT" => {
-                            let _ = write.write_all(b"221 bye\r\n").await;
-                            break;
-                        }
-                        _ => b"502 not here\r\n",
-                    };
-                    write.write_all(reply).await.unwrap();
-                }
-            });
-        }
-    });
-    (port, rx)
-}
 
 fn notice(severity: Severity, site: Option<(&str, &str)>) -> AlertNotice {
     AlertNotice {
@@ -161,11 +67,7 @@ async fn deliveries_of(server: &TestServer, alert_id: &str) -> Vec<Value> {
 }
 
 fn verify(r: &Received) {
-    let timestamp = r.headers["x-gururmm-timestamp"].to_str().unwrap();
-    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
-    mac.update(format!("{timestamp}.{}", r.body).as_bytes());
-    let expected = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
-    assert_eq!(r.headers["x-gururmm-signature"].to_str().unwrap(), expected);
+    assert!(r.signed_with(SECRET), "bad signature: {:?}", r.headers);
 }
 
 async fn webhook_signed_and_retried_until_accepted(db: TestDb) {

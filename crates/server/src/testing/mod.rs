@@ -2,6 +2,8 @@
 //! database (a SQLite file in a temp folder, or a UUID-named PostgreSQL database), with an
 //! admin user signed in. Used by this crate's tests and by the agent's and dashboard's.
 
+pub mod receivers;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
