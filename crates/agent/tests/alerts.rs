@@ -1,15 +1,19 @@
 //! Alerts with the real agent binary and the real server, on SQLite and PostgreSQL: a CPU
-//! rule the machine exceeds opens an alert and resolves when the rule is raised above the
-//! load; the agent stopped opens an offline alert that resolves when it reconnects.
+//! rule the machine exceeds opens an alert (a signed webhook and an email reach real
+//! receivers in the test) and resolves when the rule is raised above the load; the agent
+//! stopped opens an offline alert that resolves when it reconnects.
 
 mod common;
 
 use std::time::Duration;
 
 use common::Agent;
+use gururmm_server::testing::receivers::{smtp_server, WebhookReceiver};
 use gururmm_server::testing::{TestDb, TestServer};
 use reqwest::Method;
 use serde_json::{json, Value};
+
+const SECRET: &str = "alert-test-shared-secret";
 
 /// Metrics come every 10 s (the agent's least interval): a few reports' worth.
 const WAIT: Duration = Duration::from_secs(45);
@@ -32,7 +36,27 @@ async fn agent_alert(server: &TestServer, agent_id: &str, kind: &str, status: &s
 }
 
 async fn cpu_rule_opens_and_resolves_when_raised(db: TestDb) {
-    let server = TestServer::start(db).await;
+    let (smtp_port, mut mail) = smtp_server().await;
+    let server = TestServer::start_with(db, |c| {
+        c.smtp_host = "127.0.0.1".into();
+        c.smtp_port = smtp_port;
+        c.smtp_security = gururmm_server::config::SmtpSecurity::None;
+        c.smtp_from = "GuruRMM <rmm@example.com>".into();
+    })
+    .await;
+    let hook = WebhookReceiver::start(0, false).await;
+    for body in [
+        json!({"name": "Hook", "kind": "webhook", "url": hook.url, "secret": SECRET}),
+        json!({"name": "On call", "kind": "email", "email_to": ["oncall@example.com"]}),
+    ] {
+        let channel = server.post("/api/notification-channels", body).await;
+        server
+            .post(
+                "/api/notification-routes",
+                json!({"channel_id": channel["id"], "min_severity": "warning", "scope": {"kind": "fleet"}}),
+            )
+            .await;
+    }
     let (client_id, _, code) = server.create_site().await;
     // Any load is above 0% (the agent itself uses some).
     let rule = server
@@ -55,6 +79,20 @@ async fn cpu_rule_opens_and_resolves_when_raised(db: TestDb) {
         opened["message"].as_str().unwrap().contains("CPU use at"),
         "{opened}"
     );
+    let alert_id = opened["id"].as_str().unwrap().to_owned();
+    // Told: a webhook signed with the channel's secret, and an email.
+    common::wait_for(30, "the signed webhook", || async {
+        hook.received()
+            .into_iter()
+            .find(|r| r.body.contains(&alert_id))
+    })
+    .await;
+    assert!(hook.received().iter().all(|r| r.signed_with(SECRET)));
+    let email = tokio::time::timeout(Duration::from_secs(30), mail.recv())
+        .await
+        .expect("an email within 30 s")
+        .unwrap();
+    assert!(email.contains("oncall@example.com"), "{email}");
 
     let (status, body) = server
         .request(
