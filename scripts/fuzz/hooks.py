@@ -63,6 +63,16 @@ def _good_path_id(method, path):
         return _spare("routes") if method == "DELETE" else SEED["route_id"]
     if path.startswith("/api/notification-deliveries/"):
         return SEED["delivery_id"]
+    if path.startswith("/api/alert-rules/"):
+        return _spare("rules") if method == "DELETE" else SEED["rule_id"]
+    if path.startswith("/api/maintenance-windows/"):
+        return _spare("windows") if method == "DELETE" else SEED["window_id"]
+    if path == "/api/alerts/{id}/acknowledge":
+        return _spare("to_acknowledge")
+    if path == "/api/alerts/{id}/resolve":
+        return _spare("to_resolve")
+    if path.startswith("/api/alerts/"):
+        return SEED["alert_id"]
     return None
 
 
@@ -94,6 +104,14 @@ def _good_body(method, path):
         if target is None:
             return None
         return {"policy_id": SEED["policy_id"], "scope": {"kind": "agent", "id": target}}
+    if path in ("/api/alert-rules", "/api/alert-rules/{id}"):
+        return {"name": f"fuzz rule {n}", "kind": "cpu", "threshold": 90,
+                "duration_seconds": 60, "severity": "warning", "scope": {"kind": "fleet"}}
+    if path in ("/api/maintenance-windows", "/api/maintenance-windows/{id}"):
+        return {"name": f"fuzz window {n}", "scope": {"kind": "site", "id": SEED["site_id"]},
+                "starts_at": "2030-01-01T00:00:00Z", "ends_at": "2030-01-01T02:00:00Z"}
+    if path in ("/api/alerts/{id}/acknowledge", "/api/alerts/{id}/resolve"):
+        return {"note": f"fuzz {n}"}
     if path == "/api/settings":
         # Requiring a second factor of everyone is refused while the admin has none (409).
         return {"require_two_factor": False}
@@ -248,7 +266,8 @@ def before_call(context, case, kwargs):
     # Approving and rejecting need a record waiting for approval: those always get one while
     # the pool lasts; everything else gets known-good values in a share of the cases.
     one_use = path in ("/api/agents/{id}/approve", "/api/agents/{id}/reject",
-                       "/api/agents/{id}/update", "/api/agents/{id}/update/retry")
+                       "/api/agents/{id}/update", "/api/agents/{id}/update/retry",
+                       "/api/alerts/{id}/acknowledge", "/api/alerts/{id}/resolve")
     if not _genuine(case, method) or (not one_use and random.random() >= 0.4):
         return
     if "{id}" in path:

@@ -120,6 +120,40 @@ def failed_update_agent(n):
     return agent_id
 
 
+def rule(name, kind="cpu", **extra):
+    body = {"name": name, "kind": kind, "severity": "warning", "scope": {"kind": "fleet"}}
+    if kind == "cpu":
+        body.update(threshold=90, duration_seconds=60)
+    body.update(extra)
+    return post("/api/alert-rules", body)["id"]
+
+
+def window(n):
+    return post("/api/maintenance-windows",
+                {"name": f"fuzz window {n}", "scope": {"kind": "site", "id": site["id"]},
+                 "weekly": {"weekdays": [6], "start": "22:00", "duration_minutes": 60},
+                 "time_zone": "Europe/Berlin"})["id"]
+
+
+def seeded_alerts(count):
+    """Open alerts to acknowledge and resolve: one command failure of the fuzz agent opens one
+    alert for each of `count` command_failed rules scoped to it."""
+    for n in range(count):
+        rule(f"seed failures {n}", "command_failed", scope={"kind": "agent", "id": agent_id})
+    failing = command(200)
+    call("POST", "/api/agent/command-result",
+         {"id": failing, "exit_code": 1, "stdout": "", "stderr": "seeded", "duration_ms": 1},
+         agent["api_key"])
+    for _ in range(100):
+        open_alerts = call("GET", f"/api/alerts?status=open&agent_id={agent_id}", None, token)
+        if len(open_alerts) >= count:
+            return [a["id"] for a in open_alerts]
+        time.sleep(0.1)
+    raise SystemExit("seeded alerts did not open")
+
+
+alert_ids = seeded_alerts(13)
+
 policy = post("/api/policies", {"name": "fuzz policy", "settings": {"metrics_interval_seconds": 60}})
 
 
@@ -155,6 +189,9 @@ seed = {
     "channel_id": channel_id,
     "route_id": route_id,
     "delivery_id": delivery_id,
+    "rule_id": rule("fuzz cpu"),
+    "window_id": window(0),
+    "alert_id": alert_ids[0],
     "admin_email": email,
     "admin_password": password,
     "admin_token": token,
@@ -196,6 +233,10 @@ seed = {
                       for n in range(12)],
         "channels": [notification_channel(f"spare {n}") for n in range(6)],
         "routes": [notification_route(channel_id) for n in range(6)],
+        "rules": [rule(f"spare rule {n}") for n in range(6)],
+        "windows": [window(n) for n in range(1, 7)],
+        "to_acknowledge": alert_ids[1:7],
+        "to_resolve": alert_ids[7:13],
         "users": [post("/api/users", {"email": f"spare-{n}@example.com",
                                       "password": "spare-password-1", "role": "viewer"})["id"]
                   for n in range(6)],

@@ -23,6 +23,13 @@ pub enum Event {
         to_version: String,
         status: String,
     },
+    /// An alert opened, was acknowledged or resolved.
+    Alert {
+        id: String,
+        agent_id: String,
+        status: String,
+        severity: String,
+    },
 }
 
 impl Event {
@@ -31,6 +38,7 @@ impl Event {
             Event::AgentStatus { .. } => "agent_status",
             Event::CommandUpdated { .. } => "command_updated",
             Event::AgentUpdate { .. } => "agent_update",
+            Event::Alert { .. } => "alert",
         }
     }
 }

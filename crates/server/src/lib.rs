@@ -104,6 +104,7 @@ pub async fn build_state(
         hub: Default::default(),
         cluster: cluster::Cluster::new(config.idle_timeout()),
         events: Default::default(),
+        alerting: Default::default(),
         limiter: Default::default(),
         sign_in: Default::default(),
         settings: Default::default(),
@@ -156,6 +157,7 @@ pub async fn launch_observed(
     if state.store.backend() == db::Backend::Postgres {
         cluster::notify::start(&state, state.config.effective_database_url());
     }
+    alerting::Alerting::start(&state).await;
     let presence = tokio::spawn(cluster::presence::run(state.clone()));
     let upkeep = tokio::spawn(upkeep::run(state.clone()));
     let notifications = tokio::spawn(notify::worker::run(state.clone()));

@@ -411,6 +411,7 @@ mod tests {
             created_at: 0,
             connected_node: None,
             legacy_poll_at: None,
+            alert_severity: None,
         }
     }
 

@@ -26,6 +26,8 @@ pub struct Inner {
     pub deferred: crate::session::deferred::DeferredWrites,
     /// This node among the others on the same database.
     pub cluster: crate::cluster::Cluster,
+    /// Alert rules and their evaluation (cached rules, in-memory conditions, the writer).
+    pub alerting: crate::alerting::Alerting,
     /// This node's dashboard event streams; publish through [`AppState::publish`].
     pub events: EventBus,
     pub limiter: RateLimiter,

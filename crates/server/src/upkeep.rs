@@ -38,6 +38,7 @@ pub async fn run(state: AppState) {
         }
         time_out_overdue(&state).await;
         fail_unreported_updates(&state).await;
+        crate::alerting::engine::check_offline(&state).await;
         if last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
             last_prune = Some(tokio::time::Instant::now());
             prune_metrics(&state).await;
@@ -71,6 +72,10 @@ async fn time_out_overdue(state: &AppState) {
         Ok(timed_out) => {
             for c in timed_out {
                 tracing::warn!(command_id = %c.id, agent_id = %c.agent_id, "command timed out with no result");
+                state
+                    .alerting
+                    .on_command_failed(state, &c.agent_id, &c.id, true, None)
+                    .await;
                 state.publish(Event::CommandUpdated {
                     id: c.id,
                     agent_id: c.agent_id,

@@ -19,6 +19,7 @@ function agent(p: Partial<Agent> & { id: string; hostname: string }): Agent {
     created_at: '2026-11-01T10:00:00Z',
     approval: 'approved',
     claims_agent_id: null,
+    alert_severity: null,
     ...p,
   };
 }

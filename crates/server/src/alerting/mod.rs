@@ -34,3 +34,10 @@ impl Severity {
         })
     }
 }
+
+pub mod engine;
+pub mod evaluate;
+pub mod maintenance;
+pub mod rules;
+
+pub use engine::Alerting;

@@ -54,6 +54,8 @@ pub enum Notice {
     Hello,
     /// Policies or their assignments changed: each node sends the agents it holds theirs.
     PoliciesChanged,
+    /// Alert rules or maintenance windows changed: each node reloads its cache.
+    AlertRulesChanged,
 }
 
 /// Queue size for notices waiting to be sent; a burst beyond it is dropped with a warning

@@ -166,6 +166,14 @@ async fn handle(state: &AppState, payload: &str) {
             Notice::UpdateRequested { agent_id } => offer_update(state, agent_id),
             Notice::Hello => {}
             Notice::PoliciesChanged => crate::policy::push_local(state),
+            Notice::AlertRulesChanged => {
+                let state = state.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = state.alerting.reload(&state).await {
+                        tracing::warn!(error = %e, "reloading alert rules failed");
+                    }
+                });
+            }
         }
     }
 }

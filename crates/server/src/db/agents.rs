@@ -33,6 +33,8 @@ pub struct AgentRecord {
     /// When a legacy (polling) agent last polled any node.
     #[serde(skip)]
     pub legacy_poll_at: Option<i64>,
+    /// The highest severity among the agent's unresolved alerts.
+    pub alert_severity: Option<crate::alerting::Severity>,
 }
 
 /// Whether the agent's connection (or legacy polling) is live.
@@ -113,13 +115,15 @@ pub struct AgentStats {
     pub by_version: std::collections::BTreeMap<String, i64>,
 }
 
-const AGENT_SELECT: &str =
+pub(super) const AGENT_SELECT: &str =
     "SELECT a.id, a.site_id, s.name AS site_name, s.client_id, c.name AS client_name, \
     a.hostname, a.device_id, a.os_type, a.os_version, a.arch, a.version, a.last_seen, a.created_at, \
-    a.approval, a.claims_agent_id, a.connected_node, a.legacy_poll_at \
+    a.approval, a.claims_agent_id, a.connected_node, a.legacy_poll_at, \
+    (SELECT CAST(MAX(CASE al.severity WHEN 'critical' THEN 3 WHEN 'warning' THEN 2 ELSE 1 END) AS BIGINT) \
+     FROM alerts al WHERE al.agent_id = a.id AND al.status <> 'resolved') AS alert_rank \
     FROM agents a LEFT JOIN sites s ON s.id = a.site_id LEFT JOIN clients c ON c.id = s.client_id";
 
-fn from_row(row: &sqlx::any::AnyRow) -> DbResult<AgentRecord> {
+pub(super) fn from_row(row: &sqlx::any::AnyRow) -> DbResult<AgentRecord> {
     Ok(AgentRecord {
         id: row.try_get("id")?,
         site_id: row.try_get("site_id")?,
@@ -140,6 +144,12 @@ fn from_row(row: &sqlx::any::AnyRow) -> DbResult<AgentRecord> {
         created_at: row.try_get("created_at")?,
         connected_node: row.try_get("connected_node")?,
         legacy_poll_at: row.try_get("legacy_poll_at")?,
+        alert_severity: match row.try_get::<Option<i64>, _>("alert_rank")? {
+            Some(3) => Some(crate::alerting::Severity::Critical),
+            Some(2) => Some(crate::alerting::Severity::Warning),
+            Some(_) => Some(crate::alerting::Severity::Info),
+            None => None,
+        },
     })
 }
 

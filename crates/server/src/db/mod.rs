@@ -5,6 +5,7 @@
 //! integers, which `Any` cannot decode.
 
 mod agents;
+mod alerts;
 mod audit;
 mod clients;
 mod cluster;
@@ -24,6 +25,7 @@ mod users;
 pub use agents::{
     AgentFilter, AgentRecord, AgentState, AgentStats, AgentStatus, Approval, NewAgent,
 };
+pub use alerts::{AlertCounts, AlertFilter, AlertRecord, NewAlert, OpenKey};
 pub use clients::{ClientRecord, SiteRecord};
 pub use cluster::PresenceBatch;
 pub use commands::{CommandFilter, CommandRecord, NewCommand};

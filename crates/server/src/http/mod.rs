@@ -4,6 +4,7 @@
 //! can drift from it.
 
 mod agents;
+mod alerts;
 pub mod auth;
 mod clients;
 mod commands;
@@ -484,6 +485,61 @@ pub fn api_routes() -> Vec<ApiRoute> {
         route("POST", "/api/commands/{id}/cancel", Technician,
             "Cancel a pending or running command", post(commands::cancel))
             .ok::<Command>().errors(&[409]),
+        route("GET", "/api/alert-rules", Viewer, "Alert rules", get(alerts::list_of::<crate::alerting::rules::AlertRule>))
+            .ok_list::<crate::alerting::rules::AlertRule>(),
+        route("POST", "/api/alert-rules", Technician,
+            "Create an alert rule: cpu, memory or disk above a threshold for a duration, offline for a duration, a watchdog that gave up, a failed command",
+            post(alerts::create_of::<crate::alerting::rules::AlertRule>))
+            .body::<crate::alerting::rules::AlertRuleBody>()
+            .created::<crate::alerting::rules::AlertRule>()
+            .link("/api/alert-rules/{id}", "/id"),
+        route("GET", "/api/alert-rules/{id}", Viewer, "An alert rule", get(alerts::get_of::<crate::alerting::rules::AlertRule>))
+            .ok::<crate::alerting::rules::AlertRule>(),
+        route("PUT", "/api/alert-rules/{id}", Technician,
+            "Replace an alert rule; switched off, its unresolved alerts resolve",
+            put(alerts::update_of::<crate::alerting::rules::AlertRule>))
+            .body::<crate::alerting::rules::AlertRuleBody>()
+            .ok::<crate::alerting::rules::AlertRule>(),
+        route("DELETE", "/api/alert-rules/{id}", Technician,
+            "Delete an alert rule; its unresolved alerts resolve (history is kept)",
+            delete(alerts::delete_of::<crate::alerting::rules::AlertRule>))
+            .no_content(),
+        route("GET", "/api/alerts", Viewer, "Alerts, newest first, filtered and paged",
+            get(alerts::list))
+            .query::<alerts::AlertListQuery>().ok_list::<alerts::Alert>(),
+        route("GET", "/api/alerts/summary", Viewer,
+            "Unresolved alerts: open ones by severity, and how many are acknowledged",
+            get(alerts::summary))
+            .ok::<alerts::AlertSummary>(),
+        route("GET", "/api/alerts/{id}", Viewer, "An alert", get(alerts::get))
+            .ok::<alerts::Alert>(),
+        route("POST", "/api/alerts/{id}/acknowledge", Technician,
+            "Acknowledge an open alert, with an optional note", post(alerts::acknowledge))
+            .body::<alerts::AlertNoteBody>().ok::<alerts::Alert>().errors(&[409]),
+        route("POST", "/api/alerts/{id}/resolve", Technician,
+            "Resolve an open or acknowledged alert by hand, with an optional note",
+            post(alerts::resolve))
+            .body::<alerts::AlertNoteBody>().ok::<alerts::Alert>().errors(&[409]),
+        route("GET", "/api/maintenance-windows", Viewer,
+            "Maintenance windows: while one covers an agent, no alert opens for it",
+            get(alerts::list_of::<crate::alerting::maintenance::MaintenanceWindow>))
+            .ok_list::<crate::alerting::maintenance::MaintenanceWindow>(),
+        route("POST", "/api/maintenance-windows", Technician,
+            "Create a maintenance window on an agent, a site or a client: one-off or weekly",
+            post(alerts::create_of::<crate::alerting::maintenance::MaintenanceWindow>))
+            .body::<crate::alerting::maintenance::MaintenanceWindowBody>()
+            .created::<crate::alerting::maintenance::MaintenanceWindow>()
+            .link("/api/maintenance-windows/{id}", "/id"),
+        route("GET", "/api/maintenance-windows/{id}", Viewer, "A maintenance window",
+            get(alerts::get_of::<crate::alerting::maintenance::MaintenanceWindow>))
+            .ok::<crate::alerting::maintenance::MaintenanceWindow>(),
+        route("PUT", "/api/maintenance-windows/{id}", Technician, "Replace a maintenance window",
+            put(alerts::update_of::<crate::alerting::maintenance::MaintenanceWindow>))
+            .body::<crate::alerting::maintenance::MaintenanceWindowBody>()
+            .ok::<crate::alerting::maintenance::MaintenanceWindow>(),
+        route("DELETE", "/api/maintenance-windows/{id}", Technician,
+            "Delete a maintenance window", delete(alerts::delete_of::<crate::alerting::maintenance::MaintenanceWindow>))
+            .no_content(),
         route("GET", "/api/metrics/summary", Viewer,
             "Fleet-wide metrics summary over the last 15 minutes", get(metrics_summary))
             .ok::<MetricsSummary>(),
@@ -540,7 +596,7 @@ pub fn api_routes() -> Vec<ApiRoute> {
             "A notification delivery with its attempts", get(notifications::get_delivery))
             .ok::<notifications::NotificationDelivery>(),
         route("GET", "/api/events", Viewer,
-            "Server-sent events: agent_status, command_updated", get(events::stream))
+            "Server-sent events: agent_status, command_updated, agent_update, alert", get(events::stream))
             .ticket_in_query().query::<EventsQuery>()
             .ok_as("text/event-stream", json!({"type": "string"})),
         route("POST", "/api/agent/register-legacy", Anyone,

@@ -26,7 +26,7 @@ fn time_opt(ms: Option<i64>) -> Option<String> {
 }
 
 /// An empty query value (`?status=`) means "no filter", as the dashboard's forms send it.
-fn empty_as_none<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+pub(super) fn empty_as_none<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
 where
     D: Deserializer<'de>,
     T: serde::de::DeserializeOwned,
@@ -390,6 +390,9 @@ pub struct Agent {
     #[schema(required = true)]
     pub last_seen: Option<String>,
     pub created_at: String,
+    /// The highest severity among the agent's open or acknowledged alerts; null when none.
+    #[schema(required = true)]
+    pub alert_severity: Option<crate::alerting::Severity>,
     /// The agent's newest update (only in `GET /api/agents/{id}`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub update: Option<AgentUpdate>,
@@ -415,6 +418,7 @@ impl From<db::AgentRecord> for Agent {
             claims_agent_id: r.claims_agent_id,
             last_seen: time_opt(r.last_seen),
             created_at: time(r.created_at),
+            alert_severity: r.alert_severity,
             update: None,
         }
     }

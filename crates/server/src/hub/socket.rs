@@ -178,6 +178,7 @@ async fn run(
     let (tx, rx) = mpsc::channel(64);
     let conn_id = state.hub.register(&agent_id, tx.clone(), downloads.clone());
     state.cluster.presence.connected(&agent_id);
+    state.alerting.prime(&state, &agent_id);
     state
         .cluster
         .tell_others(crate::cluster::Notice::Connected {

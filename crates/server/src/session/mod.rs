@@ -57,6 +57,7 @@ impl<'a> AgentSession<'a> {
             }
             AgentMessage::MetricsReport(mut m) => {
                 sanitize::metrics(&mut m);
+                self.state.alerting.on_metrics(self.state, id, &m);
                 self.state.metrics.queue(id, m).await;
                 Ok(())
             }
@@ -71,7 +72,14 @@ impl<'a> AgentSession<'a> {
             AgentMessage::CommandResult(r) => self.record_result(r).await.map(drop),
             AgentMessage::WatchdogEvent(mut e) => {
                 sanitize::watchdog_event(&mut e);
-                store.insert_watchdog_event(id, &e).await
+                store.insert_watchdog_event(id, &e).await?;
+                if e.kind() == gururmm_protocol::WatchdogEventKind::GaveUp {
+                    self.state
+                        .alerting
+                        .on_watchdog_gave_up(self.state, id, &e.service)
+                        .await;
+                }
+                Ok(())
             }
             AgentMessage::UpdateStatus(u) => self.update_status(u).await,
             AgentMessage::PolicyStatus(p) => crate::policy::record_status(self.state, id, p).await,
@@ -211,6 +219,9 @@ impl<'a> AgentSession<'a> {
     /// then, so the agent keeps in its outbox whatever was not stored).
     pub async fn store_metrics_now(&self, mut m: gururmm_protocol::MetricsReport) -> DbResult<()> {
         sanitize::metrics(&mut m);
+        self.state
+            .alerting
+            .on_metrics(self.state, self.agent_id, &m);
         self.state.metrics.store(self.agent_id, m).await
     }
 

@@ -57,11 +57,25 @@ pub(crate) async fn record(
         )
         .await?;
     match &status {
-        Some(status) => state.publish(Event::CommandUpdated {
-            id: result.id.clone(),
-            agent_id: agent_id.to_owned(),
-            status: status.clone(),
-        }),
+        Some(status) => {
+            state.publish(Event::CommandUpdated {
+                id: result.id.clone(),
+                agent_id: agent_id.to_owned(),
+                status: status.clone(),
+            });
+            if status == FAILED || status == TIMED_OUT {
+                state
+                    .alerting
+                    .on_command_failed(
+                        state,
+                        agent_id,
+                        &result.id,
+                        status == TIMED_OUT,
+                        Some(i64::from(result.exit_code)),
+                    )
+                    .await;
+            }
+        }
         None => {
             tracing::warn!(agent_id, command_id = %super::sanitize::for_log(&result.id), "result for a command this agent does not have")
         }

@@ -4,6 +4,7 @@
 //! would.
 
 mod agent_sim;
+mod alerts;
 mod bad_input;
 mod cluster;
 mod commands;
