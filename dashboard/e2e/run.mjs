@@ -448,7 +448,7 @@ async function main() {
     await page.getByRole('heading', { name: 'Policies', level: 1 }).waitFor();
     await page.getByText('No policy yet').waitFor();
     await page.getByLabel('Name', { exact: true }).fill('E2E policy');
-    await page.getByLabel('Metrics every (seconds)').fill('5');
+    await page.getByLabel('Metrics every (seconds)').fill('10');
     await page.getByLabel('CPU alert threshold (%)').fill('95');
     await page.getByRole('button', { name: 'Add policy' }).click();
     await page.locator('tr[data-policy-id]').filter({ hasText: 'E2E policy' }).waitFor();
@@ -498,7 +498,7 @@ async function main() {
     await page.getByRole('button', { name: 'Add window' }).click();
     await page.locator('tr[data-window-id]').filter({ hasText: 'E2E weekend' }).filter({ hasText: '23:00 for 30 min (UTC)' }).waitFor();
     await shot('09c-alert-rules');
-    // The next metrics report (every 5 s under the policy) opens the alert; no reload.
+    // The next metrics report (every 10 s under the policy) opens the alert; no reload.
     await page.evaluate(() => {
       window.__e2eNoReload = true;
     });
