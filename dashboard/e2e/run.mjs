@@ -19,6 +19,7 @@
 import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import {
@@ -440,6 +441,138 @@ async function main() {
     await row.first().locator('summary').click();
     await row.first().locator('pre.stdout').filter({ hasText: MARKER }).waitFor();
     await shot('08-commands');
+  });
+
+  step('a policy assigned to the site reaches the agent: its page shows it applied, each value with its source', async () => {
+    await goto('Policies');
+    await page.getByRole('heading', { name: 'Policies', level: 1 }).waitFor();
+    await page.getByText('No policy yet').waitFor();
+    await page.getByLabel('Name', { exact: true }).fill('E2E policy');
+    await page.getByLabel('Metrics every (seconds)').fill('10');
+    await page.getByLabel('CPU alert threshold (%)').fill('95');
+    await page.getByRole('button', { name: 'Add policy' }).click();
+    await page.locator('tr[data-policy-id]').filter({ hasText: 'E2E policy' }).waitFor();
+    const assign = page.getByRole('form', { name: 'Assign a policy' });
+    await assign.getByLabel('Applies to').selectOption('site');
+    await assign.getByLabel('Which site').selectOption({ label: 'E2E Client / E2E Site' });
+    await assign.getByRole('button', { name: 'Assign' }).click();
+    await page.getByRole('row').filter({ hasText: 'Site E2E Client / E2E Site' }).filter({ hasText: 'E2E policy' }).waitFor();
+    await shot('09a-policies');
+    await page.goto(`${backend.base}/#/agents/${state.agentId}`);
+    const row = page.locator('tr[data-setting="metrics_interval_seconds"]');
+    await row.filter({ hasText: 'E2E policy (v1) on Site E2E Client / E2E Site' }).waitFor();
+    // The agent answers policy_status once it applied the change.
+    await waitFor('the agent to apply the policy', async () => {
+      await page.reload();
+      await page.getByTestId('policy-status').waitFor();
+      return (await page.getByTestId('policy-status').locator('.badge-applied').count()) === 1;
+    }, 30_000);
+    await shot('09b-agent-policy');
+  });
+
+  step('a CPU rule opens an alert, shown live in the header, the fleet and the agent page; acknowledged with a note; resolved when the rule is raised', async () => {
+    await goto('Alerts');
+    await page.getByRole('heading', { name: 'Alerts', level: 1 }).waitFor();
+    await page.getByRole('link', { name: 'Rules and maintenance windows' }).click();
+    await page.getByRole('heading', { name: 'Alert rules' }).waitFor();
+    await page.getByLabel('Name', { exact: true }).first().fill('E2E CPU');
+    await page.getByLabel('Condition').selectOption('cpu');
+    await page.getByLabel('Threshold (%)').fill('0');
+    await page.getByLabel('For at least (seconds)').fill('0');
+    await page.getByLabel('Severity').selectOption('critical');
+    await page.getByRole('button', { name: 'Add rule' }).click();
+    await page.locator('tr[data-rule-id]').filter({ hasText: 'CPU above 0% for 0 s' }).waitFor();
+    // A maintenance window on another scope, listed in words.
+    await page.getByLabel('Name', { exact: true }).last().fill('E2E weekend');
+    await page.getByLabel('Applies to').last().selectOption('client');
+    await page.getByLabel('Which client').selectOption({ label: 'E2E Client' });
+    await page.getByLabel('Starts at (HH:MM)').fill('23:00');
+    await page.getByLabel('Lasts (minutes)').fill('30');
+    // Not today: nothing may be silenced while the rule is tested.
+    const today = (new Date().getUTCDay() + 6) % 7; // 0 = Monday
+    for (const [i, d] of ['Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun'].entries()) {
+      const box = page.getByRole('group', { name: 'Days' }).getByLabel(d);
+      if (i === (today + 3) % 7) await box.check();
+      else await box.uncheck();
+    }
+    await page.getByRole('button', { name: 'Add window' }).click();
+    await page.locator('tr[data-window-id]').filter({ hasText: 'E2E weekend' }).filter({ hasText: '23:00 for 30 min (UTC)' }).waitFor();
+    await shot('09c-alert-rules');
+    // The next metrics report (every 10 s under the policy) opens the alert; no reload.
+    await page.evaluate(() => {
+      window.__e2eNoReload = true;
+    });
+    await page.getByTestId('alert-count').filter({ hasText: '1 open alert (1 critical' }).waitFor({ timeout: 45_000 });
+    if (!(await page.evaluate(() => window.__e2eNoReload === true))) throw new Error('the page was reloaded');
+    await goto('Fleet');
+    await page.locator(`tr[data-agent-id="${state.agentId}"]`).getByTestId('agent-alert').locator('.badge-severity-critical').waitFor();
+    await page.getByTestId('alert-count').click();
+    await page.getByRole('heading', { name: 'Alerts', level: 1 }).waitFor();
+    const alertRow = page.locator('tr[data-alert-id]').filter({ hasText: 'E2E CPU' }).first();
+    await alertRow.locator('.badge-open').waitFor();
+    await alertRow.getByRole('button', { name: /Acknowledge/ }).click();
+    const dialog = page.getByRole('dialog');
+    await dialog.getByLabel('Note (optional)').fill('looking into it');
+    await dialog.getByRole('button', { name: 'Acknowledge' }).click();
+    // The page shows only open alerts (the header link's filter): show every state.
+    await page.getByLabel('State').selectOption('');
+    const acked = page.locator('tr[data-alert-id]').filter({ hasText: 'E2E CPU' }).first();
+    await acked.locator('.badge-acknowledged').waitFor();
+    await acked.getByText('“looking into it”').waitFor();
+    await shot('09d-alerts');
+    await page.goto(`${backend.base}/#/agents/${state.agentId}`);
+    await page.locator('#alerts-title').waitFor();
+    await page.locator('section', { has: page.locator('#alerts-title') }).locator('tr[data-alert-id]').filter({ hasText: 'E2E CPU' }).waitFor();
+    // Raised above any load: the alert resolves by itself at the next report.
+    await goto('Alerts');
+    await page.getByRole('link', { name: 'Rules and maintenance windows' }).click();
+    await page.locator('tr[data-rule-id]').filter({ hasText: 'E2E CPU' }).getByRole('button', { name: 'Edit' }).click();
+    await page.getByLabel('Threshold (%)').fill('100');
+    await page.getByRole('button', { name: 'Save rule' }).click();
+    await page.locator('tr[data-rule-id]').filter({ hasText: 'CPU above 100% for 0 s' }).waitFor();
+    await page.getByTestId('alert-count').filter({ hasText: 'No open alerts' }).waitFor({ timeout: 45_000 });
+    await goto('Alerts');
+    await page.getByLabel('State').selectOption('resolved');
+    await page.locator('tr[data-alert-id]').filter({ hasText: 'E2E CPU' }).first().getByText(/resolved (automatically|by)/).waitFor();
+  });
+
+  step('a webhook channel with a route: "send test" reaches a receiver started here, signed; the delivery shows delivered', async () => {
+    const received = [];
+    const receiver = http.createServer((req, res) => {
+      let body = '';
+      req.on('data', (c) => (body += c));
+      req.on('end', () => {
+        received.push({ headers: req.headers, body });
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.end('ok');
+      });
+    });
+    await new Promise((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    const secret = 'e2e-webhook-secret-0123456789';
+    try {
+      await goto('Alerts');
+      await page.getByRole('link', { name: 'Notifications' }).click();
+      await page.getByRole('heading', { name: 'Notifications', level: 1 }).waitFor();
+      await page.getByLabel('Name', { exact: true }).fill('E2E hook');
+      await page.getByLabel('Kind').selectOption('webhook');
+      await page.getByLabel('URL').fill(`http://127.0.0.1:${receiver.address().port}/hook`);
+      await page.getByLabel(/Signing secret/).fill(secret);
+      await page.getByRole('button', { name: 'Add channel' }).click();
+      const channel = page.locator('tr[data-channel-id]').filter({ hasText: 'E2E hook' });
+      await channel.waitFor();
+      await page.getByLabel('Severity at least').selectOption('critical');
+      await page.getByRole('button', { name: 'Add route' }).click();
+      await page.getByRole('row').filter({ hasText: 'E2E hook' }).filter({ hasText: 'Whole fleet' }).waitFor();
+      await channel.getByRole('button', { name: 'Send test to E2E hook' }).click();
+      await page.locator('tr[data-delivery-id][data-status="delivered"]').first().waitFor({ timeout: 30_000 });
+      await shot('09e-notifications');
+      await waitFor('the receiver to get the test', async () => received.length > 0);
+      const { headers, body } = received[0];
+      const expected = crypto.createHmac('sha256', secret).update(`${headers['x-gururmm-timestamp']}.${body}`).digest('hex');
+      if (headers['x-gururmm-signature'] !== `sha256=${expected}`) throw new Error(`bad signature ${headers['x-gururmm-signature']}`);
+    } finally {
+      receiver.close();
+    }
   });
 
   step('stop the agent and see it go offline without a reload', async () => {

@@ -14,6 +14,11 @@ import { UsersPage } from './pages/UsersPage';
 import { AccountPage } from './pages/AccountPage';
 import { TwoFactorPage } from './pages/TwoFactorPage';
 import { RolloutsPage } from './pages/RolloutsPage';
+import { AlertsPage } from './pages/AlertsPage';
+import { AlertRulesPage } from './pages/AlertRulesPage';
+import { NotificationsPage } from './pages/NotificationsPage';
+import { PoliciesPage } from './pages/PoliciesPage';
+import { AlertCount } from './components/AlertCount';
 
 interface Route {
   path: string;
@@ -30,6 +35,10 @@ const ROUTES: Route[] = [
   { path: '/unassigned', render: () => <UnassignedPage /> },
   { path: '/users', render: () => <UsersPage /> },
   { path: '/updates', render: () => <RolloutsPage /> },
+  { path: '/alerts', render: (_p, loc) => <AlertsPage query={loc.query} /> },
+  { path: '/alert-rules', render: () => <AlertRulesPage /> },
+  { path: '/notifications', render: () => <NotificationsPage /> },
+  { path: '/policies', render: () => <PoliciesPage /> },
   { path: '/account', render: () => <AccountPage /> },
   { path: '/account/two-factor', render: () => <TwoFactorPage /> },
 ];
@@ -40,6 +49,8 @@ const NAV: { path: string; label: string; adminOnly?: boolean }[] = [
   { path: '/console', label: 'Console' },
   { path: '/commands', label: 'Commands' },
   { path: '/unassigned', label: 'Unassigned' },
+  { path: '/alerts', label: 'Alerts' },
+  { path: '/policies', label: 'Policies' },
   { path: '/updates', label: 'Updates' },
   { path: '/users', label: 'Users', adminOnly: true },
   { path: '/account', label: 'Account' },
@@ -76,7 +87,9 @@ function Shell({ loc }: { loc: Location }) {
     }
   }
   const current = (path: string) =>
-    path === '/' ? loc.path === '/' || loc.path.startsWith('/agents') : loc.path === path || (path === '/clients' && loc.path.startsWith('/sites'));
+    path === '/'
+      ? loc.path === '/' || loc.path.startsWith('/agents')
+      : loc.path === path || (path === '/clients' && loc.path.startsWith('/sites')) || (path === '/alerts' && (loc.path === '/alert-rules' || loc.path === '/notifications'));
   return (
     <div className="app">
       <a className="skip" href="#main" onClick={(e) => { e.preventDefault(); document.getElementById('main')?.focus(); }}>
@@ -96,6 +109,7 @@ function Shell({ loc }: { loc: Location }) {
           </ul>
         </nav>
         <div className="who">
+          <AlertCount />
           <LiveIndicator />
           <span className="user" title={user.email}>
             {user.email}

@@ -37,7 +37,32 @@ export type Rollout = Schemas['Rollout'];
 export type RolloutBody = Schemas['RolloutBody'];
 export type AgentUpdate = Schemas['AgentUpdate'];
 export type VersionCount = Schemas['VersionCount'];
+export type Severity = Schemas['Severity'];
+export type Scope = Schemas['Scope'];
+export type ScopeKind = Schemas['ScopeKind'];
+export type Alert = Schemas['Alert'];
+export type AlertStatus = Schemas['AlertStatus'];
+export type AlertSummary = Schemas['AlertSummary'];
+export type AlertRule = Schemas['AlertRule'];
+export type AlertRuleBody = Schemas['AlertRuleBody'];
+export type RuleKind = Schemas['RuleKind'];
+export type MaintenanceWindow = Schemas['MaintenanceWindow'];
+export type MaintenanceWindowBody = Schemas['MaintenanceWindowBody'];
+export type NotificationChannel = Schemas['NotificationChannel'];
+export type ChannelBody = Schemas['ChannelBody'];
+export type ChannelKind = Schemas['ChannelKind'];
+export type NotificationRoute = Schemas['NotificationRoute'];
+export type RouteBody = Schemas['RouteBody'];
+export type NotificationDelivery = Schemas['NotificationDelivery'];
+export type Policy = Schemas['NamedPolicy'];
+export type PolicyBody = Schemas['NamedPolicyBody'];
+export type PolicySettings = Schemas['PolicySettings'];
+export type PolicyService = Schemas['PolicyService'];
+export type PolicyAssignment = Schemas['PolicyAssignment'];
+export type EffectivePolicy = Schemas['EffectivePolicy'];
 export type AgentFilterQuery = NonNullable<operations['get_agents']['parameters']['query']>;
+export type AlertQuery = NonNullable<operations['get_alerts']['parameters']['query']>;
+export type DeliveryQuery = NonNullable<operations['get_notification_deliveries']['parameters']['query']>;
 export type CommandFilterQuery = NonNullable<operations['get_commands']['parameters']['query']>;
 
 /**
@@ -81,9 +106,10 @@ export function isFinished(status: CommandStatus): boolean {
 export type LiveEvent =
   | { type: 'agent_status'; data: { agent_id: string; online: boolean; hostname: string } }
   | { type: 'command_updated'; data: { id: string; agent_id: string; status: CommandStatus } }
-  | { type: 'agent_update'; data: { agent_id: string; update_id: string; to_version: string; status: string } };
+  | { type: 'agent_update'; data: { agent_id: string; update_id: string; to_version: string; status: string } }
+  | { type: 'alert'; data: { id: string; agent_id: string; status: AlertStatus; severity: Severity } };
 
-export const LIVE_EVENT_TYPES: LiveEvent['type'][] = ['agent_status', 'command_updated', 'agent_update'];
+export const LIVE_EVENT_TYPES: LiveEvent['type'][] = ['agent_status', 'command_updated', 'agent_update', 'alert'];
 
 /**
  * Every failed call becomes an ApiError whose `message` is a sentence a person can read: the
@@ -231,6 +257,38 @@ export interface ApiClient {
   cancelCommand(id: string): Promise<CommandRecord>;
 
   metricsSummary(): Promise<MetricsSummary>;
+
+  listAlerts(query?: AlertQuery): Promise<Alert[]>;
+  alertSummary(): Promise<AlertSummary>;
+  acknowledgeAlert(id: string, note?: string): Promise<Alert>;
+  resolveAlert(id: string, note?: string): Promise<Alert>;
+  listAlertRules(): Promise<AlertRule[]>;
+  createAlertRule(body: AlertRuleBody): Promise<AlertRule>;
+  updateAlertRule(id: string, body: AlertRuleBody): Promise<AlertRule>;
+  deleteAlertRule(id: string): Promise<void>;
+  listMaintenanceWindows(): Promise<MaintenanceWindow[]>;
+  createMaintenanceWindow(body: MaintenanceWindowBody): Promise<MaintenanceWindow>;
+  deleteMaintenanceWindow(id: string): Promise<void>;
+
+  listChannels(): Promise<NotificationChannel[]>;
+  createChannel(body: ChannelBody): Promise<NotificationChannel>;
+  updateChannel(id: string, body: ChannelBody): Promise<NotificationChannel>;
+  deleteChannel(id: string): Promise<void>;
+  /** Queues a test message through the channel; the answer is its delivery. */
+  testChannel(id: string): Promise<unknown>;
+  listRoutes(): Promise<NotificationRoute[]>;
+  createRoute(body: RouteBody): Promise<NotificationRoute>;
+  deleteRoute(id: string): Promise<void>;
+  listDeliveries(query?: DeliveryQuery): Promise<NotificationDelivery[]>;
+
+  listPolicies(): Promise<Policy[]>;
+  createPolicy(body: PolicyBody): Promise<Policy>;
+  updatePolicy(id: string, body: PolicyBody): Promise<Policy>;
+  deletePolicy(id: string): Promise<void>;
+  listPolicyAssignments(): Promise<PolicyAssignment[]>;
+  assignPolicy(policyId: string, scope: Scope): Promise<PolicyAssignment>;
+  unassignPolicy(id: string): Promise<void>;
+  agentPolicy(agentId: string): Promise<EffectivePolicy>;
 
   listUsers(): Promise<User[]>;
   createUser(body: Schemas['NewUserRequest']): Promise<User>;
@@ -457,6 +515,37 @@ export function createApi(options: ApiOptions): ApiClient {
     cancelCommand: (id) => call('post', '/api/commands/{id}/cancel', { params: { id } }),
 
     metricsSummary: () => call('get', '/api/metrics/summary'),
+
+    listAlerts: (query) => call('get', '/api/alerts', { query }),
+    alertSummary: () => call('get', '/api/alerts/summary'),
+    acknowledgeAlert: (id, note) => call('post', '/api/alerts/{id}/acknowledge', { params: { id }, body: { note: note || null } }),
+    resolveAlert: (id, note) => call('post', '/api/alerts/{id}/resolve', { params: { id }, body: { note: note || null } }),
+    listAlertRules: () => call('get', '/api/alert-rules'),
+    createAlertRule: (body) => call('post', '/api/alert-rules', { body }),
+    updateAlertRule: (id, body) => call('put', '/api/alert-rules/{id}', { params: { id }, body }),
+    deleteAlertRule: (id) => call('delete', '/api/alert-rules/{id}', { params: { id } }),
+    listMaintenanceWindows: () => call('get', '/api/maintenance-windows'),
+    createMaintenanceWindow: (body) => call('post', '/api/maintenance-windows', { body }),
+    deleteMaintenanceWindow: (id) => call('delete', '/api/maintenance-windows/{id}', { params: { id } }),
+
+    listChannels: () => call('get', '/api/notification-channels'),
+    createChannel: (body) => call('post', '/api/notification-channels', { body }),
+    updateChannel: (id, body) => call('put', '/api/notification-channels/{id}', { params: { id }, body }),
+    deleteChannel: (id) => call('delete', '/api/notification-channels/{id}', { params: { id } }),
+    testChannel: (id) => call('post', '/api/notification-channels/{id}/test', { params: { id } }),
+    listRoutes: () => call('get', '/api/notification-routes'),
+    createRoute: (body) => call('post', '/api/notification-routes', { body }),
+    deleteRoute: (id) => call('delete', '/api/notification-routes/{id}', { params: { id } }),
+    listDeliveries: (query) => call('get', '/api/notification-deliveries', { query }),
+
+    listPolicies: () => call('get', '/api/policies'),
+    createPolicy: (body) => call('post', '/api/policies', { body }),
+    updatePolicy: (id, body) => call('put', '/api/policies/{id}', { params: { id }, body }),
+    deletePolicy: (id) => call('delete', '/api/policies/{id}', { params: { id } }),
+    listPolicyAssignments: () => call('get', '/api/policy-assignments'),
+    assignPolicy: (policyId, scope) => call('post', '/api/policy-assignments', { body: { policy_id: policyId, scope } }),
+    unassignPolicy: (id) => call('delete', '/api/policy-assignments/{id}', { params: { id } }),
+    agentPolicy: (id) => call('get', '/api/agents/{id}/policy', { params: { id } }),
 
     listUsers: () => call('get', '/api/users'),
     createUser: (body) => call('post', '/api/users', { body }),

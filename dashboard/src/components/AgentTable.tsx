@@ -5,6 +5,7 @@ import { formatDateTime, formatOsVersion, formatRelative } from '../lib/format';
 import { href } from '../lib/router';
 import { useNow } from '../hooks';
 import { StatusBadge } from './ui';
+import { SeverityBadge } from './ScopePicker';
 
 const COLUMNS: { key: AgentSortKey; label: string }[] = [
   { key: 'hostname', label: 'Hostname' },
@@ -85,6 +86,14 @@ export function AgentTable({
               </td>
               <td>
                 <StatusBadge status={a.status} />
+                {a.alert_severity ? (
+                  <>
+                    {' '}
+                    <a href={href('/alerts', { agent_id: a.id })} title="Unresolved alerts" data-testid="agent-alert">
+                      <SeverityBadge severity={a.alert_severity} />
+                    </a>
+                  </>
+                ) : null}
               </td>
               <td>{a.client_name ?? <span className="muted">none</span>}</td>
               <td>{a.site_name ?? <span className="muted">none</span>}</td>

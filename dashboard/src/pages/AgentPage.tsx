@@ -1,4 +1,5 @@
 import { useMemo, useState } from 'react';
+import { AgentAlerts, EffectivePolicyView } from '../components/AgentAlertsAndPolicy';
 import type { Agent, AgentState, AgentUpdate, CommandRecord, MetricsHistory, Site, WatchdogEvent } from '../api';
 import { useApi } from '../session';
 import { useAction, useAsync, useInterval, useNow, type AsyncState } from '../hooks';
@@ -390,6 +391,10 @@ export function AgentPage({ id }: { id: string }) {
       {state.data ? <CurrentState state={state.data} /> : null}
 
       <MetricsCharts agentId={id} />
+
+      <AgentAlerts agentId={id} canAct={canAct} />
+
+      <EffectivePolicyView agentId={id} />
 
       <Updates agentId={id} updates={updates} canAct={canAct} />
 
