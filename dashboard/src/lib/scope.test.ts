@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { formatDateTime } from './format';
 import { formToPolicy, policyToForm, ruleCondition, scopeLabel, windowWhen, EMPTY_POLICY_FORM } from './scope';
 
 const names = {
@@ -27,10 +28,11 @@ describe('ruleCondition', () => {
 
 describe('windowWhen', () => {
   it('describes weekly and one-off windows', () => {
-    expect(windowWhen({ weekly: { weekdays: [1, 5], start: '22:00', duration_minutes: 120 }, time_zone: 'Europe/Berlin' })).toBe(
+    expect(windowWhen({ weekly: { weekdays: [1, 5], start: '22:00', duration_minutes: 120 }, time_zone: 'Europe/Berlin', starts_at: null, ends_at: null })).toBe(
       'Mon, Fri 22:00 for 120 min (Europe/Berlin)',
     );
-    expect(windowWhen({ weekly: null, starts_at: 'a', ends_at: 'b', time_zone: 'UTC' })).toBe('a to b');
+    const [a, b] = ['2026-12-04T10:00:00Z', '2026-12-04T12:00:00Z'];
+    expect(windowWhen({ weekly: null, starts_at: a, ends_at: b, time_zone: 'UTC' })).toBe(`${formatDateTime(a)} to ${formatDateTime(b)}`);
   });
 });
 

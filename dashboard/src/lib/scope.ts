@@ -1,5 +1,6 @@
 // Scopes (fleet, client, site, agent) in words, and the policy settings form's text fields.
 import type { AlertRule, Client, MaintenanceWindow, PolicySettings, Scope, Site } from '../api';
+import { formatDateTime } from './format';
 
 export interface Names {
   clients: Pick<Client, 'id' | 'name'>[];
@@ -44,13 +45,13 @@ export function ruleCondition(r: Pick<AlertRule, 'kind' | 'threshold' | 'duratio
 
 const WEEKDAYS = ['', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun'];
 
-/** "Mon, Fri 22:00 for 120 min (Europe/Berlin)" or "2026-12-04 10:00 to 12:00". */
+/** "Mon, Fri 22:00 for 120 min (Europe/Berlin)", or a one-off window's start and end. */
 export function windowWhen(w: Pick<MaintenanceWindow, 'weekly' | 'starts_at' | 'ends_at' | 'time_zone'>): string {
   if (w.weekly) {
     const days = w.weekly.weekdays.map((d) => WEEKDAYS[d] ?? String(d)).join(', ');
     return `${days} ${w.weekly.start} for ${w.weekly.duration_minutes} min (${w.time_zone})`;
   }
-  return `${w.starts_at ?? '?'} to ${w.ends_at ?? '?'}`;
+  return `${formatDateTime(w.starts_at)} to ${formatDateTime(w.ends_at)}`;
 }
 
 /** The policy editor's fields as text (empty = inherit). */
