@@ -518,7 +518,8 @@ async function main() {
     await page.getByLabel('State').selectOption('');
     const acked = page.locator('tr[data-alert-id]').filter({ hasText: 'E2E CPU' }).first();
     await acked.locator('.badge-acknowledged').waitFor();
-    await acked.getByText('“looking into it”').waitFor();
+    await acked.getByText(`acknowledged by ${ADMIN_EMAIL}`, { exact: false }).waitFor();
+    await acked.getByText('“looking into it”', { exact: false }).waitFor();
     await shot('09d-alerts');
     await page.goto(`${backend.base}/#/agents/${state.agentId}`);
     await page.locator('#alerts-title').waitFor();

@@ -1487,6 +1487,8 @@ export interface components {
             acknowledged_at: string | null;
             /** @description The user who acknowledged it. */
             acknowledged_by: string | null;
+            /** @description That user's email (null once the user is deleted). */
+            acknowledged_by_email: string | null;
             acknowledged_note: string | null;
             agent_id: string;
             client_id: string | null;
@@ -1498,6 +1500,8 @@ export interface components {
             resolved_at: string | null;
             /** @description The user who resolved it; null when it resolved by itself (or is not resolved). */
             resolved_by: string | null;
+            /** @description That user's email (null once the user is deleted). */
+            resolved_by_email: string | null;
             resolved_note: string | null;
             /** @description Null when the rule was deleted since. */
             rule_id: string | null;

@@ -168,13 +168,13 @@ export function AlertTable({ alerts, canAct, onChanged }: { alerts: Alert[]; can
           <td>
             {a.acknowledged_at ? (
               <div>
-                acknowledged by {a.acknowledged_by ?? 'someone'} {formatDateTime(a.acknowledged_at)}
+                acknowledged by {a.acknowledged_by_email ?? 'a deleted user'} {formatDateTime(a.acknowledged_at)}
                 {a.acknowledged_note ? <>: “{a.acknowledged_note}”</> : null}
               </div>
             ) : null}
             {a.resolved_at ? (
               <div>
-                resolved {a.resolved_by ? `by ${a.resolved_by}` : 'automatically'} {formatDateTime(a.resolved_at)}
+                resolved {a.resolved_by ? `by ${a.resolved_by_email ?? 'a deleted user'}` : 'automatically'} {formatDateTime(a.resolved_at)}
                 {a.resolved_note ? <>: “{a.resolved_note}”</> : null}
               </div>
             ) : null}

@@ -29,9 +29,12 @@ pub struct AlertRecord {
     pub opened_at: i64,
     pub acknowledged_at: Option<i64>,
     pub acknowledged_by: Option<String>,
+    /// The acknowledging user's email, while the user exists.
+    pub acknowledged_by_email: Option<String>,
     pub acknowledged_note: Option<String>,
     pub resolved_at: Option<i64>,
     pub resolved_by: Option<String>,
+    pub resolved_by_email: Option<String>,
     pub resolved_note: Option<String>,
 }
 
@@ -80,8 +83,9 @@ const RULE_SELECT: &str = "SELECT id, name, kind, CAST(threshold AS DOUBLE PRECI
 const ALERT_SELECT: &str = "SELECT al.id, al.rule_id, al.rule_name, al.agent_id, a.hostname, \
     a.site_id, s.client_id, al.kind, al.subject, al.severity, al.status, al.message, al.opened_at, \
     al.acknowledged_at, al.acknowledged_by, al.acknowledged_note, al.resolved_at, al.resolved_by, \
-    al.resolved_note \
-    FROM alerts al JOIN agents a ON a.id = al.agent_id LEFT JOIN sites s ON s.id = a.site_id";
+    al.resolved_note, ua.email AS acknowledged_by_email, ur.email AS resolved_by_email \
+    FROM alerts al JOIN agents a ON a.id = al.agent_id LEFT JOIN sites s ON s.id = a.site_id \
+    LEFT JOIN users ua ON ua.id = al.acknowledged_by LEFT JOIN users ur ON ur.id = al.resolved_by";
 
 const WINDOW_SELECT: &str = "SELECT id, name, scope_kind, scope_id, starts_at, ends_at, weekdays, \
     start_minute, duration_minutes, time_zone, created_at, updated_at FROM maintenance_windows";
@@ -134,9 +138,11 @@ fn alert_from_row(row: &sqlx::any::AnyRow) -> DbResult<AlertRecord> {
         opened_at: row.try_get("opened_at")?,
         acknowledged_at: row.try_get("acknowledged_at")?,
         acknowledged_by: row.try_get("acknowledged_by")?,
+        acknowledged_by_email: row.try_get("acknowledged_by_email")?,
         acknowledged_note: row.try_get("acknowledged_note")?,
         resolved_at: row.try_get("resolved_at")?,
         resolved_by: row.try_get("resolved_by")?,
+        resolved_by_email: row.try_get("resolved_by_email")?,
         resolved_note: row.try_get("resolved_note")?,
     })
 }

@@ -71,6 +71,9 @@ pub struct Alert {
     /// The user who acknowledged it.
     #[schema(required = true)]
     pub acknowledged_by: Option<String>,
+    /// That user's email (null once the user is deleted).
+    #[schema(required = true)]
+    pub acknowledged_by_email: Option<String>,
     #[schema(required = true)]
     pub acknowledged_note: Option<String>,
     #[schema(required = true)]
@@ -78,6 +81,9 @@ pub struct Alert {
     /// The user who resolved it; null when it resolved by itself (or is not resolved).
     #[schema(required = true)]
     pub resolved_by: Option<String>,
+    /// That user's email (null once the user is deleted).
+    #[schema(required = true)]
+    pub resolved_by_email: Option<String>,
     #[schema(required = true)]
     pub resolved_note: Option<String>,
 }
@@ -100,9 +106,11 @@ impl From<AlertRecord> for Alert {
             opened_at: rfc3339::format(r.opened_at),
             acknowledged_at: r.acknowledged_at.map(rfc3339::format),
             acknowledged_by: r.acknowledged_by,
+            acknowledged_by_email: r.acknowledged_by_email,
             acknowledged_note: r.acknowledged_note,
             resolved_at: r.resolved_at.map(rfc3339::format),
             resolved_by: r.resolved_by,
+            resolved_by_email: r.resolved_by_email,
             resolved_note: r.resolved_note,
         }
     }

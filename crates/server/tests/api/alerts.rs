@@ -243,6 +243,10 @@ async fn lifecycle_open_ack_resolve_and_filters(db: TestDb) {
     assert_eq!(acked["status"], "acknowledged");
     assert_eq!(acked["acknowledged_note"], "looking into it");
     assert!(acked["acknowledged_by"].is_string());
+    assert_eq!(
+        acked["acknowledged_by_email"],
+        gururmm_server::testing::ADMIN_EMAIL
+    );
     assert!(acked["acknowledged_at"].is_string());
     let (status, _) = server
         .request(
@@ -282,6 +286,10 @@ async fn lifecycle_open_ack_resolve_and_filters(db: TestDb) {
     assert_eq!(done["status"], "resolved");
     assert_eq!(done["resolved_note"], "rebooted");
     assert!(done["resolved_by"].is_string(), "by hand: {done}");
+    assert_eq!(
+        done["resolved_by_email"],
+        gururmm_server::testing::ADMIN_EMAIL
+    );
     let (status, _) = server
         .request(
             Method::POST,
