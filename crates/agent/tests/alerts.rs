@@ -1,7 +1,8 @@
 //! Alerts with the real agent binary and the real server, on SQLite and PostgreSQL: a CPU
 //! rule the machine exceeds opens an alert (a signed webhook and an email reach real
 //! receivers in the test) and resolves when the rule is raised above the load; the agent
-//! stopped opens an offline alert that resolves when it reconnects.
+//! stopped opens an offline alert that resolves when it reconnects, and during a maintenance
+//! window on its site opens nothing and sends nothing.
 
 mod common;
 
@@ -117,6 +118,19 @@ async fn cpu_rule_opens_and_resolves_when_raised(db: TestDb) {
 
 async fn stopped_agent_goes_offline_and_back(db: TestDb) {
     let server = TestServer::start(db).await;
+    let hook = WebhookReceiver::start(0, false).await;
+    let channel = server
+        .post(
+            "/api/notification-channels",
+            json!({"name": "Hook", "kind": "webhook", "url": hook.url, "secret": SECRET}),
+        )
+        .await;
+    server
+        .post(
+            "/api/notification-routes",
+            json!({"channel_id": channel["id"], "min_severity": "warning", "scope": {"kind": "fleet"}}),
+        )
+        .await;
     let (_, site_id, code) = server.create_site().await;
     server
         .post(
@@ -152,6 +166,70 @@ async fn stopped_agent_goes_offline_and_back(db: TestDb) {
             |a| a["status"] == "resolved",
         )
         .await;
+    // Both changes were told: opened, then resolved.
+    let first_id = opened["id"].as_str().unwrap().to_owned();
+    common::wait_for(30, "the opened and resolved notices", || async {
+        let told = hook.received();
+        (told.iter().filter(|r| r.body.contains(&first_id)).count() >= 2).then_some(())
+    })
+    .await;
+    let told_before = hook.received().len();
+
+    // A maintenance window on the site: the agent stopped again opens nothing, sends nothing.
+    let now = gururmm_server::db::now_ms();
+    let at = gururmm_server::db::rfc3339::format;
+    let window = server
+        .post(
+            "/api/maintenance-windows",
+            json!({"name": "Patching", "scope": {"kind": "site", "id": site_id},
+                   "starts_at": at(now - 60_000), "ends_at": at(now + 3_600_000)}),
+        )
+        .await;
+    server
+        .wait_for(&format!("/api/agents/{id}"), WAIT, |a| a["online"] == true)
+        .await;
+    agent.stop();
+    server
+        .wait_for(&format!("/api/agents/{id}"), WAIT, |a| a["online"] == false)
+        .await;
+    // The rule's 2 s and several upkeep ticks (1 s in tests) pass.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let alerts = server.get(&format!("/api/alerts?agent_id={id}")).await;
+    assert!(
+        alerts
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["status"] == "resolved"),
+        "no alert opens during the window: {alerts}"
+    );
+    assert_eq!(
+        hook.received().len(),
+        told_before,
+        "nothing is sent during the window"
+    );
+
+    // The window removed, the same silence opens the alert: the wait above was long enough.
+    let (status, _) = server
+        .request(
+            Method::DELETE,
+            &format!(
+                "/api/maintenance-windows/{}",
+                window["id"].as_str().unwrap()
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    let second = agent_alert(&server, &id, "offline", "open").await;
+    let second_id = second["id"].as_str().unwrap().to_owned();
+    assert_ne!(second_id, first_id);
+    common::wait_for(30, "the notice of the alert after the window", || async {
+        hook.received()
+            .into_iter()
+            .find(|r| r.body.contains(&second_id))
+    })
+    .await;
 }
 
 #[tokio::test]
