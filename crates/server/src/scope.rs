@@ -159,6 +159,43 @@ impl Store {
     }
 }
 
+/// Tables whose rows name a scope and mean nothing without its target: a policy assignment, a
+/// maintenance window, a notification route. (Alert rules stay: they are kept with their
+/// history and show the missing target.)
+const BOUND_TO_TARGET: [&str; 3] = [
+    "policy_assignments",
+    "maintenance_windows",
+    "notification_routes",
+];
+
+/// Removes the rows bound to a client, site or agent that is being deleted (for a client, also
+/// those bound to its sites, which go with it), inside the deleting transaction.
+pub async fn forget_target(
+    conn: &mut sqlx::AnyConnection,
+    kind: ScopeKind,
+    id: &str,
+) -> DbResult<()> {
+    for table in BOUND_TO_TARGET {
+        sqlx::query(&format!(
+            "DELETE FROM {table} WHERE scope_kind = $1 AND scope_id = $2"
+        ))
+        .bind(kind.as_str())
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+        if kind == ScopeKind::Client {
+            sqlx::query(&format!(
+                "DELETE FROM {table} WHERE scope_kind = 'site' \
+                 AND scope_id IN (SELECT id FROM sites WHERE client_id = $1)"
+            ))
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -62,6 +62,13 @@ impl AppState {
         crate::rate_limit::SharedLimits::new(&self.store)
     }
 
+    /// An agent moved, or a client or site went: effective policies and alert placements are
+    /// worked out again, here and on the other nodes.
+    pub async fn placement_changed(&self) {
+        crate::policy::changed(self);
+        self.alerting.changed(self).await;
+    }
+
     /// A dashboard event, for the technicians on every node.
     pub fn publish(&self, event: Event) {
         self.events.publish(event.clone());

@@ -306,6 +306,9 @@ impl Store {
     /// input.
     async fn audited_delete(&self, kind: &'static str, id: &str, by: Actor<'_>) -> DbResult<()> {
         let mut tx = self.begin_write().await?;
+        if let Some(scope_kind) = crate::scope::ScopeKind::parse(kind) {
+            crate::scope::forget_target(&mut tx, scope_kind, id).await?;
+        }
         let done = sqlx::query(&format!("DELETE FROM {kind}s WHERE id = $1"))
             .bind(id)
             .execute(&mut *tx)

@@ -214,6 +214,7 @@ pub async fn move_to_site(
         .store
         .move_agent(&id, body.site_id.as_deref(), Actor::user(&user.id))
         .await?;
+    state.placement_changed().await;
     Ok(axum::Json(load_agent(&state, &id).await?.into()))
 }
 

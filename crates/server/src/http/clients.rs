@@ -95,6 +95,7 @@ pub async fn delete_client(
         .store
         .delete_client(&id, Actor::user(&user.id))
         .await?;
+    state.placement_changed().await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -222,6 +223,7 @@ pub async fn delete_site(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     state.store.delete_site(&id, Actor::user(&user.id)).await?;
+    state.placement_changed().await;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -366,7 +366,100 @@ async fn bad_input_and_roles(db: TestDb) {
     );
 }
 
-on_both_databases!(merge_deliver_and_status, bad_input_and_roles);
+/// A connected agent moved to another site gets that site's policy at once; deleting a site
+/// takes the assignments, maintenance windows and notification routes bound to it along.
+async fn moved_agents_and_deleted_sites(db: TestDb) {
+    let server = TestServer::start(db).await;
+    let (_, first_site, code) = server.create_site().await;
+    let (_, second_site, _) = server.create_site().await;
+    let (mut agent, reply) = SimAgent::enroll(&server.ws_url, &code, &new_device_id()).await;
+    let agent_id = reply["agent_id"].as_str().unwrap().to_owned();
+    let first = create_policy(&server, "First", json!({"metrics_interval_seconds": 30})).await;
+    let second = create_policy(&server, "Second", json!({"metrics_interval_seconds": 90})).await;
+    assign(&server, &first, json!({"kind": "site", "id": first_site})).await;
+    let sent = next_policy(&mut agent).await;
+    assert_eq!(sent["settings"]["metrics_interval_seconds"], 30);
+    // Applied, as the agent says: nothing is re-sent until its effective policy changes.
+    answer(&mut agent, &sent["revision"], None).await;
+    server
+        .wait_for(
+            &format!("/api/agents/{agent_id}/policy"),
+            Duration::from_secs(10),
+            |p| p["status"] == "applied",
+        )
+        .await;
+    assign(&server, &second, json!({"kind": "site", "id": second_site})).await;
+    let channel = server
+        .post(
+            "/api/notification-channels",
+            json!({"name": "Hook", "kind": "webhook", "url": "http://127.0.0.1:9/hook",
+                   "secret": "a-long-shared-secret"}),
+        )
+        .await;
+    server
+        .post(
+            "/api/notification-routes",
+            json!({"channel_id": channel["id"], "min_severity": "info",
+                   "scope": {"kind": "site", "id": second_site}}),
+        )
+        .await;
+    server
+        .post(
+            "/api/maintenance-windows",
+            json!({"name": "Nightly", "scope": {"kind": "site", "id": second_site},
+                   "weekly": {"weekdays": [1, 2, 3], "start": "02:00", "duration_minutes": 60}}),
+        )
+        .await;
+
+    let (status, body) = server
+        .request(
+            Method::POST,
+            &format!("/api/agents/{agent_id}/move"),
+            Some(json!({"site_id": second_site})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let sent = next_policy(&mut agent).await;
+    assert_eq!(
+        sent["settings"]["metrics_interval_seconds"], 90,
+        "the new site's policy, at once"
+    );
+    answer(&mut agent, &sent["revision"], None).await;
+
+    let (status, _) = server
+        .request(Method::DELETE, &format!("/api/sites/{second_site}"), None)
+        .await;
+    assert_eq!(status, 204);
+    let bound_to = |list: Value| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .filter(|row| row["scope"]["id"] == second_site.as_str())
+            .count()
+    };
+    assert_eq!(bound_to(server.get("/api/policy-assignments").await), 0);
+    assert_eq!(bound_to(server.get("/api/notification-routes").await), 0);
+    assert_eq!(bound_to(server.get("/api/maintenance-windows").await), 0);
+    assert_eq!(
+        server
+            .get("/api/policy-assignments")
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        1,
+        "the other site's assignment stays"
+    );
+    // The agent, now without a site, is sent the policy that is left for it: none.
+    let sent = next_policy(&mut agent).await;
+    assert_eq!(sent["settings"], json!({}));
+}
+
+on_both_databases!(
+    merge_deliver_and_status,
+    bad_input_and_roles,
+    moved_agents_and_deleted_sites
+);
 
 /// A change made on one node reaches an agent whose socket is on another, at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
