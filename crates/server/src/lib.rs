@@ -5,8 +5,10 @@
 //! keys), `session` (one agent session: enrollment, reports, command hand-out and results,
 //! whatever the transport), `hub` (the WebSocket transport: live sockets and who is online),
 //! `http` (routes and handlers; `http::legacy` is the polling transport), `cluster` (several
-//! nodes on one database: notices, presence, leases), `notify` (notification channels and the
-//! delivery worker), `upkeep` (timeouts and retention),
+//! nodes on one database: notices, presence, leases), `scope` (fleet, client, site or agent:
+//! where a policy, rule, window or route applies), `policy` (effective policies and their
+//! delivery), `alerting` (rules, evaluation, alert lifecycle, maintenance windows), `notify`
+//! (notification channels and the delivery worker), `upkeep` (timeouts and retention),
 //! `backup` (SQLite backup and restore, the data-folder lock), `telemetry` (Prometheus
 //! metrics on their own address), `testing` (a real server on port 0 for tests).
 
