@@ -568,9 +568,18 @@ async function main() {
       await page.locator('tr[data-delivery-id][data-status="delivered"]').first().waitFor({ timeout: 30_000 });
       await shot('09e-notifications');
       await waitFor('the receiver to get the test', async () => received.length > 0);
-      const { headers, body } = received[0];
-      const expected = crypto.createHmac('sha256', secret).update(`${headers['x-gururmm-timestamp']}.${body}`).digest('hex');
-      if (headers['x-gururmm-signature'] !== `sha256=${expected}`) throw new Error(`bad signature ${headers['x-gururmm-signature']}`);
+      // Switched off and on again from the table, the channel keeps its secret: a second test
+      // is signed with it too.
+      await channel.getByRole('button', { name: 'Disable E2E hook' }).click();
+      await channel.getByRole('cell', { name: 'no', exact: true }).waitFor();
+      await channel.getByRole('button', { name: 'Enable E2E hook' }).click();
+      await channel.getByRole('cell', { name: 'yes', exact: true }).waitFor();
+      await channel.getByRole('button', { name: 'Send test to E2E hook' }).click();
+      await waitFor('the receiver to get the second test', async () => received.length > 1, 30_000);
+      for (const { headers, body } of received) {
+        const expected = crypto.createHmac('sha256', secret).update(`${headers['x-gururmm-timestamp']}.${body}`).digest('hex');
+        if (headers['x-gururmm-signature'] !== `sha256=${expected}`) throw new Error(`bad signature ${headers['x-gururmm-signature']}`);
+      }
     } finally {
       receiver.close();
     }

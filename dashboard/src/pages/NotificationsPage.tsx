@@ -152,6 +152,30 @@ function TestButton({ channel, onSent }: { channel: NotificationChannel; onSent:
   );
 }
 
+/** Switches a channel off (nothing more is queued for it) or on again; its secret is kept. */
+function EnableToggle({ channel, onChanged }: { channel: NotificationChannel; onChanged: () => void }) {
+  const { api } = useApi();
+  const toggle = useAction(async () => {
+    await api.updateChannel(channel.id, {
+      name: channel.name,
+      kind: channel.kind,
+      url: channel.kind === 'email' ? null : (channel.url ?? null),
+      email_to: channel.email_to,
+      enabled: !channel.enabled,
+    });
+    onChanged();
+  });
+  const label = channel.enabled ? 'Disable' : 'Enable';
+  return (
+    <>
+      <button type="button" className="secondary small" disabled={toggle.busy} onClick={() => void toggle.run()} aria-label={`${label} ${channel.name}`}>
+        {label}
+      </button>
+      <ErrorMessage error={toggle.error} prefix="The channel could not be changed" />
+    </>
+  );
+}
+
 export function NotificationsPage() {
   const { api, user } = useApi();
   const names = useScopeNames();
@@ -180,6 +204,7 @@ export function NotificationsPage() {
                 <td>{c.enabled ? 'yes' : 'no'}</td>
                 <td>
                   {user.role !== 'viewer' ? <TestButton channel={c} onSent={() => deliveries.reload()} /> : null}{' '}
+                  {isAdmin ? <EnableToggle channel={c} onChanged={() => channels.reload()} /> : null}{' '}
                   {isAdmin ? (
                     <ConfirmButton
                       label="Delete"
