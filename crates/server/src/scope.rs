@@ -106,13 +106,6 @@ impl Placement {
     }
 }
 
-/// SQL that is true when the row's `scope_kind`/`scope_id` (of table alias `t`) covers an
-/// agent, with three placeholders bound in order: client id, site id, agent id.
-pub const COVERS_AGENT_SQL: &str = "(t.scope_kind = 'fleet' \
-    OR (t.scope_kind = 'client' AND t.scope_id = ?) \
-    OR (t.scope_kind = 'site' AND t.scope_id = ?) \
-    OR (t.scope_kind = 'agent' AND t.scope_id = ?))";
-
 const PLACEMENT_SELECT: &str = "SELECT a.id AS agent_id, a.site_id, s.client_id \
     FROM agents a LEFT JOIN sites s ON s.id = a.site_id";
 
