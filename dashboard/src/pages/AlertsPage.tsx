@@ -49,6 +49,24 @@ function AlertAction({ alert, action, onDone }: { alert: Alert; action: 'acknowl
   );
 }
 
+/** One filter of the alerts page: "any" (no filter) or one of `options`. */
+function FilterSelect({ label, value, onChange, options }: { label: string; value: string | undefined; onChange: (v: string) => void; options: { value: string; label: string }[] }) {
+  const id = `alert-filter-${label.toLowerCase()}`;
+  return (
+    <div className="field">
+      <label htmlFor={id}>{label}</label>
+      <select id={id} value={value ?? ''} onChange={(e) => onChange(e.target.value)}>
+        <option value="">any</option>
+        {options.map((o) => (
+          <option key={o.value} value={o.value}>
+            {o.label}
+          </option>
+        ))}
+      </select>
+    </div>
+  );
+}
+
 export function AlertsPage({ query }: { query: URLSearchParams }) {
   const { api, user } = useApi();
   const names = useScopeNames();
@@ -81,61 +99,16 @@ export function AlertsPage({ query }: { query: URLSearchParams }) {
         <a href={href('/alert-rules')}>Rules and maintenance windows</a> · <a href={href('/notifications')}>Notifications</a>
       </PageHeader>
       <form className="filters inline-form" aria-label="Alert filters" onSubmit={(e) => e.preventDefault()}>
-        <div className="field">
-          <label htmlFor="alert-status">State</label>
-          <select id="alert-status" value={filter.status ?? ''} onChange={(e) => setFilter('status', e.target.value)}>
-            <option value="">any</option>
-            {STATUSES.map((s) => (
-              <option key={s} value={s}>
-                {s}
-              </option>
-            ))}
-          </select>
-        </div>
-        <div className="field">
-          <label htmlFor="alert-severity">Severity</label>
-          <select id="alert-severity" value={filter.severity ?? ''} onChange={(e) => setFilter('severity', e.target.value)}>
-            <option value="">any</option>
-            {SEVERITIES.map((s) => (
-              <option key={s} value={s}>
-                {s}
-              </option>
-            ))}
-          </select>
-        </div>
-        <div className="field">
-          <label htmlFor="alert-client">Client</label>
-          <select id="alert-client" value={filter.client_id ?? ''} onChange={(e) => setFilter('client_id', e.target.value)}>
-            <option value="">any</option>
-            {names.clients.map((c) => (
-              <option key={c.id} value={c.id}>
-                {c.name}
-              </option>
-            ))}
-          </select>
-        </div>
-        <div className="field">
-          <label htmlFor="alert-site">Site</label>
-          <select id="alert-site" value={filter.site_id ?? ''} onChange={(e) => setFilter('site_id', e.target.value)}>
-            <option value="">any</option>
-            {names.sites.map((s) => (
-              <option key={s.id} value={s.id}>
-                {s.client_name} / {s.name}
-              </option>
-            ))}
-          </select>
-        </div>
-        <div className="field">
-          <label htmlFor="alert-agent">Agent</label>
-          <select id="alert-agent" value={filter.agent_id ?? ''} onChange={(e) => setFilter('agent_id', e.target.value)}>
-            <option value="">any</option>
-            {names.agents.map((a) => (
-              <option key={a.id} value={a.id}>
-                {a.hostname}
-              </option>
-            ))}
-          </select>
-        </div>
+        <FilterSelect label="State" value={filter.status} onChange={(v) => setFilter('status', v)} options={STATUSES.map((s) => ({ value: s, label: s }))} />
+        <FilterSelect label="Severity" value={filter.severity} onChange={(v) => setFilter('severity', v)} options={SEVERITIES.map((s) => ({ value: s, label: s }))} />
+        <FilterSelect label="Client" value={filter.client_id} onChange={(v) => setFilter('client_id', v)} options={names.clients.map((c) => ({ value: c.id, label: c.name }))} />
+        <FilterSelect
+          label="Site"
+          value={filter.site_id}
+          onChange={(v) => setFilter('site_id', v)}
+          options={names.sites.map((x) => ({ value: x.id, label: `${x.client_name} / ${x.name}` }))}
+        />
+        <FilterSelect label="Agent" value={filter.agent_id} onChange={(v) => setFilter('agent_id', v)} options={names.agents.map((a) => ({ value: a.id, label: a.hostname }))} />
       </form>
       <ErrorMessage error={alerts.error} prefix="Alerts could not be loaded" />
       {!alerts.data && !alerts.error ? <Loading what="Loading alerts" /> : null}
