@@ -209,6 +209,7 @@ async fn session(
         version: SIM_VERSION.into(),
         previous_version: None,
         policy_revision: None,
+        capabilities: Vec::new(),
     });
     if send(&mut ws, auth).await.is_err() {
         Counters::add(&counters.connect_errors);

@@ -63,6 +63,19 @@ pub struct Auth {
     /// the agent's effective policy differs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy_revision: Option<String>,
+    /// What this agent can do beyond the base protocol, from [`capability`]. An agent that
+    /// sends none (an older build) gets only the base protocol: no `claude_task`, and it
+    /// sends no `command_output`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub capabilities: Vec<String>,
+}
+
+/// Names an agent lists in `auth.capabilities`.
+pub mod capability {
+    /// The agent streams `command_output` while a command runs.
+    pub const LIVE_OUTPUT: &str = "live_output";
+    /// The agent's AI task executor is enabled (`[claude] enabled = true`).
+    pub const CLAUDE_TASK: &str = "claude_task";
 }
 
 /// `auth_response`, server -> agent.
@@ -173,6 +186,35 @@ pub struct CommandResult {
     /// Set by the agent when it killed the command at its timeout.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub timed_out: bool,
+}
+
+/// `command_output`, agent -> server: a piece of a running command's output, so the dashboard
+/// can show it live. At most [`output_chunk::MAX_BYTES`] of text each, and no more often than
+/// every [`output_chunk::INTERVAL_MS`] per command; `seq` counts from 0 per command over both
+/// streams, so a gap shows a lost chunk. Best effort: chunks lost to a reconnect are not sent
+/// again, because the final `command_result` carries the whole (capped) output and is the record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
+pub struct CommandOutput {
+    pub id: String,
+    /// `stdout` or `stderr` (see [`output_stream`]).
+    pub stream: String,
+    pub seq: u64,
+    pub data: String,
+}
+
+/// The streams a `command_output` names.
+pub mod output_stream {
+    pub const STDOUT: &str = "stdout";
+    pub const STDERR: &str = "stderr";
+}
+
+/// Limits of `command_output`, kept by the agent and enforced by the server.
+pub mod output_chunk {
+    /// Most bytes of text (UTF-8) in one chunk.
+    pub const MAX_BYTES: usize = 4000;
+    /// Least time between two chunks of one command, in milliseconds.
+    pub const INTERVAL_MS: u64 = 250;
 }
 
 /// `watchdog_event`, agent -> server. `event` is one of [`watchdog_event_kind`]; the server
@@ -411,6 +453,7 @@ message_enum! {
         MetricsReport(MetricsReport) = "metrics_report",
         NetworkState(NetworkState) = "network_state",
         CommandResult(CommandResult) = "command_result",
+        CommandOutput(CommandOutput) = "command_output",
         WatchdogEvent(WatchdogEvent) = "watchdog_event",
         UpdateStatus(UpdateStatus) = "update_status",
         PolicyStatus(PolicyStatus) = "policy_status",

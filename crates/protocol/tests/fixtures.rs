@@ -18,6 +18,8 @@ const AGENT_FIXTURES: &[&str] = &[
     "auth_with_policy",
     "policy_status",
     "policy_status_refused",
+    "command_output",
+    "auth_with_capabilities",
 ];
 
 const SERVER_FIXTURES: &[&str] = &[

@@ -182,6 +182,8 @@ async fn authenticate(
             .unwrap_or_else(|e| e.into_inner())
             .clone(),
         policy_revision: ctx.live.borrow().revision.clone(),
+        // The live-output and AI-executor parts are added with their implementations.
+        capabilities: Vec::new(),
     };
     send(ws, scrub(AgentMessage::Auth(auth))).await?;
     let deadline = Instant::now() + ctx.config.auth_timeout();

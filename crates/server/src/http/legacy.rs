@@ -36,6 +36,7 @@ pub async fn register(
         version: req.version,
         previous_version: None,
         policy_revision: None,
+        capabilities: Vec::new(),
     };
     let presented = auth.api_key.trim();
     if !presented.starts_with(session::enroll::TOKEN_PREFIX)

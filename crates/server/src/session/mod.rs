@@ -70,6 +70,8 @@ impl<'a> AgentSession<'a> {
                     .map(drop)
             }
             AgentMessage::CommandResult(r) => self.record_result(r).await.map(drop),
+            // Kept and relayed by the live-output writer (next change).
+            AgentMessage::CommandOutput(_) => Ok(()),
             AgentMessage::WatchdogEvent(mut e) => {
                 sanitize::watchdog_event(&mut e);
                 store.insert_watchdog_event(id, &e).await?;
@@ -106,6 +108,7 @@ impl<'a> AgentSession<'a> {
             msg,
             AgentMessage::Heartbeat(_)
                 | AgentMessage::MetricsReport(_)
+                | AgentMessage::CommandOutput(_)
                 | AgentMessage::Auth(_)
                 | AgentMessage::Unsupported(_)
         );
