@@ -35,12 +35,7 @@ pub async fn get_script(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<Script>> {
-    state
-        .store
-        .script(&id)
-        .await?
-        .map(|s| axum::Json(s.into()))
-        .ok_or_else(|| ApiError::not_found("script"))
+    super::error::found(state.store.script(&id).await?, "script")
 }
 
 pub async fn create_script(
