@@ -852,7 +852,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Server-sent events: agent_status, command_updated, command_output, agent_update, alert */
+        /** Server-sent events: agent_status, command_updated, command_output, job_updated, agent_update, alert */
         get: operations["get_events"];
         put?: never;
         post?: never;
@@ -873,6 +873,92 @@ export interface paths {
         get: operations["get_health"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/jobs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Jobs, newest first, with their progress */
+        get: operations["get_jobs"];
+        put?: never;
+        /** Run a saved script (with parameters) or a command on many agents: one command per agent */
+        post: operations["post_jobs"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/jobs/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A job with its progress */
+        get: operations["get_jobs_id"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/jobs/{id}/agents": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Each agent's command in a job */
+        get: operations["get_jobs_id_agents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/jobs/{id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Cancel a job's queued commands (running ones finish or time out) */
+        post: operations["post_jobs_id_cancel"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/jobs/{id}/rerun": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Run the job again on the agents where it failed, timed out or expired */
+        post: operations["post_jobs_id_rerun"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1505,6 +1591,14 @@ export interface components {
             /** @description `claude_task` only. */
             context_files?: string[] | null;
             elevated?: boolean;
+            /**
+             * @description Environment variables the command runs with, added to the agent's own: a saved
+             *     script's parameters, passed this way so their values are never part of the script's
+             *     text. Sent only to agents that list [`capability::COMMAND_ENVIRONMENT`].
+             */
+            environment?: {
+                [key: string]: string;
+            };
             id: string;
             /** @description `script` only: the interpreter to run the script with (else the agent's configured one). */
             interpreter?: string | null;
@@ -1755,6 +1849,8 @@ export interface components {
             hostname: string | null;
             id: string;
             interpreter: string | null;
+            /** @description The job it is part of. */
+            job_id: string | null;
             /**
              * Format: int64
              * @description For a running command read by its own endpoint: `stdout` and `stderr` hold the output
@@ -1826,7 +1922,7 @@ export interface components {
          * @description The state of a command, as stored by the server and shown by the REST API.
          * @enum {string}
          */
-        CommandStatus: "pending" | "running" | "completed" | "failed" | "timed_out" | "cancelled";
+        CommandStatus: "pending" | "running" | "completed" | "failed" | "timed_out" | "cancelled" | "expired";
         /**
          * @description What runs the command
          * @example shell
@@ -1945,6 +2041,109 @@ export interface components {
             commands: components["schemas"]["AgentCommand"][];
             policy?: null | components["schemas"]["Policy"];
             update?: null | components["schemas"]["UpdateMessage"];
+        };
+        Job: {
+            cancelled_at: string | null;
+            command: string;
+            command_type: components["schemas"]["CommandType"];
+            counts: components["schemas"]["JobCounts"];
+            created_at: string;
+            created_by: string | null;
+            expires_at: string | null;
+            id: string;
+            name: string;
+            /** @description The parameters as the script received them. */
+            parameters: {
+                [key: string]: string;
+            };
+            /** @description The job this one re-ran. */
+            rerun_of: string | null;
+            schedule_id: string | null;
+            script_id: string | null;
+            script_name: string | null;
+            /**
+             * Format: int64
+             * @description The script version this job ran.
+             */
+            script_version: number | null;
+            status: components["schemas"]["JobStatus"];
+            target: Record<string, never>;
+            /** Format: int64 */
+            timeout_seconds: number;
+        };
+        /** @description One agent's part of a job. */
+        JobAgent: {
+            agent_id: string;
+            command_id: string;
+            completed_at: string | null;
+            /** Format: int64 */
+            exit_code: number | null;
+            hostname: string | null;
+            status: components["schemas"]["CommandStatus"];
+        };
+        /**
+         * @description A job: a saved script (`script_id` with `parameters`) or an ad-hoc command (`command`)
+         *     on a target.
+         */
+        JobBody: {
+            command?: string | null;
+            command_type?: null | components["schemas"]["CommandType"];
+            /**
+             * Format: int64
+             * @description Agents still away this long after the start get `expired` instead of the command
+             *     (1..=2592000); absent: they get it whenever they come back.
+             */
+            expires_in_seconds?: number | null;
+            interpreter?: string | null;
+            /** @description Shown in the job list; the script's name (or the command's first line) when absent. */
+            name?: string | null;
+            /** @description Values for the script's parameters, by name. */
+            parameters?: Record<string, never> | null;
+            script_id?: string | null;
+            target: components["schemas"]["JobTarget"];
+            /**
+             * Format: int64
+             * @description 1..=86400; the script's default (or 300) when absent.
+             */
+            timeout_seconds?: number | null;
+        };
+        JobCounts: {
+            /** Format: int64 */
+            cancelled: number;
+            /** Format: int64 */
+            completed: number;
+            /** Format: int64 */
+            expired: number;
+            /** Format: int64 */
+            failed: number;
+            /** Format: int64 */
+            queued: number;
+            /** Format: int64 */
+            running: number;
+            /** Format: int64 */
+            timed_out: number;
+            /** Format: int64 */
+            total: number;
+        };
+        /** @enum {string} */
+        JobStatus: "running" | "finished" | "cancelled";
+        /**
+         * @description Which agents a job runs on, resolved when it starts. Every criterion given must hold;
+         *     without `agent_ids`, `site_id`, `client_id` or a filter, `all: true` is needed to mean
+         *     the whole fleet. Only approved agents count, and for a script written for one OS only
+         *     agents of that OS.
+         */
+        JobTarget: {
+            agent_ids?: string[] | null;
+            all?: boolean;
+            client_id?: string | null;
+            /** @description Only agents connected now (true) or away (false). */
+            online?: boolean | null;
+            /** @description `windows`, `linux`, ... (the agents' `os_type`). */
+            os_type?: string | null;
+            /** @description Part of the hostname. */
+            search?: string | null;
+            site_id?: string | null;
         };
         LoginRequest: {
             email: string;
@@ -6094,7 +6293,7 @@ export interface operations {
         parameters: {
             query?: {
                 agent_id?: string;
-                status?: "pending" | "running" | "completed" | "failed" | "timed_out" | "cancelled";
+                status?: "pending" | "running" | "completed" | "failed" | "timed_out" | "cancelled" | "expired";
                 /** @description RFC 3339 or Unix seconds. */
                 since?: string;
                 /** @description RFC 3339 or Unix seconds. */
@@ -6381,6 +6580,449 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Health"];
+                };
+            };
+        };
+    };
+    get_jobs: {
+        parameters: {
+            query?: {
+                /** @description Only the jobs this schedule started. */
+                schedule_id?: string;
+                /** @description 1..=1000; default 100. */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Job"][];
+                };
+            };
+            /** @description Bad input: malformed JSON, a wrong field, a NUL byte in text */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable or busy */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    post_jobs: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["JobBody"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Job"];
+                };
+            };
+            /** @description Bad input: malformed JSON, a wrong field, a NUL byte in text */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable or busy */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    get_jobs_id: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Job"];
+                };
+            };
+            /** @description Bad input: malformed JSON, a wrong field, a NUL byte in text */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable or busy */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    get_jobs_id_agents: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobAgent"][];
+                };
+            };
+            /** @description Bad input: malformed JSON, a wrong field, a NUL byte in text */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable or busy */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    post_jobs_id_cancel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Job"];
+                };
+            };
+            /** @description Bad input: malformed JSON, a wrong field, a NUL byte in text */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable or busy */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    post_jobs_id_rerun: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Job"];
+                };
+            };
+            /** @description Bad input: malformed JSON, a wrong field, a NUL byte in text */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Signed in, but the role does not allow this (or the server requires a second factor not yet set up) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable or busy */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
                 };
             };
         };

@@ -65,6 +65,10 @@ def _good_path_id(method, path):
         return SEED["delivery_id"]
     if path.startswith("/api/alert-rules/"):
         return _spare("rules") if method == "DELETE" else SEED["rule_id"]
+    if path == "/api/jobs/{id}/cancel":
+        return _spare("jobs")
+    if path.startswith("/api/jobs/"):
+        return SEED["job_id"]
     if path.startswith("/api/scripts/"):
         return _spare("scripts") if method == "DELETE" else SEED["script_id"]
     if path.startswith("/api/maintenance-windows/"):
@@ -117,6 +121,11 @@ def _good_body(method, path):
         return {"name": name, "category": "Fuzz", "command_type": "shell",
                 "body": f"echo \"$WHO\" {n}", "target_os": random.choice(["any", "linux"]),
                 "parameters": [{"name": "WHO", "kind": "string", "default": "x"}]}
+    if path == "/api/jobs":
+        if random.random() < 0.5:
+            return {"script_id": SEED["script_id"], "parameters": {"WHO": f"fuzz {n}; $(x)"},
+                    "target": {"agent_ids": [SEED["agent_id"]]}, "expires_in_seconds": 600}
+        return {"command": f"echo fuzz {n}", "target": {"site_id": SEED["site_id"]}}
     if path == "/api/scripts/import":
         return SEED["script_export"]
     if path in ("/api/alerts/{id}/acknowledge", "/api/alerts/{id}/resolve"):
@@ -276,6 +285,7 @@ def before_call(context, case, kwargs):
     # while the pool lasts: a few generated cases at 40% could miss every spare, and then the
     # operation is never accepted. Everything else gets known-good values in a share of cases.
     one_use = method == "DELETE" or path in (
+        "/api/jobs/{id}/cancel",
         "/api/agents/{id}/approve", "/api/agents/{id}/reject",
         "/api/agents/{id}/update", "/api/agents/{id}/update/retry",
         "/api/alerts/{id}/acknowledge", "/api/alerts/{id}/resolve")

@@ -188,8 +188,23 @@ def script(name):
                                  "parameters": [{"name": "WHO", "kind": "string", "default": "x"}]})["id"]
 
 
+def job(n):
+    return post("/api/jobs", {"command": f"echo job {n}", "target": {"agent_ids": [agent_id]}})["id"]
+
+
+def failed_job():
+    """A job whose one agent failed: re-runs of it are accepted."""
+    job_id = job(0)
+    command_id = call("GET", f"/api/jobs/{job_id}/agents", None, token)[0]["command_id"]
+    call("POST", "/api/agent/command-result",
+         {"id": command_id, "exit_code": 1, "stdout": "", "stderr": "seeded", "duration_ms": 1},
+         agent["api_key"])
+    return job_id
+
+
 seed = {
     "base_url": base,
+    "job_id": failed_job(),
     "script_id": script("fuzz script"),
     "script_export": call("GET", "/api/scripts/export", None, token),
     "policy_id": policy["id"],
@@ -243,6 +258,7 @@ seed = {
         "rules": [rule(f"spare rule {n}") for n in range(6)],
         "windows": [window(n) for n in range(1, 7)],
         "scripts": [script(f"spare script {n}") for n in range(6)],
+        "jobs": [job(n) for n in range(1, 7)],
         "to_acknowledge": alert_ids[1:7],
         "to_resolve": alert_ids[7:13],
         "users": [post("/api/users", {"email": f"spare-{n}@example.com",

@@ -28,16 +28,19 @@ pub enum CommandStatus {
     Failed,
     TimedOut,
     Cancelled,
+    /// A job's command still queued when the job's expiry passed (its agent stayed away).
+    Expired,
 }
 
 impl CommandStatus {
-    pub const ALL: [CommandStatus; 6] = [
+    pub const ALL: [CommandStatus; 7] = [
         CommandStatus::Pending,
         CommandStatus::Running,
         CommandStatus::Completed,
         CommandStatus::Failed,
         CommandStatus::TimedOut,
         CommandStatus::Cancelled,
+        CommandStatus::Expired,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -48,6 +51,7 @@ impl CommandStatus {
             CommandStatus::Failed => crate::command_status::FAILED,
             CommandStatus::TimedOut => crate::command_status::TIMED_OUT,
             CommandStatus::Cancelled => crate::command_status::CANCELLED,
+            CommandStatus::Expired => crate::command_status::EXPIRED,
         }
     }
 

@@ -30,7 +30,10 @@ pub mod command_status {
     pub const FAILED: &str = "failed";
     pub const TIMED_OUT: &str = "timed_out";
     pub const CANCELLED: &str = "cancelled";
-    pub const ALL: [&str; 6] = [PENDING, RUNNING, COMPLETED, FAILED, TIMED_OUT, CANCELLED];
+    pub const EXPIRED: &str = "expired";
+    pub const ALL: [&str; 7] = [
+        PENDING, RUNNING, COMPLETED, FAILED, TIMED_OUT, CANCELLED, EXPIRED,
+    ];
 }
 
 /// Watchdog event kinds an agent reports.
@@ -77,6 +80,8 @@ pub mod capability {
     pub const LIVE_OUTPUT: &str = "live_output";
     /// The agent's AI task executor is enabled (`[claude] enabled = true`).
     pub const CLAUDE_TASK: &str = "claude_task";
+    /// The agent runs a command with the `environment` the command carries.
+    pub const COMMAND_ENVIRONMENT: &str = "command_environment";
 }
 
 /// `auth_response`, server -> agent.
@@ -173,6 +178,11 @@ pub struct Command {
     /// `claude_task` only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context_files: Option<Vec<String>>,
+    /// Environment variables the command runs with, added to the agent's own: a saved
+    /// script's parameters, passed this way so their values are never part of the script's
+    /// text. Sent only to agents that list [`capability::COMMAND_ENVIRONMENT`].
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub environment: std::collections::BTreeMap<String, String>,
 }
 
 /// `command_result`, agent -> server.

@@ -30,6 +30,7 @@ const SERVER_FIXTURES: &[&str] = &[
     "command_python",
     "command_script",
     "command_claude_task",
+    "command_with_environment",
     "update",
     "update_signed",
     "ping",

@@ -23,6 +23,8 @@ pub enum Event {
         to_version: String,
         status: String,
     },
+    /// A job started or was cancelled (its commands' changes come as `command_updated`).
+    JobUpdated { id: String },
     /// A piece of a running command's output (`command_output` from its agent).
     CommandOutput {
         id: String,
@@ -47,6 +49,7 @@ impl Event {
             Event::CommandUpdated { .. } => "command_updated",
             Event::AgentUpdate { .. } => "agent_update",
             Event::CommandOutput { .. } => "command_output",
+            Event::JobUpdated { .. } => "job_updated",
             Event::Alert { .. } => "alert",
         }
     }

@@ -1,4 +1,5 @@
-//! Background work: commands past their deadline become `timed_out`; agent updates the agent
+//! Background work: commands past their deadline become `timed_out`, job commands past their
+//! job's expiry `expired`; agent updates the agent
 //! stopped reporting on become `failed`; old metrics are pruned; rate-limit counters are
 //! trimmed. With several nodes, the shared work runs on one of them.
 
@@ -40,6 +41,7 @@ pub async fn run(state: AppState) {
             }
         }
         time_out_overdue(&state).await;
+        expire_job_commands(&state).await;
         fail_unreported_updates(&state).await;
         crate::alerting::engine::check_offline(&state).await;
         if last_output_purge.is_none_or(|t| t.elapsed() >= PURGE_OUTPUT_EVERY) {
@@ -72,6 +74,22 @@ pub async fn run(state: AppState) {
                 tracing::error!(error = %e, "pruning notification deliveries failed");
             }
         }
+    }
+}
+
+/// Job commands still queued when their job's expiry passed: `expired`.
+async fn expire_job_commands(state: &AppState) {
+    match state.store.expire_commands().await {
+        Ok(expired) => {
+            for (id, agent_id) in expired {
+                state.publish(Event::CommandUpdated {
+                    id,
+                    agent_id,
+                    status: gururmm_protocol::command_status::EXPIRED.into(),
+                });
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "expiring job commands failed"),
     }
 }
 

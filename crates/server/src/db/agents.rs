@@ -105,8 +105,8 @@ pub struct NewAgent<'a> {
 /// The capabilities column for what an agent listed: only names this server knows, sorted,
 /// comma-separated, so hostile input stores nothing of its own.
 pub fn capabilities_column(listed: &[String]) -> String {
-    use gururmm_protocol::capability::{CLAUDE_TASK, LIVE_OUTPUT};
-    let mut known: Vec<&str> = [LIVE_OUTPUT, CLAUDE_TASK]
+    use gururmm_protocol::capability::{CLAUDE_TASK, COMMAND_ENVIRONMENT, LIVE_OUTPUT};
+    let mut known: Vec<&str> = [LIVE_OUTPUT, CLAUDE_TASK, COMMAND_ENVIRONMENT]
         .into_iter()
         .filter(|k| listed.iter().any(|l| l == k))
         .collect();

@@ -15,6 +15,12 @@ pub struct CommandRecord {
     pub interpreter: Option<String>,
     pub working_directory: Option<String>,
     pub context_files: Option<Vec<String>>,
+    /// Environment variables it runs with (a script's parameters).
+    pub environment: std::collections::BTreeMap<String, String>,
+    /// The job it belongs to.
+    pub job_id: Option<String>,
+    /// Still queued at this time: `expired` instead of sent.
+    pub expires_at: Option<i64>,
     pub timeout_seconds: i64,
     pub elevated: bool,
     pub status: gururmm_protocol::CommandStatus,
@@ -50,6 +56,7 @@ impl CommandRecord {
             interpreter: self.interpreter.clone(),
             working_directory: self.working_directory.clone(),
             context_files: self.context_files.clone(),
+            environment: self.environment.clone(),
         }
     }
 }
@@ -91,7 +98,7 @@ fn select(preview: bool) -> String {
     };
     format!(
         "SELECT m.id, m.agent_id, a.hostname, m.command_type, m.command, m.interpreter, m.working_directory, \
-         m.context_files, m.timeout_seconds, m.elevated, m.status, m.exit_code, {output}, \
+         m.context_files, m.environment_json, m.job_id, m.expires_at, m.timeout_seconds, m.elevated, m.status, m.exit_code, {output}, \
          CAST(length(m.stdout) AS BIGINT) AS stdout_length, CAST(length(m.stderr) AS BIGINT) AS stderr_length, \
          m.duration_ms, m.created_by, m.created_at, m.sent_at, m.completed_at \
          FROM commands m LEFT JOIN agents a ON a.id = m.agent_id"
@@ -112,6 +119,12 @@ fn from_row(row: &sqlx::any::AnyRow) -> DbResult<CommandRecord> {
         context_files: row
             .try_get::<Option<String>, _>("context_files")?
             .and_then(|json| serde_json::from_str(&json).ok()),
+        environment: row
+            .try_get::<Option<String>, _>("environment_json")?
+            .and_then(|json| serde_json::from_str(&json).ok())
+            .unwrap_or_default(),
+        job_id: row.try_get("job_id")?,
+        expires_at: row.try_get("expires_at")?,
         timeout_seconds: row.try_get("timeout_seconds")?,
         elevated: row.try_get::<i64, _>("elevated")? != 0,
         status: super::parse_column(row, "status")?,
@@ -190,6 +203,9 @@ impl Store {
             interpreter: c.interpreter.map(str::to_owned),
             working_directory: c.working_directory.map(str::to_owned),
             context_files: c.context_files.map(<[String]>::to_vec),
+            environment: Default::default(),
+            job_id: None,
+            expires_at: None,
             timeout_seconds: c.timeout_seconds,
             elevated: c.elevated,
             status: gururmm_protocol::CommandStatus::Pending,
@@ -272,9 +288,11 @@ impl Store {
         let rows = sqlx::query(
             "UPDATE commands SET status = $1, sent_at = $2 WHERE id IN \
              (SELECT m.id FROM commands m JOIN agents a ON a.id = m.agent_id \
-              WHERE m.agent_id = $3 AND m.status = $4 AND a.approval = 'approved') \
+              WHERE m.agent_id = $3 AND m.status = $4 AND a.approval = 'approved' \
+              AND (m.expires_at IS NULL OR m.expires_at > $2)) \
              RETURNING id, agent_id, CAST(NULL AS TEXT) AS hostname, command_type, command, interpreter, \
-             working_directory, context_files, timeout_seconds, elevated, status, exit_code, stdout, stderr, \
+             working_directory, context_files, environment_json, job_id, expires_at, timeout_seconds, elevated, \
+             status, exit_code, stdout, stderr, \
              CAST(NULL AS BIGINT) AS stdout_length, CAST(NULL AS BIGINT) AS stderr_length, duration_ms, \
              created_by, created_at, sent_at, completed_at",
         )

@@ -229,7 +229,7 @@ pub async fn agent_state(
 
 pub const DEFAULT_COMMAND_TIMEOUT: u64 = 300;
 pub const MAX_COMMAND_TIMEOUT: u64 = 24 * 3600;
-const MAX_COMMAND_BYTES: usize = 256 * 1024;
+pub(crate) const MAX_COMMAND_BYTES: usize = 256 * 1024;
 
 /// Creates a `pending` command; if the agent is connected it goes out at once and the answer
 /// already says `running`.

@@ -13,6 +13,7 @@ mod downloads;
 pub mod error;
 mod events;
 pub mod extract;
+mod jobs;
 mod legacy;
 pub mod notifications;
 mod oidc;
@@ -472,6 +473,24 @@ pub fn api_routes() -> Vec<ApiRoute> {
         route("GET", "/api/scripts/{id}/versions", Viewer, "Every version of a script, newest first",
             get(scripts::versions))
             .ok_list::<ScriptVersion>(),
+        route("GET", "/api/jobs", Viewer, "Jobs, newest first, with their progress", get(jobs::list_jobs))
+            .query::<JobListQuery>().ok_list::<Job>(),
+        route("POST", "/api/jobs", Technician,
+            "Run a saved script (with parameters) or a command on many agents: one command per agent",
+            post(jobs::create))
+            .body::<JobBody>().created::<Job>().errors(&[404, 429])
+            .link("/api/jobs/{id}", "/id").link("/api/jobs/{id}/agents", "/id"),
+        route("GET", "/api/jobs/{id}", Viewer, "A job with its progress", get(jobs::get))
+            .ok::<Job>(),
+        route("GET", "/api/jobs/{id}/agents", Viewer, "Each agent's command in a job", get(jobs::agents))
+            .ok_list::<JobAgent>(),
+        route("POST", "/api/jobs/{id}/cancel", Technician,
+            "Cancel a job's queued commands (running ones finish or time out)", post(jobs::cancel))
+            .ok::<Job>().errors(&[409]),
+        route("POST", "/api/jobs/{id}/rerun", Technician,
+            "Run the job again on the agents where it failed, timed out or expired",
+            post(jobs::rerun))
+            .created::<Job>().errors(&[409, 429]),
         route("GET", "/api/policies", Viewer, "List policies", get(policies::list_policies))
             .ok_list::<NamedPolicy>(),
         route("POST", "/api/policies", Technician,
@@ -623,7 +642,7 @@ pub fn api_routes() -> Vec<ApiRoute> {
             "A notification delivery with its attempts", get(notifications::get_delivery))
             .ok::<notifications::NotificationDelivery>(),
         route("GET", "/api/events", Viewer,
-            "Server-sent events: agent_status, command_updated, command_output, agent_update, alert", get(events::stream))
+            "Server-sent events: agent_status, command_updated, command_output, job_updated, agent_update, alert", get(events::stream))
             .ticket_in_query().query::<EventsQuery>()
             .ok_as("text/event-stream", json!({"type": "string"})),
         route("POST", "/api/agent/register-legacy", Anyone,

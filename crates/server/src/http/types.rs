@@ -658,6 +658,9 @@ pub struct Command {
     /// `claude_task` only.
     #[schema(required = true)]
     pub context_files: Option<Vec<String>>,
+    /// The job it is part of.
+    #[schema(required = true)]
+    pub job_id: Option<String>,
     pub timeout_seconds: i64,
     pub elevated: bool,
     pub status: CommandStatus,
@@ -703,6 +706,7 @@ impl From<db::CommandRecord> for Command {
             interpreter: r.interpreter,
             working_directory: r.working_directory,
             context_files: r.context_files,
+            job_id: r.job_id,
             timeout_seconds: r.timeout_seconds,
             elevated: r.elevated,
             status: r.status,
@@ -1210,4 +1214,197 @@ pub struct ScriptImported {
     /// Known names whose content differed: saved as their next version.
     pub updated: Vec<String>,
     pub unchanged: Vec<String>,
+}
+
+// ---- jobs
+
+/// Which agents a job runs on, resolved when it starts. Every criterion given must hold;
+/// without `agent_ids`, `site_id`, `client_id` or a filter, `all: true` is needed to mean
+/// the whole fleet. Only approved agents count, and for a script written for one OS only
+/// agents of that OS.
+#[derive(Serialize, Deserialize, ToSchema, Default, Clone)]
+pub struct JobTarget {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_ids: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// `windows`, `linux`, ... (the agents' `os_type`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os_type: Option<String>,
+    /// Only agents connected now (true) or away (false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub online: Option<bool>,
+    /// Part of the hostname.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub all: bool,
+}
+
+/// A job: a saved script (`script_id` with `parameters`) or an ad-hoc command (`command`)
+/// on a target.
+#[derive(Serialize, Deserialize, ToSchema, Clone)]
+pub struct JobBody {
+    /// Shown in the job list; the script's name (or the command's first line) when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script_id: Option<String>,
+    /// Values for the script's parameters, by name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub parameters: Option<BTreeMap<String, serde_json::Value>>,
+    /// For an ad-hoc command: shell (default), powershell, python or script.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command_type: Option<CommandType>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interpreter: Option<String>,
+    /// 1..=86400; the script's default (or 300) when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<u64>,
+    pub target: JobTarget,
+    /// Agents still away this long after the start get `expired` instead of the command
+    /// (1..=2592000); absent: they get it whenever they come back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in_seconds: Option<u64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct JobCounts {
+    pub total: i64,
+    pub queued: i64,
+    pub running: i64,
+    pub completed: i64,
+    pub failed: i64,
+    pub timed_out: i64,
+    pub cancelled: i64,
+    pub expired: i64,
+}
+
+#[derive(Serialize, ToSchema, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    /// Some agents' commands are queued or running.
+    Running,
+    /// Every command has ended.
+    Finished,
+    /// Cancelled: queued commands were cancelled; running ones finish or time out.
+    Cancelled,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Job {
+    pub id: String,
+    pub name: String,
+    #[schema(required = true)]
+    pub script_id: Option<String>,
+    #[schema(required = true)]
+    pub script_name: Option<String>,
+    /// The script version this job ran.
+    #[schema(required = true)]
+    pub script_version: Option<i64>,
+    pub command_type: CommandType,
+    pub command: String,
+    /// The parameters as the script received them.
+    pub parameters: BTreeMap<String, String>,
+    pub timeout_seconds: i64,
+    #[schema(value_type = Object)]
+    pub target: serde_json::Value,
+    #[schema(required = true)]
+    pub expires_at: Option<String>,
+    /// The job this one re-ran.
+    #[schema(required = true)]
+    pub rerun_of: Option<String>,
+    #[schema(required = true)]
+    pub schedule_id: Option<String>,
+    #[schema(required = true)]
+    pub created_by: Option<String>,
+    pub created_at: String,
+    #[schema(required = true)]
+    pub cancelled_at: Option<String>,
+    pub status: JobStatus,
+    pub counts: JobCounts,
+}
+
+impl From<db::JobRecord> for Job {
+    fn from(r: db::JobRecord) -> Job {
+        let c = r.counts;
+        let status = if r.cancelled_at.is_some() {
+            JobStatus::Cancelled
+        } else if c.finished() {
+            JobStatus::Finished
+        } else {
+            JobStatus::Running
+        };
+        Job {
+            id: r.id,
+            name: r.name,
+            script_id: r.script_id,
+            script_name: r.script_name,
+            script_version: r.script_version,
+            command_type: CommandType::parse(&r.command_type),
+            command: r.command,
+            parameters: r.environment,
+            timeout_seconds: r.timeout_seconds,
+            target: r.target,
+            expires_at: time_opt(r.expires_at),
+            rerun_of: r.rerun_of,
+            schedule_id: r.schedule_id,
+            created_by: r.created_by,
+            created_at: time(r.created_at),
+            cancelled_at: time_opt(r.cancelled_at),
+            status,
+            counts: JobCounts {
+                total: c.total,
+                queued: c.queued,
+                running: c.running,
+                completed: c.completed,
+                failed: c.failed,
+                timed_out: c.timed_out,
+                cancelled: c.cancelled,
+                expired: c.expired,
+            },
+        }
+    }
+}
+
+/// One agent's part of a job.
+#[derive(Serialize, ToSchema)]
+pub struct JobAgent {
+    pub agent_id: String,
+    #[schema(required = true)]
+    pub hostname: Option<String>,
+    pub command_id: String,
+    pub status: CommandStatus,
+    #[schema(required = true)]
+    pub exit_code: Option<i64>,
+    #[schema(required = true)]
+    pub completed_at: Option<String>,
+}
+
+impl From<db::JobAgentRecord> for JobAgent {
+    fn from(r: db::JobAgentRecord) -> JobAgent {
+        JobAgent {
+            agent_id: r.agent_id,
+            hostname: r.hostname,
+            command_id: r.command_id,
+            status: r.status.parse().unwrap_or(CommandStatus::Failed),
+            exit_code: r.exit_code,
+            completed_at: time_opt(r.completed_at),
+        }
+    }
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct JobListQuery {
+    /// Only the jobs this schedule started.
+    pub schedule_id: Option<String>,
+    /// 1..=1000; default 100.
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<i64>,
 }

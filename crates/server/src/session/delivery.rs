@@ -36,7 +36,34 @@ pub(crate) async fn hand_out(
             return true;
         }
     };
+    // A command with an environment (a script's parameters) goes only to an agent that runs
+    // commands with it: any other would run the script without its parameters.
+    let mut takes_environment = None;
     for (sent, command) in claimed.iter().enumerate() {
+        if !command.environment.is_empty() {
+            let able = match takes_environment {
+                Some(able) => able,
+                None => {
+                    let able = agent_takes_environment(state, agent_id).await;
+                    takes_environment = Some(able);
+                    able
+                }
+            };
+            if !able {
+                let refused = gururmm_protocol::CommandResult {
+                    id: command.id.clone(),
+                    exit_code: -1,
+                    stdout: String::new(),
+                    stderr: "not sent: this script takes parameters, and this agent's version cannot pass them to it (it does not list the command_environment capability); update the agent".into(),
+                    duration_ms: 0,
+                    timed_out: false,
+                };
+                if let Err(e) = super::results::record(state, agent_id, &refused).await {
+                    tracing::error!(agent_id, error = %e, "cannot fail a command the agent cannot run");
+                }
+                continue;
+            }
+        }
         if let Err(e) = sink.send_command(command.to_wire()).await {
             tracing::warn!(agent_id, command_id = %command.id, error = %e, "command send failed; it and the rest stay pending");
             let unsent: Vec<String> = claimed[sent..].iter().map(|c| c.id.clone()).collect();
@@ -52,6 +79,16 @@ pub(crate) async fn hand_out(
         });
     }
     true
+}
+
+async fn agent_takes_environment(state: &AppState, agent_id: &str) -> bool {
+    match state.store.agent(agent_id).await {
+        Ok(Some(agent)) => agent
+            .capabilities
+            .iter()
+            .any(|c| c == gururmm_protocol::capability::COMMAND_ENVIRONMENT),
+        _ => false,
+    }
 }
 
 #[cfg(test)]

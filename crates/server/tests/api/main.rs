@@ -11,6 +11,7 @@ mod commands;
 mod contract;
 mod enrollment;
 mod hardening;
+mod jobs;
 mod legacy;
 mod live_output;
 mod notifications;
