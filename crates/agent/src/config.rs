@@ -174,7 +174,7 @@ impl Default for ClaudeSection {
             cli_path: "claude".to_owned(),
             working_root: None,
             extra_args: Vec::new(),
-            default_timeout_seconds: 300,
+            default_timeout_seconds: gururmm_protocol::claude_task::DEFAULT_TIMEOUT_SECONDS,
         }
     }
 }
@@ -769,6 +769,11 @@ mod tests {
             u.download_timeout_seconds
         );
         assert!(c.update.enabled);
+        let cl = ClaudeSection::default();
+        assert_eq!(c.claude.enabled, cl.enabled);
+        assert_eq!(c.claude.cli_path, cl.cli_path);
+        assert_eq!(c.claude.extra_args, cl.extra_args);
+        assert_eq!(c.claude.default_timeout_seconds, cl.default_timeout_seconds);
     }
 
     #[test]

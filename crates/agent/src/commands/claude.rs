@@ -26,14 +26,15 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use gururmm_protocol::{Command, CommandResult};
+use gururmm_protocol::{claude_task, Command, CommandResult};
 
 use super::live::Sink;
 use super::runner::{self, Invocation, TIMEOUT_EXIT_CODE};
 use crate::config::ClaudeSection;
 
-/// The longest timeout a task may ask for, in seconds.
-pub const MAX_TIMEOUT_SECONDS: u64 = 600;
+/// The longest timeout a task may ask for, in seconds (the protocol's, which the server
+/// checks too).
+pub const MAX_TIMEOUT_SECONDS: u64 = claude_task::MAX_TIMEOUT_SECONDS;
 /// Tasks started per sliding hour.
 pub const TASKS_PER_HOUR: usize = 10;
 /// Tasks running at once.
@@ -50,22 +51,6 @@ pub const DISABLED: &str =
     "the AI task executor is disabled on this agent ([claude] enabled = false)";
 
 const WINDOW: Duration = Duration::from_secs(3600);
-
-/// The characters a task text must not hold, with the name a refusal gives each.
-const FORBIDDEN: [(char, &str); 12] = [
-    ('&', "'&'"),
-    ('|', "'|'"),
-    (';', "';'"),
-    ('$', "'$'"),
-    ('(', "'('"),
-    (')', "')'"),
-    ('<', "'<'"),
-    ('>', "'>'"),
-    ('`', "a backtick (`)"),
-    ('\n', "a newline"),
-    ('\r', "a carriage return"),
-    ('\0', "a NUL character"),
-];
 
 /// `[claude]` as the executor uses it (only when enabled).
 #[derive(Debug, Clone)]
@@ -318,14 +303,16 @@ impl AiExecutor {
     }
 }
 
-/// Refuses an empty task text or one holding a [`FORBIDDEN`] character.
+/// Refuses an empty task text or one holding a character of
+/// [`claude_task::FORBIDDEN_CHARS`].
 fn check_task_text(text: &str) -> Result<(), String> {
     if text.trim().is_empty() {
         return Err("claude_task refused: the task text is empty".to_owned());
     }
-    if let Some((_, name)) = FORBIDDEN.iter().find(|(c, _)| text.contains(*c)) {
+    if let Some(c) = claude_task::forbidden_char(text) {
         return Err(format!(
-            "claude_task refused: the task text holds {name}, which the AI task executor does not accept (& | ; $ ( ) < > backtick, newline and carriage return are refused)"
+            "claude_task refused: the task text holds {}, which the AI task executor does not accept (& | ; $ ( ) < > backtick, newline and carriage return are refused)",
+            claude_task::describe(c)
         ));
     }
     Ok(())
