@@ -704,6 +704,8 @@ mod session_tests {
         fail_results: Arc<Mutex<usize>>,
         /// Like a WebSocket: results wait for `result_ack`.
         acks: bool,
+        /// Like the legacy HTTP transport: commands come with heartbeats.
+        polls: bool,
     }
 
     impl Transport for Fake {
@@ -732,7 +734,7 @@ mod session_tests {
         }
         async fn close(&mut self) {}
         fn polls(&self) -> bool {
-            false
+            self.polls
         }
         fn acknowledges_results(&self) -> bool {
             self.acks
@@ -842,6 +844,7 @@ mod session_tests {
             incoming,
             fail_results: fail_results.clone(),
             acks,
+            polls: false,
         };
         Rig {
             _dir: dir,
@@ -1017,6 +1020,43 @@ mod session_tests {
             assert_eq!(joined("stdout"), result.stdout);
             assert_eq!(joined("stderr"), result.stderr);
             assert_eq!(result.stdout, "line 1\nline 2\nline 3\nline 4\nline 5\n");
+            stop.send(true).unwrap();
+        };
+        let (result, ()) = tokio::join!(run(&ctx, &mut inbox, fake, shutdown), test);
+        result.unwrap();
+    }
+
+    /// A polling (legacy HTTP) transport gets no live output, only the result.
+    #[tokio::test]
+    async fn a_polling_transport_gets_no_live_output() {
+        let Rig {
+            _dir,
+            state: _,
+            ctx,
+            mut inbox,
+            mut fake,
+            mut sent,
+            to_agent,
+            fail_results: _,
+        } = rig(false);
+        fake.polls = true;
+        let (stop, shutdown) = watch::channel(false);
+
+        let test = async {
+            to_agent
+                .send(command(
+                    "quiet-1",
+                    "for i in 1 2 3; do echo line $i; sleep 0.3; done",
+                ))
+                .unwrap();
+            let result = loop {
+                match next_any(&mut sent).await {
+                    AgentMessage::CommandOutput(p) => panic!("live output when polling: {p:?}"),
+                    AgentMessage::CommandResult(r) if r.id == "quiet-1" => break r,
+                    _ => {}
+                }
+            };
+            assert_eq!(result.stdout, "line 1\nline 2\nline 3\n");
             stop.send(true).unwrap();
         };
         let (result, ()) = tokio::join!(run(&ctx, &mut inbox, fake, shutdown), test);
