@@ -239,12 +239,9 @@ impl Streamer {
                     .bytes
                     .len();
                 let left = len.saturating_sub(s.sent);
-                if left == 0 {
+                if left == 0 || left > output_chunk::MAX_BYTES {
+                    // Nothing left, or more than one piece behind (the result carries it).
                     continue;
-                }
-                if left > output_chunk::MAX_BYTES {
-                    // More than one piece behind: the result carries it.
-                    return;
                 }
                 if let Some(at) = s.last.map(|t| t + INTERVAL).filter(|at| *at > now) {
                     wait = Some(wait.map_or(at, |w| w.max(at)));
