@@ -5,10 +5,11 @@
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context as _;
-use gururmm_protocol::{MetricsReport, OsInfo, WatchdogEvent};
+use gururmm_protocol::{CommandOutput, MetricsReport, OsInfo, WatchdogEvent};
 use tokio::sync::{mpsc, watch};
 
-use crate::commands::{Executor, Finished, RunSettings};
+use crate::commands::claude::{AiExecutor, ClaudeSettings};
+use crate::commands::{live, Executor, Finished, RunSettings};
 use crate::config::{Config, Mode};
 use crate::metrics::Metrics;
 use crate::state::StateDir;
@@ -57,7 +58,14 @@ impl Ctx {
 pub struct Inbox {
     pub finished: mpsc::UnboundedReceiver<Finished>,
     pub events: mpsc::Receiver<WatchdogEvent>,
+    /// Live output of running commands, and the switch that lets it flow (on only while a
+    /// WebSocket is connected).
+    pub output: mpsc::Receiver<CommandOutput>,
+    pub live: live::Sink,
 }
+
+/// Live output pieces waiting for the session at most (about 1 MB); more are dropped.
+pub const LIVE_OUTPUT_BACKLOG: usize = 256;
 
 /// The agent's version: `GURURMM_AGENT_VERSION` at build time, else the crate's version.
 pub const VERSION: &str = match option_env!("GURURMM_AGENT_VERSION") {
@@ -111,6 +119,18 @@ pub async fn run(
         temp_dir: config.agent.state_dir.join("tmp"),
     };
     let (executor, finished) = Executor::new(state.clone(), settings);
+    let (live_sink, output) = live::channel(LIVE_OUTPUT_BACKLOG);
+    let claude = ClaudeSettings::from_config(&config.claude);
+    if let Some(c) = &claude {
+        tracing::info!(
+            "AI task executor enabled: {} in {}",
+            crate::logging::ascii(&c.cli_path),
+            crate::logging::ascii(&c.working_root.display().to_string())
+        );
+    }
+    let executor = executor
+        .with_claude(AiExecutor::new(claude))
+        .with_live_output(live_sink.clone());
     let (events_tx, events) = mpsc::channel(256);
     // agent.toml with the policy kept from the last run laid over it.
     let (effective, live) = crate::policy::startup(&config, &state);
@@ -160,7 +180,12 @@ pub async fn run(
         crate::logging::ascii(&ctx.config.server.url),
         &ctx.device_id[..16.min(ctx.device_id.len())]
     );
-    let mut inbox = Inbox { finished, events };
+    let mut inbox = Inbox {
+        finished,
+        events,
+        output,
+        live: live_sink,
+    };
     let result = match ctx.config.agent.mode {
         Mode::Websocket => {
             let ws = crate::transport::ws::Ws::new(&ctx)?;

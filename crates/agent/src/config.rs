@@ -32,6 +32,8 @@ pub struct Config {
     pub watchdog: WatchdogSection,
     #[serde(default)]
     pub update: UpdateSection,
+    #[serde(default)]
+    pub claude: ClaudeSection,
 }
 
 #[derive(Clone, Deserialize)]
@@ -144,6 +146,35 @@ impl Default for AgentSection {
             log_dir: default_log_dir(),
             log_level: "info".to_owned(),
             log_files_kept: 7,
+        }
+    }
+}
+
+/// `[claude]`: the AI task executor (`claude_task` commands run by the Claude Code CLI).
+/// Off by default; when on, every task runs inside `working_root`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClaudeSection {
+    pub enabled: bool,
+    /// The CLI to run (a name found in PATH, or a path).
+    pub cli_path: String,
+    /// The folder every task's working directory and context files must lie in. Required
+    /// when enabled; it must exist.
+    pub working_root: Option<PathBuf>,
+    /// Appended to the CLI's arguments (after `-p <task>`).
+    pub extra_args: Vec<String>,
+    /// Used when a task arrives with `timeout_seconds` 0; a task may ask for at most 600 s.
+    pub default_timeout_seconds: u64,
+}
+
+impl Default for ClaudeSection {
+    fn default() -> Self {
+        ClaudeSection {
+            enabled: false,
+            cli_path: "claude".to_owned(),
+            working_root: None,
+            extra_args: Vec::new(),
+            default_timeout_seconds: gururmm_protocol::claude_task::DEFAULT_TIMEOUT_SECONDS,
         }
     }
 }
@@ -423,7 +454,7 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let a = &self.agent;
         let u = &self.update;
-        let ranges: [(&'static str, u64, u64, u64); 15] = [
+        let ranges: [(&'static str, u64, u64, u64); 16] = [
             (
                 "metrics.interval_seconds",
                 self.metrics.interval_seconds,
@@ -504,6 +535,12 @@ impl Config {
                 5,
                 3600,
             ),
+            (
+                "claude.default_timeout_seconds",
+                self.claude.default_timeout_seconds,
+                1,
+                crate::commands::claude::MAX_TIMEOUT_SECONDS,
+            ),
         ];
         for (key, value, min, max) in ranges {
             if value < min || value > max {
@@ -574,6 +611,24 @@ impl Config {
                     key: "update.public_key".into(),
                     message: e,
                 });
+            }
+        }
+        if self.claude.enabled {
+            if self.claude.cli_path.trim().is_empty() {
+                return Err(invalid("claude.cli_path", "must not be empty"));
+            }
+            match &self.claude.working_root {
+                None => return Err(invalid(
+                    "claude.working_root",
+                    "is required when [claude] enabled = true: the folder AI tasks are confined to",
+                )),
+                Some(root) if !root.is_dir() => {
+                    return Err(ConfigError::Invalid {
+                        key: "claude.working_root".into(),
+                        message: format!("{} is not an existing directory", root.display()),
+                    })
+                }
+                Some(_) => {}
             }
         }
         for (i, s) in self.watchdog.services.iter().enumerate() {
@@ -714,6 +769,11 @@ mod tests {
             u.download_timeout_seconds
         );
         assert!(c.update.enabled);
+        let cl = ClaudeSection::default();
+        assert_eq!(c.claude.enabled, cl.enabled);
+        assert_eq!(c.claude.cli_path, cl.cli_path);
+        assert_eq!(c.claude.extra_args, cl.extra_args);
+        assert_eq!(c.claude.default_timeout_seconds, cl.default_timeout_seconds);
     }
 
     #[test]
@@ -843,6 +903,53 @@ restart_cooldown_seconds = 60
         );
         let err = Config::parse(&text).unwrap_err().to_string();
         assert!(err.contains("watchdog.services[0].check_command"), "{err}");
+    }
+
+    #[test]
+    fn claude_section_defaults_and_checks() {
+        let c = Config::parse(MINIMAL).unwrap();
+        assert!(!c.claude.enabled);
+        assert_eq!(c.claude.cli_path, "claude");
+        assert_eq!(c.claude.default_timeout_seconds, 300);
+        assert!(c.claude.extra_args.is_empty());
+        let with = |extra: &str| Config::parse(&format!("{MINIMAL}\n[claude]\n{extra}\n"));
+        let err = with("enabled = true").unwrap_err().to_string();
+        assert!(err.contains("claude.working_root"), "{err}");
+        let err = with("enabled = true\nworking_root = \"/no/such/folder-xyz\"")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("claude.working_root") && err.contains("not an existing directory"),
+            "{err}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        std::fs::write(&file, "x").unwrap();
+        let err = with(&format!(
+            "enabled = true\nworking_root = '{}'",
+            file.display()
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("claude.working_root"), "{err}");
+        let c = with(&format!(
+            "enabled = true\nworking_root = '{}'\nextra_args = [\"--model\", \"x\"]",
+            dir.path().display()
+        ))
+        .unwrap();
+        assert_eq!(c.claude.extra_args, ["--model", "x"]);
+        // Disabled: no root needed.
+        assert!(with("enabled = false").is_ok());
+        for bad in [0, 601] {
+            let err = with(&format!("default_timeout_seconds = {bad}"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("claude.default_timeout_seconds") && err.contains("1..=600"),
+                "{err}"
+            );
+        }
+        assert!(with("default_timeout_seconds = 600").is_ok());
     }
 
     #[test]

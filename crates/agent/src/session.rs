@@ -97,7 +97,10 @@ pub(crate) async fn run<T: Transport>(
             Err(e) => e,
             Ok(()) => {
                 session.established = !transport.polls();
-                match session.serve(&mut transport, &mut shutdown).await {
+                let served = session.serve(&mut transport, &mut shutdown).await;
+                // No connection, no live output: pieces are dropped until the next one.
+                session.inbox.live.set_open(false);
+                match served {
                     Ok(()) => {
                         transport.close().await;
                         return Ok(Exit::Stopped);
@@ -173,6 +176,12 @@ impl Session<'_> {
                 return Ok(());
             }
         }
+        if !link.polls() {
+            // Live output flows only over a connected WebSocket; pieces left from an earlier
+            // connection are stale.
+            while self.inbox.output.try_recv().is_ok() {}
+            self.inbox.live.set_open(true);
+        }
         let ctx = self.ctx;
         let start = Instant::now();
         let every = |d: Duration| {
@@ -208,6 +217,7 @@ impl Session<'_> {
                 _ = metrics.tick() => self.send_metrics(link).await?,
                 _ = netcheck.tick() => self.send_network_state(link, false).await?,
                 Some(f) = self.inbox.finished.recv() => self.deliver(link, f).await?,
+                Some(piece) = self.inbox.output.recv() => self.send_output(link, piece).await?,
                 Some(e) = self.inbox.events.recv() => {
                     send(link, AgentMessage::WatchdogEvent(e)).await?
                 }
@@ -288,8 +298,24 @@ impl Session<'_> {
         Ok(())
     }
 
-    /// Sends a finished result (it waits in the outbox until the server has it).
+    /// Sends a piece of live output (WebSocket only; polling transports send none).
+    async fn send_output<T: Transport>(
+        &mut self,
+        link: &mut T,
+        piece: gururmm_protocol::CommandOutput,
+    ) -> Result<(), Lost> {
+        if link.polls() {
+            return Ok(());
+        }
+        send(link, AgentMessage::CommandOutput(piece)).await
+    }
+
+    /// Sends a finished result (it waits in the outbox until the server has it), after the
+    /// live output handed on before it.
     async fn deliver<T: Transport>(&mut self, link: &mut T, f: Finished) -> Result<(), Lost> {
+        while let Ok(piece) = self.inbox.output.try_recv() {
+            self.send_output(link, piece).await?;
+        }
         let id = f.result.id.clone();
         match &f.outbox {
             // Gone: already sent from the outbox and acknowledged. Listed as unacked: already
@@ -678,6 +704,8 @@ mod session_tests {
         fail_results: Arc<Mutex<usize>>,
         /// Like a WebSocket: results wait for `result_ack`.
         acks: bool,
+        /// Like the legacy HTTP transport: commands come with heartbeats.
+        polls: bool,
     }
 
     impl Transport for Fake {
@@ -706,7 +734,7 @@ mod session_tests {
         }
         async fn close(&mut self) {}
         fn polls(&self) -> bool {
-            false
+            self.polls
         }
         fn acknowledges_results(&self) -> bool {
             self.acks
@@ -720,11 +748,21 @@ mod session_tests {
         v.to_string()
     }
 
-    async fn next(rx: &mut mpsc::UnboundedReceiver<AgentMessage>) -> AgentMessage {
+    async fn next_any(rx: &mut mpsc::UnboundedReceiver<AgentMessage>) -> AgentMessage {
         tokio::time::timeout(Duration::from_secs(10), rx.recv())
             .await
             .expect("a message within 10 s")
             .expect("session running")
+    }
+
+    /// The next message that is not live output.
+    async fn next(rx: &mut mpsc::UnboundedReceiver<AgentMessage>) -> AgentMessage {
+        loop {
+            match next_any(rx).await {
+                AgentMessage::CommandOutput(_) => {}
+                m => return m,
+            }
+        }
     }
 
     async fn next_result(rx: &mut mpsc::UnboundedReceiver<AgentMessage>) -> CommandResult {
@@ -774,6 +812,8 @@ mod session_tests {
             temp_dir: dir.path().join("tmp"),
         };
         let (executor, finished) = Executor::new(state.clone(), settings);
+        let (sink, output) = crate::commands::live::channel(64);
+        let executor = executor.with_live_output(sink.clone());
         let metrics = Metrics::from_config(&MetricsSection::only(CollectorKind::Memory));
         let ctx = Ctx {
             state: state.clone(),
@@ -790,7 +830,12 @@ mod session_tests {
             config,
         };
         let (_events_tx, events) = mpsc::channel(8);
-        let inbox = Inbox { finished, events };
+        let inbox = Inbox {
+            finished,
+            events,
+            output,
+            live: sink,
+        };
         let (sent_tx, sent) = mpsc::unbounded_channel();
         let (to_agent, incoming) = mpsc::unbounded_channel();
         let fail_results = Arc::new(Mutex::new(0));
@@ -799,6 +844,7 @@ mod session_tests {
             incoming,
             fail_results: fail_results.clone(),
             acks,
+            polls: false,
         };
         Rig {
             _dir: dir,
@@ -919,6 +965,98 @@ mod session_tests {
                 );
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
+            stop.send(true).unwrap();
+        };
+        let (result, ()) = tokio::join!(run(&ctx, &mut inbox, fake, shutdown), test);
+        result.unwrap();
+    }
+
+    /// A command printing a line every 300 ms: its output reaches the server in several
+    /// `command_output` pieces, in order, before its result, and the pieces add up to it.
+    #[tokio::test]
+    async fn live_output_goes_out_before_the_result() {
+        let Rig {
+            _dir,
+            state: _,
+            ctx,
+            mut inbox,
+            fake,
+            mut sent,
+            to_agent,
+            fail_results: _,
+        } = rig(false);
+        let (stop, shutdown) = watch::channel(false);
+
+        let test = async {
+            to_agent
+                .send(command(
+                    "live-1",
+                    "for i in 1 2 3 4 5; do echo line $i; echo warn $i >&2; sleep 0.3; done",
+                ))
+                .unwrap();
+            let mut pieces = Vec::new();
+            let result = loop {
+                match next_any(&mut sent).await {
+                    AgentMessage::CommandOutput(p) => {
+                        assert_eq!(p.id, "live-1");
+                        pieces.push(p);
+                    }
+                    AgentMessage::CommandResult(r) if r.id == "live-1" => break r,
+                    _ => {}
+                }
+            };
+            assert_eq!(result.exit_code, 0);
+            let stdout: Vec<_> = pieces.iter().filter(|p| p.stream == "stdout").collect();
+            assert!(stdout.len() >= 3, "only {} stdout pieces", stdout.len());
+            let seqs: Vec<u64> = pieces.iter().map(|p| p.seq).collect();
+            assert_eq!(seqs, (0..pieces.len() as u64).collect::<Vec<_>>());
+            let joined = |stream: &str| -> String {
+                pieces
+                    .iter()
+                    .filter(|p| p.stream == stream)
+                    .map(|p| p.data.as_str())
+                    .collect()
+            };
+            assert_eq!(joined("stdout"), result.stdout);
+            assert_eq!(joined("stderr"), result.stderr);
+            assert_eq!(result.stdout, "line 1\nline 2\nline 3\nline 4\nline 5\n");
+            stop.send(true).unwrap();
+        };
+        let (result, ()) = tokio::join!(run(&ctx, &mut inbox, fake, shutdown), test);
+        result.unwrap();
+    }
+
+    /// A polling (legacy HTTP) transport gets no live output, only the result.
+    #[tokio::test]
+    async fn a_polling_transport_gets_no_live_output() {
+        let Rig {
+            _dir,
+            state: _,
+            ctx,
+            mut inbox,
+            mut fake,
+            mut sent,
+            to_agent,
+            fail_results: _,
+        } = rig(false);
+        fake.polls = true;
+        let (stop, shutdown) = watch::channel(false);
+
+        let test = async {
+            to_agent
+                .send(command(
+                    "quiet-1",
+                    "for i in 1 2 3; do echo line $i; sleep 0.3; done",
+                ))
+                .unwrap();
+            let result = loop {
+                match next_any(&mut sent).await {
+                    AgentMessage::CommandOutput(p) => panic!("live output when polling: {p:?}"),
+                    AgentMessage::CommandResult(r) if r.id == "quiet-1" => break r,
+                    _ => {}
+                }
+            };
+            assert_eq!(result.stdout, "line 1\nline 2\nline 3\n");
             stop.send(true).unwrap();
         };
         let (result, ()) = tokio::join!(run(&ctx, &mut inbox, fake, shutdown), test);

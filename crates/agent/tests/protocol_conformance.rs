@@ -57,6 +57,8 @@ async fn enrolls_keeps_key_and_answers_every_command() {
     assert_eq!(auth.api_key, "AMBER-RIVER-4821");
     assert_eq!(auth.device_id.len(), 64);
     assert_eq!(auth.version, env!("CARGO_PKG_VERSION"));
+    // Live output always; claude_task only with [claude] enabled = true (not here).
+    assert_eq!(auth.capabilities, ["live_output"]);
 
     // Network state and a first metrics report follow the connect.
     let mut saw_network = false;
@@ -111,7 +113,11 @@ async fn enrolls_keeps_key_and_answers_every_command() {
         .await
         .unwrap();
     let r = next_result(&mut ws).await;
-    assert_eq!(r.stderr, "claude_task is not supported by this agent yet");
+    assert_eq!(r.exit_code, -1);
+    assert_eq!(
+        r.stderr,
+        "the AI task executor is disabled on this agent ([claude] enabled = false)"
+    );
 
     // An unknown message type is logged, and the agent goes on working.
     ws.send(Message::text(fixture("unsupported_type")))

@@ -11,6 +11,8 @@
 //! failed (interrupted), not run again, and on Linux what is left of its process group is
 //! killed (the marker holds the group id and the leader's start time).
 
+pub mod claude;
+pub mod live;
 pub mod process_tree;
 pub mod runner;
 
@@ -18,7 +20,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use gururmm_protocol::{Command, CommandResult};
+use gururmm_protocol::{Command, CommandResult, CommandType};
 use tokio::sync::mpsc;
 
 use crate::logging::ascii;
@@ -39,6 +41,10 @@ pub struct Executor {
     settings: Arc<RunSettings>,
     done: mpsc::UnboundedSender<Finished>,
     running: Arc<AtomicUsize>,
+    /// The AI task executor: one per agent process, shared by every clone.
+    claude: Arc<claude::AiExecutor>,
+    /// Where live output goes (none: not streamed).
+    live: Option<live::Sink>,
 }
 
 impl Executor {
@@ -54,9 +60,28 @@ impl Executor {
                 settings: Arc::new(settings),
                 done,
                 running: Arc::new(AtomicUsize::new(0)),
+                claude: Arc::new(claude::AiExecutor::new(None)),
+                live: None,
             },
             rx,
         )
+    }
+
+    /// Runs `claude_task` commands with this AI task executor (else they are refused).
+    pub fn with_claude(mut self, ai: claude::AiExecutor) -> Executor {
+        self.claude = Arc::new(ai);
+        self
+    }
+
+    /// Streams the output of running commands to `sink`.
+    pub fn with_live_output(mut self, sink: live::Sink) -> Executor {
+        self.live = Some(sink);
+        self
+    }
+
+    /// Whether `claude_task` commands can run here (the `claude_task` capability).
+    pub fn claude_enabled(&self) -> bool {
+        self.claude.enabled()
     }
 
     pub fn running(&self) -> usize {
@@ -112,22 +137,39 @@ impl Executor {
                 ascii(&id)
             );
         }
+        let is_ai_task = cmd.command_type == CommandType::ClaudeTask;
         tracing::info!(
             "running {} command {} (timeout {} s)",
             ascii(cmd.command_type.as_str()),
             ascii(&id),
-            runner::effective_timeout(&cmd, &self.settings).as_secs()
+            if is_ai_task {
+                self.claude.timeout_seconds(&cmd)
+            } else {
+                runner::effective_timeout(&cmd, &self.settings).as_secs()
+            }
         );
         let this = self.clone();
         this.running.fetch_add(1, Ordering::SeqCst);
         tokio::spawn(async move {
             let state = this.state.clone();
-            let result = runner::run(&cmd, &this.settings, |tree| {
+            let on_start = |tree: Option<String>| {
                 if let Some(tree) = tree {
                     let _ = state.mark_running(&cmd.id, &tree);
                 }
-            })
-            .await;
+            };
+            let live = this.live.as_ref();
+            let result = if is_ai_task {
+                let r = this
+                    .claude
+                    .run(&cmd, this.settings.output_cap, live, on_start)
+                    .await;
+                if r.exit_code == runner::NOT_RUN_EXIT_CODE {
+                    tracing::warn!("claude_task {} not run: {}", ascii(&r.id), ascii(&r.stderr));
+                }
+                r
+            } else {
+                runner::run_live(&cmd, &this.settings, live, on_start).await
+            };
             tracing::info!(
                 "command {} finished: exit code {}{}, {} ms",
                 ascii(&result.id),

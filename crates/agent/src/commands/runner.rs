@@ -8,12 +8,14 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use gururmm_protocol::{Command, CommandResult, CommandType};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
+use super::live::{Capture, Shared, Sink, Streamer};
 use super::process_tree::{self, ProcessTree};
 
 /// Exit code reported for a command killed at its timeout (as GNU `timeout` does).
@@ -73,14 +75,21 @@ fn first_program(names: &[&str]) -> Option<PathBuf> {
 }
 
 /// What to start for a command.
-struct Invocation {
-    program: PathBuf,
-    args: Vec<String>,
+#[derive(Default)]
+pub(crate) struct Invocation {
+    pub(crate) program: PathBuf,
+    pub(crate) args: Vec<String>,
     /// The script file, deleted when dropped.
-    _script: Option<tempfile::TempPath>,
+    pub(crate) _script: Option<tempfile::TempPath>,
     /// Windows `cmd.exe /C` takes the command line unquoted.
     #[cfg_attr(not(windows), allow(dead_code))]
-    raw_tail: Option<String>,
+    pub(crate) raw_tail: Option<String>,
+    /// The current directory (else the agent's).
+    pub(crate) cwd: Option<PathBuf>,
+    /// Extra environment variables.
+    pub(crate) env: Vec<(String, String)>,
+    /// Written to the process's stdin, which is then closed (else stdin is empty).
+    pub(crate) stdin: Option<Vec<u8>>,
 }
 
 fn invocation(cmd: &Command, settings: &RunSettings) -> Result<Invocation, String> {
@@ -90,15 +99,14 @@ fn invocation(cmd: &Command, settings: &RunSettings) -> Result<Invocation, Strin
                 Ok(Invocation {
                     program: PathBuf::from("cmd.exe"),
                     args: vec!["/C".into()],
-                    _script: None,
                     raw_tail: Some(cmd.command.clone()),
+                    ..Default::default()
                 })
             } else {
                 Ok(Invocation {
                     program: PathBuf::from("/bin/sh"),
                     args: vec!["-c".into(), cmd.command.clone()],
-                    _script: None,
-                    raw_tail: None,
+                    ..Default::default()
                 })
             }
         }
@@ -120,8 +128,7 @@ fn invocation(cmd: &Command, settings: &RunSettings) -> Result<Invocation, Strin
                     "-Command".into(),
                     cmd.command.clone(),
                 ],
-                _script: None,
-                raw_tail: None,
+                ..Default::default()
             })
         }
         CommandType::Python => {
@@ -137,12 +144,14 @@ fn invocation(cmd: &Command, settings: &RunSettings) -> Result<Invocation, Strin
             Ok(Invocation {
                 program,
                 args: vec!["-c".into(), cmd.command.clone()],
-                _script: None,
-                raw_tail: None,
+                ..Default::default()
             })
         }
         CommandType::Script => script_invocation(cmd, settings),
-        CommandType::ClaudeTask => Err("claude_task is not supported by this agent yet".to_owned()),
+        // Routed to the AI task executor by `Executor::submit`, never run as a plain command.
+        CommandType::ClaudeTask => {
+            Err("claude_task runs only through the agent's AI task executor".to_owned())
+        }
         CommandType::Other(name) => Err(format!(
             "unknown command type '{name}': this agent runs shell, powershell, python and script"
         )),
@@ -203,44 +212,36 @@ fn script_invocation(cmd: &Command, settings: &RunSettings) -> Result<Invocation
         program,
         args,
         _script: Some(path),
-        raw_tail: None,
+        ..Default::default()
     })
 }
 
-#[derive(Default)]
-struct Capture {
-    bytes: Vec<u8>,
-    omitted: u64,
-}
-
-impl Capture {
-    fn text(&self) -> String {
-        let mut s = String::from_utf8_lossy(&self.bytes).into_owned();
-        if self.omitted > 0 {
-            if !s.ends_with('\n') {
-                s.push('\n');
-            }
-            s.push_str(&format!(
-                "[output truncated by gururmm-agent: {} more bytes not captured]",
-                self.omitted
-            ));
-        }
-        s
-    }
-}
-
-/// Reads a pipe to its end, keeping the first `cap` bytes and counting the rest.
-async fn read_capped(mut pipe: impl AsyncRead + Unpin, cap: usize, into: Arc<Mutex<Capture>>) {
+/// Reads a pipe to its end, keeping the first `cap` bytes and counting the rest; wakes the
+/// live streamer when bytes were kept.
+async fn read_capped(
+    mut pipe: impl AsyncRead + Unpin,
+    cap: usize,
+    into: Shared,
+    live: Option<Arc<Streamer>>,
+) {
     let mut buf = vec![0u8; 8192];
     loop {
         match pipe.read(&mut buf).await {
             Ok(0) | Err(_) => break,
             Ok(n) => {
-                let mut c = into.lock().unwrap_or_else(|e| e.into_inner());
-                let room = cap.saturating_sub(c.bytes.len());
-                let keep = room.min(n);
-                c.bytes.extend_from_slice(&buf[..keep]);
-                c.omitted += (n - keep) as u64;
+                let keep = {
+                    let mut c = into.lock().unwrap_or_else(|e| e.into_inner());
+                    let room = cap.saturating_sub(c.bytes.len());
+                    let keep = room.min(n);
+                    c.bytes.extend_from_slice(&buf[..keep]);
+                    c.omitted += (n - keep) as u64;
+                    keep
+                };
+                if keep > 0 {
+                    if let Some(s) = &live {
+                        s.wake.notify_one();
+                    }
+                }
             }
         }
     }
@@ -277,15 +278,41 @@ pub async fn run(
     settings: &RunSettings,
     on_start: impl FnOnce(Option<String>),
 ) -> CommandResult {
+    run_live(cmd, settings, None, on_start).await
+}
+
+/// [`run`], streaming the output to `live` while the command runs.
+pub async fn run_live(
+    cmd: &Command,
+    settings: &RunSettings,
+    live: Option<&Sink>,
+    on_start: impl FnOnce(Option<String>),
+) -> CommandResult {
     let inv = match invocation(cmd, settings) {
         Ok(i) => i,
         Err(message) => return not_run(&cmd.id, message),
     };
     let timeout = effective_timeout(cmd, settings);
+    run_invocation(&cmd.id, inv, timeout, settings.output_cap, live, on_start).await
+}
+
+/// Starts `inv` in its own process tree and waits for it (or kills the tree at `timeout`).
+pub(crate) async fn run_invocation(
+    id: &str,
+    inv: Invocation,
+    timeout: Duration,
+    output_cap: usize,
+    live: Option<&Sink>,
+    on_start: impl FnOnce(Option<String>),
+) -> CommandResult {
     let mut command = tokio::process::Command::new(&inv.program);
     command
         .args(&inv.args)
-        .stdin(Stdio::null())
+        .stdin(if inv.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
@@ -293,35 +320,52 @@ pub async fn run(
     if let Some(tail) = &inv.raw_tail {
         command.raw_arg(tail);
     }
+    if let Some(dir) = &inv.cwd {
+        command.current_dir(dir);
+    }
+    for (k, v) in &inv.env {
+        command.env(k, v);
+    }
     process_tree::configure(&mut command);
 
     let started = Instant::now();
     let mut child = match command.spawn() {
         Ok(c) => c,
-        Err(e) => {
-            return not_run(
-                &cmd.id,
-                format!("cannot start {}: {e}", inv.program.display()),
-            )
-        }
+        Err(e) => return not_run(id, format!("cannot start {}: {e}", inv.program.display())),
     };
     let mut tree = ProcessTree::attach(&child);
     on_start(tree.identity());
-    let out = Arc::new(Mutex::new(Capture::default()));
-    let err = Arc::new(Mutex::new(Capture::default()));
+    if let (Some(mut pipe), Some(data)) = (child.stdin.take(), inv.stdin) {
+        // A process that does not read its stdin must not block the agent: written aside,
+        // a broken pipe ignored.
+        tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            let _ = pipe.write_all(&data).await;
+            let _ = pipe.shutdown().await;
+        });
+    }
+    let out: Shared = Arc::new(Mutex::new(Capture::default()));
+    let err: Shared = Arc::new(Mutex::new(Capture::default()));
+    let streamer = live.map(|sink| Streamer::new(id, sink.clone(), out.clone(), err.clone()));
+    let streaming_done = Arc::new(AtomicBool::new(false));
+    let streaming = streamer
+        .clone()
+        .map(|s| tokio::spawn(s.run(streaming_done.clone())));
     let mut readers = Vec::new();
     if let Some(p) = child.stdout.take() {
         readers.push(tokio::spawn(read_capped(
             p,
-            settings.output_cap,
+            output_cap,
             out.clone(),
+            streamer.clone(),
         )));
     }
     if let Some(p) = child.stderr.take() {
         readers.push(tokio::spawn(read_capped(
             p,
-            settings.output_cap,
+            output_cap,
             err.clone(),
+            streamer.clone(),
         )));
     }
     let waited = tokio::time::timeout(timeout, child.wait()).await;
@@ -361,6 +405,12 @@ pub async fn run(
         }
     }
     tree.kill();
+    if let (Some(s), Some(task)) = (&streamer, streaming) {
+        streaming_done.store(true, Ordering::SeqCst);
+        s.wake.notify_one();
+        let _ = task.await;
+        s.finish().await;
+    }
     let stdout = out.lock().unwrap_or_else(|e| e.into_inner()).text();
     let mut stderr = err.lock().unwrap_or_else(|e| e.into_inner()).text();
     if let Some(note) = note {
@@ -370,7 +420,7 @@ pub async fn run(
         stderr.push_str(&note);
     }
     CommandResult {
-        id: cmd.id.clone(),
+        id: id.to_owned(),
         exit_code: code,
         stdout,
         stderr,
@@ -460,8 +510,8 @@ mod tests {
             |_| {},
         )
         .await;
-        assert_ne!(r.exit_code, 0);
-        assert_eq!(r.stderr, "claude_task is not supported by this agent yet");
+        assert_eq!(r.exit_code, NOT_RUN_EXIT_CODE);
+        assert!(r.stderr.contains("AI task executor"), "{}", r.stderr);
         let r = run(
             &fixture_command("command_unknown_type"),
             &settings(dir.path()),
@@ -584,5 +634,73 @@ mod tests {
                 r.stderr
             );
         }
+    }
+
+    /// A fast 1 MB output: at most the cap is streamed, no piece over 4000 bytes, no more
+    /// than one piece per stream every 250 ms, and what was streamed is the result's start.
+    #[tokio::test]
+    async fn live_output_streams_at_most_the_cap_within_the_rate_limit() {
+        use gururmm_protocol::output_chunk;
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = settings(dir.path());
+        s.output_cap = 20_000;
+        let (sink, mut rx) = super::super::live::channel(1024);
+        sink.set_open(true);
+        let collect = tokio::spawn(async move {
+            let mut got = Vec::new();
+            while let Some(p) = rx.recv().await {
+                got.push((Instant::now(), p));
+            }
+            got
+        });
+        let started = Instant::now();
+        let r = run_live(
+            &shell("big", "head -c 1000000 /dev/zero | tr '\\0' a; sleep 2", 20),
+            &s,
+            Some(&sink),
+            |_| {},
+        )
+        .await;
+        let elapsed = started.elapsed();
+        drop(sink);
+        let got = collect.await.unwrap();
+        assert_eq!(r.exit_code, 0);
+        assert!(r.stdout.contains("980000 more bytes not captured"));
+        let streamed: String = got.iter().map(|(_, p)| p.data.as_str()).collect();
+        assert_eq!(streamed.len(), 20_000, "the whole cap, no more");
+        assert!(r.stdout.starts_with(&streamed));
+        for (_, p) in &got {
+            assert!(p.data.len() <= output_chunk::MAX_BYTES);
+            assert_eq!(p.stream, "stdout");
+        }
+        let seqs: Vec<u64> = got.iter().map(|(_, p)| p.seq).collect();
+        assert_eq!(seqs, (0..got.len() as u64).collect::<Vec<_>>());
+        // 20000 bytes are 5 pieces, so at least 4 intervals between the first and the last.
+        assert_eq!(got.len(), 5);
+        let span = got[got.len() - 1].0 - got[0].0;
+        assert!(
+            span >= Duration::from_millis(900),
+            "5 pieces within {span:?}"
+        );
+        let most = (elapsed.as_millis() / output_chunk::INTERVAL_MS as u128) + 1;
+        assert!(got.len() as u128 <= most);
+    }
+
+    #[tokio::test]
+    async fn no_live_output_while_the_sink_is_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (sink, mut rx) = super::super::live::channel(16);
+        let r = run_live(
+            &shell("quiet", "echo hi", 10),
+            &settings(dir.path()),
+            Some(&sink),
+            |_| {},
+        )
+        .await;
+        assert_eq!(r.stdout, "hi\n");
+        assert!(
+            rx.try_recv().is_err(),
+            "a piece went out with no connection"
+        );
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use gururmm_protocol::{AgentMessage, Auth, Command, Heartbeat, ServerMessage};
+use gururmm_protocol::{capability, AgentMessage, Auth, Command, Heartbeat, ServerMessage};
 use tokio::net::TcpStream;
 use tokio::time::{timeout, Instant};
 use tokio_tungstenite::tungstenite::Message;
@@ -162,6 +162,16 @@ async fn connect(ctx: &Ctx, tls: Option<Arc<rustls::ClientConfig>>) -> Result<So
     }
 }
 
+/// What this agent tells the server it can do: live output always, `claude_task` only with
+/// the AI task executor enabled.
+pub(crate) fn capabilities(ctx: &Ctx) -> Vec<String> {
+    let mut caps = vec![capability::LIVE_OUTPUT.to_owned()];
+    if ctx.executor.claude_enabled() {
+        caps.push(capability::CLAUDE_TASK.to_owned());
+    }
+    caps
+}
+
 /// Sends `auth` and waits for `auth_response`.
 async fn authenticate(
     ctx: &Ctx,
@@ -182,8 +192,7 @@ async fn authenticate(
             .unwrap_or_else(|e| e.into_inner())
             .clone(),
         policy_revision: ctx.live.borrow().revision.clone(),
-        // The live-output and AI-executor parts are added with their implementations.
-        capabilities: Vec::new(),
+        capabilities: capabilities(ctx),
     };
     send(ws, scrub(AgentMessage::Auth(auth))).await?;
     let deadline = Instant::now() + ctx.config.auth_timeout();
