@@ -18,7 +18,11 @@ export type AuthProviders = Schemas['AuthProviders'];
 export type Client = Schemas['Client'];
 export type Site = Schemas['Site'];
 export type AgentStatus = Schemas['AgentStatus'];
-export type Agent = Schemas['Agent'];
+/**
+ * `capabilities`: what the agent said it can do when it connected (`live_output`,
+ * `claude_task`); an older agent lists nothing. Optional until api-types.ts has it.
+ */
+export type Agent = Schemas['Agent'] & { capabilities?: string[] };
 export type EnrollmentToken = Schemas['EnrollmentToken'];
 export type NewEnrollmentToken = Schemas['NewEnrollmentToken'];
 export type AgentStats = Schemas['AgentStats'];
@@ -27,8 +31,22 @@ export type DiskUsage = Schemas['DiskUsage'];
 export type MetricPoint = Schemas['MetricsPoint'];
 export type MetricsHistory = Schemas['MetricsHistory'];
 export type WatchdogEvent = Schemas['WatchdogEvent'];
-export type CommandRecord = Schemas['Command'];
-export type NewCommand = Schemas['CommandBody'];
+/**
+ * A stored command. The live-output fields (optional until api-types.ts has them):
+ * `output_preview` — stdout/stderr hold only their first 500 characters (list endpoints), and
+ * `stdout_length`/`stderr_length` give the whole length; `live_seq` — for a running command,
+ * the highest streamed piece included in stdout/stderr.
+ */
+export type CommandRecord = Schemas['Command'] & {
+  working_directory?: string | null;
+  context_files?: string[] | null;
+  stdout_length?: number | null;
+  stderr_length?: number | null;
+  output_preview?: boolean;
+  live_seq?: number | null;
+};
+/** `working_directory` and `context_files` are for `claude_task` only. */
+export type NewCommand = Schemas['CommandBody'] & { working_directory?: string | null; context_files?: string[] | null };
 export type MetricsSummary = Schemas['MetricsSummary'];
 export type CommandType = Schemas['CommandType'];
 export type CommandStatus = Schemas['CommandStatus'];
@@ -106,10 +124,20 @@ export function isFinished(status: CommandStatus): boolean {
 export type LiveEvent =
   | { type: 'agent_status'; data: { agent_id: string; online: boolean; hostname: string } }
   | { type: 'command_updated'; data: { id: string; agent_id: string; status: CommandStatus } }
+  | { type: 'command_output'; data: CommandOutputPiece }
   | { type: 'agent_update'; data: { agent_id: string; update_id: string; to_version: string; status: string } }
   | { type: 'alert'; data: { id: string; agent_id: string; status: AlertStatus; severity: Severity } };
 
-export const LIVE_EVENT_TYPES: LiveEvent['type'][] = ['agent_status', 'command_updated', 'agent_update', 'alert'];
+export const LIVE_EVENT_TYPES: LiveEvent['type'][] = ['agent_status', 'command_updated', 'command_output', 'agent_update', 'alert'];
+
+/** A piece of a running command's output; `seq` counts from 0 per command over both streams. */
+export interface CommandOutputPiece {
+  id: string;
+  agent_id: string;
+  stream: 'stdout' | 'stderr';
+  seq: number;
+  data: string;
+}
 
 /**
  * Every failed call becomes an ApiError whose `message` is a sentence a person can read: the
