@@ -6,7 +6,7 @@ import { useLiveEvents } from '../live';
 import { applyAgentStatus, filterAgents, sortAgents, EMPTY_FILTERS } from '../lib/agents';
 import { formatDateTime, formatOs } from '../lib/format';
 import { href } from '../lib/router';
-import { CommandOutput } from '../components/CommandTable';
+import { CommandOutput } from '../components/CommandOutput';
 import { Empty, ErrorMessage, Loading, PageHeader, StatusBadge, errorText } from '../components/ui';
 
 interface Run {
