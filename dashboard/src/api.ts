@@ -102,8 +102,8 @@ export type AgentState = Omit<Schemas['AgentState'], 'network' | 'metrics'> & {
     | null;
 };
 
-/** The command types the dashboard offers (claude_task is sent by automation only). */
-export const COMMAND_TYPES = ['shell', 'powershell', 'python', 'script'] as const satisfies readonly CommandType[];
+/** The command types the console offers; claude_task only for agents with that capability. */
+export const COMMAND_TYPES = ['shell', 'powershell', 'python', 'script', 'claude_task'] as const satisfies readonly CommandType[];
 export type ConsoleCommandType = (typeof COMMAND_TYPES)[number];
 
 export const COMMAND_STATUSES = [
