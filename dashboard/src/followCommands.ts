@@ -76,7 +76,8 @@ export function useFollowedCommands(pollMs = 10_000): FollowedCommands {
   const follow = useCallback(
     (record: CommandRecord) => {
       if (entries.current.has(record.id)) return;
-      // A preview (list answer) or a command that already runs needs its record first.
+      // A list's preview needs the whole record first. Pieces that arrived before this call
+      // show up as a gap at the next piece, which fetches the record then.
       const usable = !isPreview(record);
       entries.current.set(record.id, {
         record,
@@ -85,7 +86,7 @@ export function useFollowedCommands(pollMs = 10_000): FollowedCommands {
         again: false,
       });
       rerender();
-      if (!usable || record.status === 'running') refresh(record.id);
+      if (!usable) refresh(record.id);
     },
     [refresh],
   );
