@@ -8,14 +8,18 @@
 // creates an administrator with `gururmm-server user add`, drives /usr/bin/chromium through
 // playwright-core: log in, create a client and a site, read the site code from the page, start
 // target/debug/gururmm-agent with it, see the agent come online without a reload, run
-// `echo hello-from-e2e` and read its output, find it in the commands list, stop the agent and
+// `echo hello-from-e2e` and read its output, find it in the commands list, watch a five-second
+// loop's lines arrive live (also in a second tab opened in the middle) and end as the stored
+// text, keep a 1 MB output in a bounded box and download it whole (also from the list's
+// 500-character preview), see claude_task refused for an agent without it, stop the agent and
 // see it go offline without a reload, look at every other page (also dark and narrow), log out
 // (and check the server refuses the old token), and check that an invalid session returns to
 // the login page. The live updates come through the ticket-based event stream.
 // A screenshot of each page goes to artifacts/screenshots/; logs to artifacts/e2e/.
 //
-// Environment: GURURMM_SERVER_BIN, GURURMM_AGENT_BIN (default target/debug/...),
-// CHROMIUM (default /usr/bin/chromium), E2E_KEEP=1 keeps the temporary folder.
+// Environment: GURURMM_SERVER_BIN, GURURMM_AGENT_BIN (default $CARGO_TARGET_DIR/debug/..., else
+// target/debug/...), CHROMIUM (default /usr/bin/chromium), E2E_KEEP=1 keeps the temporary folder,
+// E2E_AGENT_NO_LIVE=1 accepts an agent build that does not stream its output (skips that part).
 import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -441,6 +445,116 @@ async function main() {
     await row.first().locator('summary').click();
     await row.first().locator('pre.stdout').filter({ hasText: MARKER }).waitFor();
     await shot('08-commands');
+  });
+
+  /** GET on the API with the browser's session, from here (not through the page). */
+  const apiGet = async (p) => {
+    const token = await page.evaluate(() => JSON.parse(localStorage.getItem('gururmm.session') ?? '{}').token);
+    const res = await fetch(`${backend.base}${p}`, { headers: { Authorization: `Bearer ${token}` } });
+    if (!res.ok) throw new Error(`GET ${p} answered ${res.status}`);
+    return res.json();
+  };
+  const FINISHED = ['completed', 'failed', 'timed_out', 'cancelled'];
+
+  step('a command printing a line a second shows its lines while it runs, also in a tab opened in the middle; the end result is the streamed text', async () => {
+    await page.goto(`${backend.base}/#/console?agents=${state.agentId}`);
+    await page.getByRole('button', { name: 'Run on 1 agent' }).waitFor();
+    await page.getByLabel('Type').selectOption('shell');
+    await page.getByLabel('Command', { exact: true }).fill('for i in 1 2 3 4 5; do echo line $i; sleep 1; done');
+    await page.getByRole('button', { name: 'Run on 1 agent' }).click();
+    const run = page.locator('li.run').first();
+    await run.locator('code.run-cmd').filter({ hasText: 'echo line $i' }).waitFor();
+    const id = await run.getAttribute('data-command-id');
+    const stdout = run.locator('pre.stdout');
+    // The agent streams only when it says so (live_output); one that does not is a failure here,
+    // since live output is the point, unless E2E_AGENT_NO_LIVE=1 says this agent build predates it.
+    const { capabilities } = await apiGet(`/api/agents/${state.agentId}`);
+    if (!capabilities?.includes('live_output')) {
+      if (!process.env.E2E_AGENT_NO_LIVE) throw new Error(`the agent does not stream its output (capabilities ${JSON.stringify(capabilities)})`);
+      log('SKIPPED the live part: this agent build does not stream (E2E_AGENT_NO_LIVE=1)');
+      await run.locator('.badge-completed').waitFor({ timeout: 30_000 });
+      const done = await apiGet(`/api/commands/${id}`);
+      await waitFor('the console to show the stored result', async () => (await stdout.textContent()) === done.stdout);
+      return;
+    }
+    await stdout.filter({ hasText: 'line 2' }).waitFor({ timeout: 15_000 });
+    const during = await apiGet(`/api/commands/${id}`);
+    if (FINISHED.includes(during.status)) throw new Error(`"line 2" showed only once the command was ${during.status}`);
+    if ((await run.locator('.badge-running').count()) !== 1) throw new Error('the run is not shown as running while its lines come in');
+    log(`live: "${(await stdout.textContent()).trim().replace(/\n/g, ' | ')}" while ${during.status}`);
+
+    // A second tab opened now shows what came before, then follows.
+    const tab = await context.newPage();
+    try {
+      tab.setDefaultTimeout(STEP_TIMEOUT);
+      await tab.goto(`${backend.base}/#/commands/${id}`);
+      const tabOut = tab.locator('pre.stdout');
+      await tabOut.filter({ hasText: 'line 2' }).waitFor();
+      const atOpen = await apiGet(`/api/commands/${id}`);
+      if (FINISHED.includes(atOpen.status)) throw new Error(`the command was ${atOpen.status} before the second tab showed its lines`);
+      await tab.locator('.badge-running').waitFor();
+      await shot('07b-command-page-live');
+      await tab.locator('.badge-completed').waitFor({ timeout: 30_000 });
+      const done = await apiGet(`/api/commands/${id}`);
+      if (!done.stdout.includes('line 5')) throw new Error(`the stored stdout is "${done.stdout}"`);
+      await waitFor('the tab to show the stored result', async () => (await tabOut.textContent()) === done.stdout);
+      await run.locator('.badge-completed').waitFor();
+      await waitFor('the console to show the stored result', async () => (await stdout.textContent()) === done.stdout);
+    } finally {
+      await tab.close();
+    }
+  });
+
+  step('a 1 MB output stays in a bounded box; Download gives the whole text, also from the list preview', async () => {
+    await page.goto(`${backend.base}/#/console?agents=${state.agentId}`);
+    await page.getByRole('button', { name: 'Run on 1 agent' }).waitFor();
+    await page.getByLabel('Command', { exact: true }).fill("head -c 1000000 /dev/zero | tr '\\0' 'x' | fold -w 100");
+    await page.getByRole('button', { name: 'Run on 1 agent' }).click();
+    const run = page.locator('li.run').first();
+    await run.locator('code.run-cmd').filter({ hasText: 'fold -w 100' }).waitFor();
+    const id = await run.getAttribute('data-command-id');
+    await waitFor('the command to complete', async () => (await run.locator('.badge-completed').count()) > 0, 60_000);
+    const done = await apiGet(`/api/commands/${id}`);
+    if (!done.stdout || done.stdout.length < 100_000) throw new Error(`the stored stdout has ${done.stdout?.length} characters`);
+    await waitFor('the box to hold the stored text', async () => (await run.locator('pre.stdout').evaluate((el) => el.textContent.length)) === done.stdout.length);
+    const { height, viewport } = await page.evaluate(() => ({ height: document.documentElement.scrollHeight, viewport: window.innerHeight }));
+    log(`1 MB output: ${done.stdout.length} characters stored; page ${height} px tall, viewport ${viewport} px`);
+    if (height >= 2 * viewport) throw new Error(`the console page is ${height} px tall (viewport ${viewport} px)`);
+    await shot('07c-console-large-output', { fullPage: false });
+    const downloaded = async (where) => {
+      const [download] = await Promise.all([page.waitForEvent('download'), where.getByRole('button', { name: 'Download standard output' }).click()]);
+      const text = fs.readFileSync(await download.path(), 'utf8');
+      if (text !== done.stdout) throw new Error(`the download (${download.suggestedFilename()}) has ${text.length} characters, the stored stdout ${done.stdout.length}`);
+      return download.suggestedFilename();
+    };
+    log(`downloaded ${await downloaded(run)} from the console`);
+
+    // The list sends the first 500 characters; it says so, and Download fetches the rest.
+    const listed = await apiGet(`/api/commands?agent_id=${state.agentId}&limit=5`);
+    const inList = listed.find((c) => c.id === id);
+    if (!inList?.output_preview || inList.stdout.length > 500) throw new Error(`the list sends ${inList?.stdout?.length} characters of stdout (output_preview ${inList?.output_preview})`);
+    await goto('Commands');
+    const row = page.locator(`tr[data-command-id="${id}"]`);
+    await row.locator('summary').click();
+    await row.getByTestId('preview-hint').filter({ hasText: `first 500 of ${done.stdout.length.toLocaleString('en-US')} characters` }).waitFor();
+    const { height: listHeight } = await page.evaluate(() => ({ height: document.documentElement.scrollHeight }));
+    if (listHeight >= 2 * viewport) throw new Error(`the commands page is ${listHeight} px tall`);
+    log(`downloaded ${await downloaded(row)} from the commands list`);
+    await row.getByRole('button', { name: 'Show the full output' }).click();
+    await waitFor('the full output in the list', async () => (await row.locator('pre.stdout').evaluate((el) => el.textContent.length)) === done.stdout.length);
+    await shot('08b-commands-preview', { fullPage: false });
+  });
+
+  step('the console offers claude_task only for agents that have it enabled', async () => {
+    const agentRecord = await apiGet(`/api/agents/${state.agentId}`);
+    if (agentRecord.capabilities?.includes('claude_task')) throw new Error('the e2e agent has claude_task enabled');
+    await page.goto(`${backend.base}/#/console?agents=${state.agentId}`);
+    await page.getByRole('button', { name: 'Run on 1 agent' }).waitFor();
+    const option = page.getByLabel('Type').locator('option[value="claude_task"]');
+    await waitFor('claude_task to be refused for this agent', async () => (await option.isDisabled()) && (await option.getAttribute('title')) === `not enabled on: ${state.hostname}`);
+    // With no agent chosen it is not offered either.
+    await page.getByRole('button', { name: 'Clear' }).click();
+    await waitFor('claude_task to wait for agents', async () => (await option.isDisabled()) && /choose the agents first/.test(await option.getAttribute('title')));
   });
 
   step('a policy assigned to the site reaches the agent: its page shows it applied, each value with its source', async () => {
