@@ -852,7 +852,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Server-sent events: agent_status, command_updated, agent_update, alert */
+        /** Server-sent events: agent_status, command_updated, command_output, agent_update, alert */
         get: operations["get_events"];
         put?: never;
         post?: never;
@@ -1385,6 +1385,11 @@ export interface components {
             approval: components["schemas"]["Approval"];
             arch: string | null;
             /**
+             * @description What the agent said it can do when it last connected: `live_output` (it streams output
+             *     while a command runs), `claude_task` (its AI task executor is enabled).
+             */
+            capabilities: string[];
+            /**
              * @description For a pending record: the agent whose device id it enrolled with (it claims to be
              *     that agent; approving it gives it that agent's place).
              */
@@ -1650,6 +1655,8 @@ export interface components {
             command: string;
             command_type: components["schemas"]["CommandType"];
             completed_at: string | null;
+            /** @description `claude_task` only. */
+            context_files: string[] | null;
             created_at: string;
             created_by: string | null;
             /** Format: int64 */
@@ -1660,16 +1667,42 @@ export interface components {
             hostname: string | null;
             id: string;
             interpreter: string | null;
+            /**
+             * Format: int64
+             * @description For a running command read by its own endpoint: `stdout` and `stderr` hold the output
+             *     streamed so far, and this is the highest `seq` of the pieces included (null: none, or
+             *     not running). Pieces with a higher `seq` arrive as `command_output` events.
+             */
+            live_seq: number | null;
+            /**
+             * @description True when `stdout` and `stderr` hold only their first characters (lists do that unless
+             *     asked for `full_output`); the command's own endpoint has the whole text.
+             */
+            output_preview: boolean;
             sent_at: string | null;
             status: components["schemas"]["CommandStatus"];
             stderr: string | null;
+            /**
+             * Format: int64
+             * @description Length of the whole stderr in characters (null: none yet).
+             */
+            stderr_length: number | null;
             stdout: string | null;
+            /**
+             * Format: int64
+             * @description Length of the whole stdout in characters (null: none yet).
+             */
+            stdout_length: number | null;
             /** Format: int64 */
             timeout_seconds: number;
+            /** @description `claude_task` only. */
+            working_directory: string | null;
         };
         CommandBody: {
             command: string;
             command_type: components["schemas"]["CommandType"];
+            /** @description For `claude_task`: files the task gets as context, inside the agent's `working_root`. */
+            context_files?: string[] | null;
             elevated?: boolean;
             /** @description For `script`: the interpreter to run it with. */
             interpreter?: string | null;
@@ -1678,6 +1711,11 @@ export interface components {
              * @description 1..=86400; default 300.
              */
             timeout_seconds?: number | null;
+            /**
+             * @description For `claude_task`: the folder the task runs in, inside the agent's configured
+             *     `working_root` (relative to it, or absolute). Absent: the root itself.
+             */
+            working_directory?: string | null;
         };
         /** @description `command_result`, agent -> server. */
         CommandResult: {
@@ -5885,6 +5923,11 @@ export interface operations {
                 until?: string;
                 /** @description 1..=1000; default 100. */
                 limit?: number;
+                /**
+                 * @description Whole outputs; by default each row's `stdout` and `stderr` are their first 500
+                 *     characters (`output_preview` says when cut). The command's own endpoint has it all.
+                 */
+                full_output?: boolean;
             };
             header?: never;
             path?: never;

@@ -8,6 +8,7 @@
 //!
 //! Timestamps on the wire are Unix seconds (integers).
 
+pub mod claude_task;
 mod command_type;
 mod kinds;
 pub mod legacy;

@@ -23,6 +23,14 @@ pub enum Event {
         to_version: String,
         status: String,
     },
+    /// A piece of a running command's output (`command_output` from its agent).
+    CommandOutput {
+        id: String,
+        agent_id: String,
+        stream: String,
+        seq: i64,
+        data: String,
+    },
     /// An alert opened, was acknowledged or resolved.
     Alert {
         id: String,
@@ -38,6 +46,7 @@ impl Event {
             Event::AgentStatus { .. } => "agent_status",
             Event::CommandUpdated { .. } => "command_updated",
             Event::AgentUpdate { .. } => "agent_update",
+            Event::CommandOutput { .. } => "command_output",
             Event::Alert { .. } => "alert",
         }
     }

@@ -78,6 +78,8 @@ pub async fn listen(addr: SocketAddr) -> anyhow::Result<TcpListener> {
 /// Agent messages that may wait for the database at once (results, network state, watchdog
 /// events): a few per agent of a large fleet through a short outage.
 const DEFERRED_WRITES: usize = 50_000;
+/// Live output pieces that may wait for the writer (a few per second per running command).
+const LIVE_OUTPUT_QUEUE: usize = 20_000;
 
 /// How long a stopping server waits for queued writes.
 const SHUTDOWN_FLUSH: std::time::Duration = std::time::Duration::from_secs(10);
@@ -99,6 +101,7 @@ pub async fn build_state(
         session::metrics_writer::MetricsWriter::start(store.clone(), config.report_queue_capacity);
     Ok(AppState::new(Inner {
         metrics,
+        live_output: session::live_output::LiveOutput::new(LIVE_OUTPUT_QUEUE),
         deferred: session::deferred::DeferredWrites::new(DEFERRED_WRITES),
         jwt: auth::JwtKeys::new(&secret),
         two_factor: two_factor::SecretBox::load_or_create(&config.data_dir)?,
@@ -160,6 +163,7 @@ pub async fn launch_observed(
         cluster::notify::start(&state, state.config.effective_database_url());
     }
     alerting::Alerting::start(&state).await;
+    session::live_output::LiveOutput::start(&state);
     let presence = tokio::spawn(cluster::presence::run(state.clone()));
     let upkeep = tokio::spawn(upkeep::run(state.clone()));
     let notifications = tokio::spawn(notify::worker::run(state.clone()));

@@ -412,6 +412,7 @@ mod tests {
             connected_node: None,
             legacy_poll_at: None,
             alert_severity: None,
+            capabilities: Vec::new(),
         }
     }
 

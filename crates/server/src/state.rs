@@ -22,6 +22,8 @@ pub struct Inner {
     pub hub: Hub,
     /// The metrics write path: queued, written in batches.
     pub metrics: crate::session::metrics_writer::MetricsWriter,
+    /// Live output pieces of running commands: kept and relayed, written in batches.
+    pub live_output: crate::session::live_output::LiveOutput,
     /// Other agent messages, written off the sockets' tasks (they never wait on the database).
     pub deferred: crate::session::deferred::DeferredWrites,
     /// This node among the others on the same database.

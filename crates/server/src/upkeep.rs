@@ -8,12 +8,15 @@ use crate::events::Event;
 use crate::state::AppState;
 
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+/// Live output of finished commands is removed this often (their result is the record).
+const PURGE_OUTPUT_EVERY: Duration = Duration::from_secs(60);
 const UPKEEP_LEASE: &str = "upkeep";
 
 pub async fn run(state: AppState) {
     let mut tick = tokio::time::interval(Duration::from_secs(state.config.sweep_interval_seconds));
     let mut last_prune: Option<tokio::time::Instant> = None;
     let mut last_local_prune: Option<tokio::time::Instant> = None;
+    let mut last_output_purge: Option<tokio::time::Instant> = None;
     let lease_ms = (state.config.sweep_interval_seconds * 3 * 1000) as i64;
     loop {
         tick.tick().await;
@@ -39,6 +42,12 @@ pub async fn run(state: AppState) {
         time_out_overdue(&state).await;
         fail_unreported_updates(&state).await;
         crate::alerting::engine::check_offline(&state).await;
+        if last_output_purge.is_none_or(|t| t.elapsed() >= PURGE_OUTPUT_EVERY) {
+            last_output_purge = Some(tokio::time::Instant::now());
+            if let Err(e) = state.store.purge_finished_output().await {
+                tracing::error!(error = %e, "removing live output of finished commands failed");
+            }
+        }
         if last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
             last_prune = Some(tokio::time::Instant::now());
             prune_metrics(&state).await;

@@ -20,6 +20,7 @@ function agent(p: Partial<Agent> & { id: string; hostname: string }): Agent {
     approval: 'approved',
     claims_agent_id: null,
     alert_severity: null,
+    capabilities: [],
     ...p,
   };
 }

@@ -35,6 +35,8 @@ pub struct AgentRecord {
     pub legacy_poll_at: Option<i64>,
     /// The highest severity among the agent's unresolved alerts.
     pub alert_severity: Option<crate::alerting::Severity>,
+    /// What the agent said it can do in its last `auth` (`gururmm_protocol::capability`).
+    pub capabilities: Vec<String>,
 }
 
 /// Whether the agent's connection (or legacy polling) is live.
@@ -96,6 +98,20 @@ pub struct NewAgent<'a> {
     pub arch: Option<&'a str>,
     pub version: Option<&'a str>,
     pub api_key_hash: &'a str,
+    /// Known capability names, comma-separated (see [`capabilities_column`]).
+    pub capabilities: Option<&'a str>,
+}
+
+/// The capabilities column for what an agent listed: only names this server knows, sorted,
+/// comma-separated, so hostile input stores nothing of its own.
+pub fn capabilities_column(listed: &[String]) -> String {
+    use gururmm_protocol::capability::{CLAUDE_TASK, LIVE_OUTPUT};
+    let mut known: Vec<&str> = [LIVE_OUTPUT, CLAUDE_TASK]
+        .into_iter()
+        .filter(|k| listed.iter().any(|l| l == k))
+        .collect();
+    known.sort_unstable();
+    known.join(",")
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -118,7 +134,7 @@ pub struct AgentStats {
 pub(super) const AGENT_SELECT: &str =
     "SELECT a.id, a.site_id, s.name AS site_name, s.client_id, c.name AS client_name, \
     a.hostname, a.device_id, a.os_type, a.os_version, a.arch, a.version, a.last_seen, a.created_at, \
-    a.approval, a.claims_agent_id, a.connected_node, a.legacy_poll_at, \
+    a.approval, a.claims_agent_id, a.connected_node, a.legacy_poll_at, a.capabilities, \
     (SELECT CAST(MAX(CASE al.severity WHEN 'critical' THEN 3 WHEN 'warning' THEN 2 ELSE 1 END) AS BIGINT) \
      FROM alerts al WHERE al.agent_id = a.id AND al.status <> 'resolved') AS alert_rank \
     FROM agents a LEFT JOIN sites s ON s.id = a.site_id LEFT JOIN clients c ON c.id = s.client_id";
@@ -150,14 +166,21 @@ pub(super) fn from_row(row: &sqlx::any::AnyRow) -> DbResult<AgentRecord> {
             Some(_) => Some(crate::alerting::Severity::Info),
             None => None,
         },
+        capabilities: row
+            .try_get::<Option<String>, _>("capabilities")?
+            .unwrap_or_default()
+            .split(',')
+            .filter(|c| !c.is_empty())
+            .map(str::to_owned)
+            .collect(),
     })
 }
 
 pub(super) async fn insert_agent(conn: &mut AnyConnection, a: &NewAgent<'_>) -> DbResult<String> {
     let id = new_id();
     sqlx::query(
-        "INSERT INTO agents (id, site_id, device_id, hostname, os_type, os_version, arch, version, api_key_hash, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        "INSERT INTO agents (id, site_id, device_id, hostname, os_type, os_version, arch, version, api_key_hash, created_at, capabilities) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     )
     .bind(&id)
     .bind(a.site_id)
@@ -169,6 +192,7 @@ pub(super) async fn insert_agent(conn: &mut AnyConnection, a: &NewAgent<'_>) -> 
     .bind(a.version)
     .bind(a.api_key_hash)
     .bind(now_ms())
+    .bind(a.capabilities)
     .execute(conn)
     .await?;
     Ok(id)
@@ -181,8 +205,8 @@ pub(super) async fn update_identity(
     a: &NewAgent<'_>,
 ) -> DbResult<()> {
     sqlx::query(
-        "UPDATE agents SET device_id = $1, hostname = $2, os_type = $3, os_version = $4, arch = $5, version = $6, last_seen = $7 \
-         WHERE id = $8",
+        "UPDATE agents SET device_id = $1, hostname = $2, os_type = $3, os_version = $4, arch = $5, version = $6, last_seen = $7, \
+         capabilities = $8 WHERE id = $9",
     )
     .bind(a.device_id)
     .bind(a.hostname)
@@ -191,6 +215,7 @@ pub(super) async fn update_identity(
     .bind(a.arch)
     .bind(a.version)
     .bind(now_ms())
+    .bind(a.capabilities)
     .bind(id)
     .execute(conn)
     .await?;

@@ -13,12 +13,21 @@ pub struct CommandRecord {
     pub command_type: gururmm_protocol::CommandType,
     pub command: String,
     pub interpreter: Option<String>,
+    pub working_directory: Option<String>,
+    pub context_files: Option<Vec<String>>,
     pub timeout_seconds: i64,
     pub elevated: bool,
     pub status: gururmm_protocol::CommandStatus,
     pub exit_code: Option<i64>,
     pub stdout: Option<String>,
     pub stderr: Option<String>,
+    /// Characters in the whole stdout / stderr, whether or not `stdout` holds all of it.
+    pub stdout_length: Option<i64>,
+    pub stderr_length: Option<i64>,
+    /// `stdout` and `stderr` hold only their first [`PREVIEW_CHARS`] characters.
+    pub output_preview: bool,
+    /// For a running command: `stdout`/`stderr` are the pieces streamed so far, up to this seq.
+    pub live_seq: Option<i64>,
     pub duration_ms: Option<i64>,
     pub created_by: Option<String>,
     #[serde(with = "super::rfc3339")]
@@ -39,8 +48,8 @@ impl CommandRecord {
             timeout_seconds: self.timeout_seconds.max(0) as u64,
             elevated: self.elevated,
             interpreter: self.interpreter.clone(),
-            working_directory: None,
-            context_files: None,
+            working_directory: self.working_directory.clone(),
+            context_files: self.context_files.clone(),
         }
     }
 }
@@ -50,10 +59,15 @@ pub struct NewCommand<'a> {
     pub command_type: &'a str,
     pub command: &'a str,
     pub interpreter: Option<&'a str>,
+    pub working_directory: Option<&'a str>,
+    pub context_files: Option<&'a [String]>,
     pub timeout_seconds: i64,
     pub elevated: bool,
     pub created_by: Option<&'a str>,
 }
+
+/// How much of each output a list shows (the command's own endpoint shows all of it).
+pub const PREVIEW_CHARS: i64 = 500;
 
 #[derive(Debug, Default, Clone)]
 pub struct CommandFilter {
@@ -64,11 +78,25 @@ pub struct CommandFilter {
     /// Created before, Unix ms.
     pub until: Option<i64>,
     pub limit: i64,
+    /// Whole outputs instead of previews of [`PREVIEW_CHARS`].
+    pub full_output: bool,
 }
 
-const SELECT: &str = "SELECT m.id, m.agent_id, a.hostname, m.command_type, m.command, m.interpreter, m.timeout_seconds, \
-    m.elevated, m.status, m.exit_code, m.stdout, m.stderr, m.duration_ms, m.created_by, m.created_at, m.sent_at, m.completed_at \
-    FROM commands m LEFT JOIN agents a ON a.id = m.agent_id";
+/// The command columns; `stdout`/`stderr` are cut to [`PREVIEW_CHARS`] when `preview`.
+fn select(preview: bool) -> String {
+    let output = if preview {
+        format!("substr(m.stdout, 1, {PREVIEW_CHARS}) AS stdout, substr(m.stderr, 1, {PREVIEW_CHARS}) AS stderr")
+    } else {
+        "m.stdout, m.stderr".to_owned()
+    };
+    format!(
+        "SELECT m.id, m.agent_id, a.hostname, m.command_type, m.command, m.interpreter, m.working_directory, \
+         m.context_files, m.timeout_seconds, m.elevated, m.status, m.exit_code, {output}, \
+         CAST(length(m.stdout) AS BIGINT) AS stdout_length, CAST(length(m.stderr) AS BIGINT) AS stderr_length, \
+         m.duration_ms, m.created_by, m.created_at, m.sent_at, m.completed_at \
+         FROM commands m LEFT JOIN agents a ON a.id = m.agent_id"
+    )
+}
 
 fn from_row(row: &sqlx::any::AnyRow) -> DbResult<CommandRecord> {
     Ok(CommandRecord {
@@ -80,12 +108,20 @@ fn from_row(row: &sqlx::any::AnyRow) -> DbResult<CommandRecord> {
         ),
         command: row.try_get("command")?,
         interpreter: row.try_get("interpreter")?,
+        working_directory: row.try_get("working_directory")?,
+        context_files: row
+            .try_get::<Option<String>, _>("context_files")?
+            .and_then(|json| serde_json::from_str(&json).ok()),
         timeout_seconds: row.try_get("timeout_seconds")?,
         elevated: row.try_get::<i64, _>("elevated")? != 0,
         status: super::parse_column(row, "status")?,
         exit_code: row.try_get("exit_code")?,
         stdout: row.try_get("stdout")?,
         stderr: row.try_get("stderr")?,
+        stdout_length: row.try_get("stdout_length")?,
+        stderr_length: row.try_get("stderr_length")?,
+        output_preview: false,
+        live_seq: None,
         duration_ms: row.try_get("duration_ms")?,
         created_by: row.try_get("created_by")?,
         created_at: row.try_get("created_at")?,
@@ -111,10 +147,13 @@ impl Store {
     ) -> DbResult<CommandRecord> {
         let id = new_id();
         let created_at = now_ms();
+        let context_files = c
+            .context_files
+            .map(|files| serde_json::to_string(files).unwrap_or_default());
         let mut tx = self.begin_write().await?;
         sqlx::query(
-            "INSERT INTO commands (id, agent_id, command_type, command, interpreter, timeout_seconds, elevated, status, created_by, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            "INSERT INTO commands (id, agent_id, command_type, command, interpreter, timeout_seconds, elevated, status, created_by, created_at, \
+             working_directory, context_files) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(&id)
         .bind(c.agent_id)
@@ -126,6 +165,8 @@ impl Store {
         .bind(PENDING)
         .bind(c.created_by)
         .bind(created_at)
+        .bind(c.working_directory)
+        .bind(context_files.as_deref())
         .execute(&mut *tx)
         .await?;
         let details = format!("{id} {}: {}", c.command_type, c.command);
@@ -147,12 +188,18 @@ impl Store {
             command_type: gururmm_protocol::CommandType::parse(c.command_type),
             command: c.command.to_owned(),
             interpreter: c.interpreter.map(str::to_owned),
+            working_directory: c.working_directory.map(str::to_owned),
+            context_files: c.context_files.map(<[String]>::to_vec),
             timeout_seconds: c.timeout_seconds,
             elevated: c.elevated,
             status: gururmm_protocol::CommandStatus::Pending,
             exit_code: None,
             stdout: None,
             stderr: None,
+            stdout_length: None,
+            stderr_length: None,
+            output_preview: false,
+            live_seq: None,
             duration_ms: None,
             created_by: c.created_by.map(str::to_owned),
             created_at,
@@ -162,7 +209,7 @@ impl Store {
     }
 
     pub async fn command(&self, id: &str) -> DbResult<Option<CommandRecord>> {
-        let row = sqlx::query(&format!("{SELECT} WHERE m.id = $1"))
+        let row = sqlx::query(&format!("{} WHERE m.id = $1", select(false)))
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
@@ -170,7 +217,8 @@ impl Store {
     }
 
     pub async fn list_commands(&self, f: &CommandFilter) -> DbResult<Vec<CommandRecord>> {
-        let mut sql = format!("{SELECT} WHERE 1 = 1");
+        let preview = !f.full_output;
+        let mut sql = format!("{} WHERE 1 = 1", select(preview));
         let mut n = 0;
         let mut next = || {
             n += 1;
@@ -206,7 +254,14 @@ impl Store {
             q = q.bind(v);
         }
         let rows = q.bind(f.limit).fetch_all(&self.pool).await?;
-        rows.iter().map(from_row).collect()
+        let cut = |len: Option<i64>| len.is_some_and(|l| l > PREVIEW_CHARS);
+        rows.iter()
+            .map(|row| {
+                let mut c = from_row(row)?;
+                c.output_preview = preview && (cut(c.stdout_length) || cut(c.stderr_length));
+                Ok(c)
+            })
+            .collect()
     }
 
     /// Claims the agent's queued commands in one statement: pending -> running, oldest first.
@@ -219,8 +274,9 @@ impl Store {
              (SELECT m.id FROM commands m JOIN agents a ON a.id = m.agent_id \
               WHERE m.agent_id = $3 AND m.status = $4 AND a.approval = 'approved') \
              RETURNING id, agent_id, CAST(NULL AS TEXT) AS hostname, command_type, command, interpreter, \
-             timeout_seconds, elevated, status, exit_code, stdout, stderr, duration_ms, created_by, created_at, \
-             sent_at, completed_at",
+             working_directory, context_files, timeout_seconds, elevated, status, exit_code, stdout, stderr, \
+             CAST(NULL AS BIGINT) AS stdout_length, CAST(NULL AS BIGINT) AS stderr_length, duration_ms, \
+             created_by, created_at, sent_at, completed_at",
         )
         .bind(RUNNING)
         .bind(now_ms())
@@ -346,4 +402,77 @@ impl Store {
         crate::telemetry::commands_finished(CommandStatus::Cancelled, 1);
         Ok(true)
     }
+
+    /// Stores live output pieces in one transaction. A piece is kept only when its command
+    /// is running on the agent that sent it; a piece seen before (same command and seq) is
+    /// ignored. Returns, per piece, whether it was stored.
+    pub async fn insert_output_pieces(&self, pieces: &[OutputPiece]) -> DbResult<Vec<bool>> {
+        let mut tx = self.begin_write().await?;
+        let now = now_ms();
+        let mut stored = Vec::with_capacity(pieces.len());
+        for p in pieces {
+            let done = sqlx::query(
+                "INSERT INTO command_output (command_id, seq, stream, data, received_at) \
+                 SELECT m.id, $1, $2, $3, $4 FROM commands m WHERE m.id = $5 AND m.agent_id = $6 AND m.status = $7 \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(p.seq)
+            .bind(&p.stream)
+            .bind(&p.data)
+            .bind(now)
+            .bind(&p.command_id)
+            .bind(&p.agent_id)
+            .bind(RUNNING)
+            .execute(&mut *tx)
+            .await?;
+            stored.push(done.rows_affected() == 1);
+        }
+        tx.commit().await?;
+        Ok(stored)
+    }
+
+    /// What a running command streamed so far: (stdout, stderr, highest seq).
+    pub async fn live_output(&self, command_id: &str) -> DbResult<(String, String, Option<i64>)> {
+        let rows = sqlx::query(
+            "SELECT seq, stream, data FROM command_output WHERE command_id = $1 ORDER BY seq",
+        )
+        .bind(command_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let (mut stdout, mut stderr, mut last) = (String::new(), String::new(), None);
+        for row in &rows {
+            let stream: String = row.try_get("stream")?;
+            let data: String = row.try_get("data")?;
+            if stream == gururmm_protocol::output_stream::STDERR {
+                stderr.push_str(&data);
+            } else {
+                stdout.push_str(&data);
+            }
+            last = Some(row.try_get::<i64, _>("seq")?);
+        }
+        Ok((stdout, stderr, last))
+    }
+
+    /// Removes the live pieces of commands that are no longer running (their result is the
+    /// record). Returns how many were removed.
+    pub async fn purge_finished_output(&self) -> DbResult<u64> {
+        let done = sqlx::query(
+            "DELETE FROM command_output WHERE command_id IN \
+             (SELECT m.id FROM commands m WHERE m.status <> $1)",
+        )
+        .bind(RUNNING)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+}
+
+/// One `command_output` piece as the server keeps it (already bounded and cleaned).
+#[derive(Debug, Clone)]
+pub struct OutputPiece {
+    pub agent_id: String,
+    pub command_id: String,
+    pub seq: i64,
+    pub stream: String,
+    pub data: String,
 }

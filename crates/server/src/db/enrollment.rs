@@ -202,7 +202,7 @@ impl Store {
     pub async fn approve_agent(&self, id: &str, by: Actor<'_>) -> DbResult<String> {
         let mut tx = self.begin_write().await?;
         let row = sqlx::query(
-            "SELECT site_id, device_id, hostname, os_type, os_version, arch, version, api_key_hash, claims_agent_id \
+            "SELECT site_id, device_id, hostname, os_type, os_version, arch, version, api_key_hash, claims_agent_id, capabilities \
              FROM agents WHERE id = $1 AND approval = 'pending'",
         )
         .bind(id)
@@ -232,6 +232,7 @@ impl Store {
                     text("version")?,
                 );
                 let hostname: String = row.try_get("hostname")?;
+                let capabilities = text("capabilities")?;
                 // The record goes first: its key and device id move to the old agent.
                 sqlx::query("DELETE FROM agents WHERE id = $1")
                     .bind(id)
@@ -252,6 +253,7 @@ impl Store {
                     arch: arch.as_deref(),
                     version: version.as_deref(),
                     api_key_hash: "",
+                    capabilities: capabilities.as_deref(),
                 };
                 update_identity(&mut tx, &old, &identity).await?;
                 audit::record(

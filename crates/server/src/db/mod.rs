@@ -23,12 +23,13 @@ mod two_factor;
 mod users;
 
 pub use agents::{
-    AgentFilter, AgentRecord, AgentState, AgentStats, AgentStatus, Approval, NewAgent,
+    capabilities_column, AgentFilter, AgentRecord, AgentState, AgentStats, AgentStatus, Approval,
+    NewAgent,
 };
 pub use alerts::{AlertCounts, AlertFilter, AlertRecord, NewAlert, OpenKey};
 pub use clients::{ClientRecord, SiteRecord};
 pub use cluster::PresenceBatch;
-pub use commands::{CommandFilter, CommandRecord, NewCommand};
+pub use commands::{CommandFilter, CommandRecord, NewCommand, OutputPiece, PREVIEW_CHARS};
 pub use enrollment::{EnrollVia, Enrolled, TokenRecord, TokenRefusal};
 pub use metrics::{MetricsPoint, MetricsSummary, WatchdogEventRecord};
 pub use oidc::{OidcLogin, SsoIdentity, SsoOutcome, NO_PASSWORD};

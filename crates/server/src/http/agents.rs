@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use gururmm_protocol::CommandType;
+use gururmm_protocol::{capability, claude_task, CommandType};
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{AuthUser, Json, Query};
@@ -111,6 +111,7 @@ pub async fn register(
                 arch: None,
                 version: None,
                 api_key_hash: &key_hash(&key),
+                capabilities: None,
             },
             Actor::user(&user.id),
         )
@@ -238,7 +239,7 @@ pub async fn send_command(
     Path(id): Path<String>,
     Json(body): Json<CommandBody>,
 ) -> ApiResult<(StatusCode, axum::Json<Command>)> {
-    let kind = body.command_type;
+    let kind = body.command_type.clone();
     if !kind.is_known() {
         let known: Vec<&str> = CommandType::KNOWN.iter().map(|k| k.as_str()).collect();
         return Err(ApiError::BadRequest(format!(
@@ -255,20 +256,48 @@ pub async fn send_command(
             "command must be at most {MAX_COMMAND_BYTES} bytes"
         )));
     }
-    let timeout = body.timeout_seconds.unwrap_or(DEFAULT_COMMAND_TIMEOUT);
-    if !(1..=MAX_COMMAND_TIMEOUT).contains(&timeout) {
+    let claude = kind == CommandType::ClaudeTask;
+    let (default_timeout, max_timeout) = if claude {
+        (
+            claude_task::DEFAULT_TIMEOUT_SECONDS,
+            claude_task::MAX_TIMEOUT_SECONDS,
+        )
+    } else {
+        (DEFAULT_COMMAND_TIMEOUT, MAX_COMMAND_TIMEOUT)
+    };
+    let timeout = body.timeout_seconds.unwrap_or(default_timeout);
+    if !(1..=max_timeout).contains(&timeout) {
         return Err(ApiError::BadRequest(format!(
-            "timeout_seconds must be 1..={MAX_COMMAND_TIMEOUT}"
+            "timeout_seconds must be 1..={max_timeout}{}",
+            if claude { " for claude_task" } else { "" }
         )));
+    }
+    if claude {
+        check_claude_task(&body)?;
+    } else if body.working_directory.is_some() || body.context_files.is_some() {
+        return Err(ApiError::BadRequest(
+            "working_directory and context_files are for claude_task only".into(),
+        ));
     }
     if body.interpreter.as_ref().is_some_and(|i| i.len() > 255) {
         return Err(ApiError::BadRequest(
             "interpreter must be at most 255 bytes".into(),
         ));
     }
-    if load_agent(&state, &id).await?.approval == Approval::Pending {
+    let agent = load_agent(&state, &id).await?;
+    if agent.approval == Approval::Pending {
         return Err(ApiError::Conflict(
             "this agent is waiting for approval: approve it before sending commands".into(),
+        ));
+    }
+    if claude
+        && !agent
+            .capabilities
+            .iter()
+            .any(|c| c == capability::CLAUDE_TASK)
+    {
+        return Err(ApiError::Conflict(
+            "this agent's AI task executor is not enabled (its agent.toml needs [claude] enabled = true, and the agent reconnected since)".into(),
         ));
     }
     let minute = Duration::from_secs(60);
@@ -292,6 +321,11 @@ pub async fn send_command(
                 command_type: kind.as_str(),
                 command: &body.command,
                 interpreter: body.interpreter.as_deref().filter(|i| !i.trim().is_empty()),
+                working_directory: body
+                    .working_directory
+                    .as_deref()
+                    .filter(|w| !w.trim().is_empty()),
+                context_files: body.context_files.as_deref(),
                 timeout_seconds: timeout as i64,
                 elevated: body.elevated,
                 created_by: Some(&user.email),
@@ -312,6 +346,44 @@ pub async fn send_command(
         Ok(None) | Err(_) => command,
     };
     Ok((StatusCode::CREATED, axum::Json(command.into())))
+}
+
+/// Most context files one claude_task may name.
+const MAX_CONTEXT_FILES: usize = 32;
+/// Longest path a claude_task may name, in bytes.
+const MAX_TASK_PATH_BYTES: usize = 1024;
+
+/// The server's checks of a claude_task (the agent checks again, and checks the paths against
+/// its `working_root`, which only it knows).
+fn check_claude_task(body: &CommandBody) -> ApiResult<()> {
+    if let Some(c) = claude_task::forbidden_char(&body.command) {
+        return Err(ApiError::BadRequest(format!(
+            "the task text must not contain {} (refused: & | ; $ ( ) < > backtick, newline, carriage return)",
+            claude_task::describe(c)
+        )));
+    }
+    let check_path = |name: &str, path: &str| {
+        if path.trim().is_empty() || path.len() > MAX_TASK_PATH_BYTES || path.contains('\0') {
+            return Err(ApiError::BadRequest(format!(
+                "{name} must be a path of 1..={MAX_TASK_PATH_BYTES} bytes"
+            )));
+        }
+        Ok(())
+    };
+    if let Some(dir) = &body.working_directory {
+        check_path("working_directory", dir)?;
+    }
+    if let Some(files) = &body.context_files {
+        if files.len() > MAX_CONTEXT_FILES {
+            return Err(ApiError::BadRequest(format!(
+                "context_files may name at most {MAX_CONTEXT_FILES} files"
+            )));
+        }
+        for file in files {
+            check_path("each of context_files", file)?;
+        }
+    }
+    Ok(())
 }
 
 /// Most points a range returns; longer ranges are averaged into buckets.

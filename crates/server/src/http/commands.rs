@@ -30,22 +30,34 @@ pub async fn list(
             .map(|v| parse_time("until", v))
             .transpose()?,
         limit,
+        full_output: q.full_output,
     };
     Ok(axum::Json(into_list(
         state.store.list_commands(&filter).await?,
     )))
 }
 
+/// A command with its whole output; while it runs, the output streamed so far.
 pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<Command>> {
-    state
+    let mut command = state
         .store
         .command(&id)
         .await?
-        .map(|c| axum::Json(c.into()))
-        .ok_or_else(|| ApiError::not_found("command"))
+        .ok_or_else(|| ApiError::not_found("command"))?;
+    if command.status == CommandStatus::Running && command.exit_code.is_none() {
+        let (stdout, stderr, last) = state.store.live_output(&id).await?;
+        if last.is_some() {
+            command.stdout_length = Some(stdout.chars().count() as i64);
+            command.stderr_length = Some(stderr.chars().count() as i64);
+            command.stdout = Some(stdout);
+            command.stderr = Some(stderr);
+            command.live_seq = last;
+        }
+    }
+    Ok(axum::Json(command.into()))
 }
 
 /// Cancels a pending or running command. A running one may still finish on the agent; its

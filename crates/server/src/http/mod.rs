@@ -596,7 +596,7 @@ pub fn api_routes() -> Vec<ApiRoute> {
             "A notification delivery with its attempts", get(notifications::get_delivery))
             .ok::<notifications::NotificationDelivery>(),
         route("GET", "/api/events", Viewer,
-            "Server-sent events: agent_status, command_updated, agent_update, alert", get(events::stream))
+            "Server-sent events: agent_status, command_updated, command_output, agent_update, alert", get(events::stream))
             .ticket_in_query().query::<EventsQuery>()
             .ok_as("text/event-stream", json!({"type": "string"})),
         route("POST", "/api/agent/register-legacy", Anyone,

@@ -393,6 +393,9 @@ pub struct Agent {
     /// The highest severity among the agent's open or acknowledged alerts; null when none.
     #[schema(required = true)]
     pub alert_severity: Option<crate::alerting::Severity>,
+    /// What the agent said it can do when it last connected: `live_output` (it streams output
+    /// while a command runs), `claude_task` (its AI task executor is enabled).
+    pub capabilities: Vec<String>,
     /// The agent's newest update (only in `GET /api/agents/{id}`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub update: Option<AgentUpdate>,
@@ -419,6 +422,7 @@ impl From<db::AgentRecord> for Agent {
             last_seen: time_opt(r.last_seen),
             created_at: time(r.created_at),
             alert_severity: r.alert_severity,
+            capabilities: r.capabilities,
             update: None,
         }
     }
@@ -629,6 +633,13 @@ pub struct CommandBody {
     /// For `script`: the interpreter to run it with.
     #[serde(default)]
     pub interpreter: Option<String>,
+    /// For `claude_task`: the folder the task runs in, inside the agent's configured
+    /// `working_root` (relative to it, or absolute). Absent: the root itself.
+    #[serde(default)]
+    pub working_directory: Option<String>,
+    /// For `claude_task`: files the task gets as context, inside the agent's `working_root`.
+    #[serde(default)]
+    pub context_files: Option<Vec<String>>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -641,6 +652,12 @@ pub struct Command {
     pub command: String,
     #[schema(required = true)]
     pub interpreter: Option<String>,
+    /// `claude_task` only.
+    #[schema(required = true)]
+    pub working_directory: Option<String>,
+    /// `claude_task` only.
+    #[schema(required = true)]
+    pub context_files: Option<Vec<String>>,
     pub timeout_seconds: i64,
     pub elevated: bool,
     pub status: CommandStatus,
@@ -650,6 +667,20 @@ pub struct Command {
     pub stdout: Option<String>,
     #[schema(required = true)]
     pub stderr: Option<String>,
+    /// Length of the whole stdout in characters (null: none yet).
+    #[schema(required = true)]
+    pub stdout_length: Option<i64>,
+    /// Length of the whole stderr in characters (null: none yet).
+    #[schema(required = true)]
+    pub stderr_length: Option<i64>,
+    /// True when `stdout` and `stderr` hold only their first characters (lists do that unless
+    /// asked for `full_output`); the command's own endpoint has the whole text.
+    pub output_preview: bool,
+    /// For a running command read by its own endpoint: `stdout` and `stderr` hold the output
+    /// streamed so far, and this is the highest `seq` of the pieces included (null: none, or
+    /// not running). Pieces with a higher `seq` arrive as `command_output` events.
+    #[schema(required = true)]
+    pub live_seq: Option<i64>,
     #[schema(required = true)]
     pub duration_ms: Option<i64>,
     #[schema(required = true)]
@@ -670,12 +701,18 @@ impl From<db::CommandRecord> for Command {
             command_type: r.command_type,
             command: r.command,
             interpreter: r.interpreter,
+            working_directory: r.working_directory,
+            context_files: r.context_files,
             timeout_seconds: r.timeout_seconds,
             elevated: r.elevated,
             status: r.status,
             exit_code: r.exit_code,
             stdout: r.stdout,
             stderr: r.stderr,
+            stdout_length: r.stdout_length,
+            stderr_length: r.stderr_length,
+            output_preview: r.output_preview,
+            live_seq: r.live_seq,
             duration_ms: r.duration_ms,
             created_by: r.created_by,
             created_at: time(r.created_at),
@@ -699,6 +736,10 @@ pub struct CommandListQuery {
     /// 1..=1000; default 100.
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
+    /// Whole outputs; by default each row's `stdout` and `stderr` are their first 500
+    /// characters (`output_preview` says when cut). The command's own endpoint has it all.
+    #[serde(default)]
+    pub full_output: bool,
 }
 
 // ---- the rest

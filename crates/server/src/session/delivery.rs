@@ -98,6 +98,7 @@ mod tests {
                 arch: None,
                 version: None,
                 api_key_hash: "x",
+                capabilities: None,
             })
             .await
             .unwrap();
@@ -111,6 +112,8 @@ mod tests {
                         command_type: "shell",
                         command: "true",
                         interpreter: None,
+                        working_directory: None,
+                        context_files: None,
                         timeout_seconds: 5,
                         elevated: false,
                         created_by: None,

@@ -71,6 +71,7 @@ struct Identity {
     os_version: String,
     arch: String,
     version: String,
+    capabilities: String,
 }
 
 impl Identity {
@@ -87,6 +88,7 @@ impl Identity {
             os_version: clean(&auth.os_info.os_version, 128),
             arch: clean(&auth.os_info.arch, 32),
             version: clean(&auth.version, 64),
+            capabilities: crate::db::capabilities_column(&auth.capabilities),
         }
     }
 
@@ -99,6 +101,7 @@ impl Identity {
             && same(&agent.os_version, &self.os_version)
             && same(&agent.arch, &self.arch)
             && same(&agent.version, &self.version)
+            && agent.capabilities.join(",") == self.capabilities
     }
 
     fn as_new_agent<'a>(&'a self, site_id: Option<&'a str>, key_hash: &'a str) -> NewAgent<'a> {
@@ -111,6 +114,7 @@ impl Identity {
             arch: Some(&self.arch),
             version: Some(&self.version),
             api_key_hash: key_hash,
+            capabilities: Some(&self.capabilities),
         }
     }
 }

@@ -13,6 +13,7 @@
 pub mod deferred;
 pub mod delivery;
 pub mod enroll;
+pub mod live_output;
 pub mod metrics_writer;
 pub mod results;
 pub mod sanitize;
@@ -70,8 +71,10 @@ impl<'a> AgentSession<'a> {
                     .map(drop)
             }
             AgentMessage::CommandResult(r) => self.record_result(r).await.map(drop),
-            // Kept and relayed by the live-output writer (next change).
-            AgentMessage::CommandOutput(_) => Ok(()),
+            AgentMessage::CommandOutput(o) => {
+                self.state.live_output.queue(id, o);
+                Ok(())
+            }
             AgentMessage::WatchdogEvent(mut e) => {
                 sanitize::watchdog_event(&mut e);
                 store.insert_watchdog_event(id, &e).await?;

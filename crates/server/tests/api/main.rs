@@ -12,6 +12,7 @@ mod contract;
 mod enrollment;
 mod hardening;
 mod legacy;
+mod live_output;
 mod notifications;
 mod policies;
 mod resources;

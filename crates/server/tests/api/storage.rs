@@ -38,6 +38,7 @@ async fn agent(store: &Store) -> String {
             arch: None,
             version: None,
             api_key_hash: &uuid::Uuid::new_v4().to_string(),
+            capabilities: None,
         })
         .await
         .unwrap()
@@ -237,6 +238,8 @@ async fn command_state_transitions(db: TestDb) {
         command_type: "shell",
         command: "true",
         interpreter: None,
+        working_directory: None,
+        context_files: None,
         timeout_seconds: timeout,
         elevated: true,
         created_by: None,
@@ -342,6 +345,8 @@ fn shell_command<'a>(agent_id: &'a str, command: &'a str) -> NewCommand<'a> {
         command_type: "shell",
         command,
         interpreter: None,
+        working_directory: None,
+        context_files: None,
         timeout_seconds: 60,
         elevated: false,
         created_by: None,
