@@ -18,11 +18,8 @@ export type AuthProviders = Schemas['AuthProviders'];
 export type Client = Schemas['Client'];
 export type Site = Schemas['Site'];
 export type AgentStatus = Schemas['AgentStatus'];
-/**
- * `capabilities`: what the agent said it can do when it connected (`live_output`,
- * `claude_task`); an older agent lists nothing. Optional until api-types.ts has it.
- */
-export type Agent = Schemas['Agent'] & { capabilities?: string[] };
+/** `capabilities`: what the agent said it can do when it connected (`live_output`, `claude_task`). */
+export type Agent = Schemas['Agent'];
 export type EnrollmentToken = Schemas['EnrollmentToken'];
 export type NewEnrollmentToken = Schemas['NewEnrollmentToken'];
 export type AgentStats = Schemas['AgentStats'];
@@ -32,21 +29,13 @@ export type MetricPoint = Schemas['MetricsPoint'];
 export type MetricsHistory = Schemas['MetricsHistory'];
 export type WatchdogEvent = Schemas['WatchdogEvent'];
 /**
- * A stored command. The live-output fields (optional until api-types.ts has them):
- * `output_preview` — stdout/stderr hold only their first 500 characters (list endpoints), and
- * `stdout_length`/`stderr_length` give the whole length; `live_seq` — for a running command,
- * the highest streamed piece included in stdout/stderr.
+ * A stored command. `output_preview`: stdout/stderr hold only their first 500 characters (list
+ * endpoints), `stdout_length`/`stderr_length` give the whole length; `live_seq`: for a running
+ * command read by id, the highest streamed piece included in stdout/stderr.
  */
-export type CommandRecord = Schemas['Command'] & {
-  working_directory?: string | null;
-  context_files?: string[] | null;
-  stdout_length?: number | null;
-  stderr_length?: number | null;
-  output_preview?: boolean;
-  live_seq?: number | null;
-};
+export type CommandRecord = Schemas['Command'];
 /** `working_directory` and `context_files` are for `claude_task` only. */
-export type NewCommand = Schemas['CommandBody'] & { working_directory?: string | null; context_files?: string[] | null };
+export type NewCommand = Schemas['CommandBody'];
 export type MetricsSummary = Schemas['MetricsSummary'];
 export type CommandType = Schemas['CommandType'];
 export type CommandStatus = Schemas['CommandStatus'];

@@ -8,7 +8,7 @@ export const CLAUDE_TASK_MAX_TIMEOUT = 600;
 export const COMMAND_MAX_TIMEOUT = 86_400;
 
 export function hasCapability(agent: Agent, capability: string): boolean {
-  return !!agent.capabilities?.includes(capability);
+  return agent.capabilities.includes(capability);
 }
 
 /**

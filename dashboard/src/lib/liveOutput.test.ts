@@ -20,9 +20,15 @@ function record(over: Partial<CommandRecord> = {}): CommandRecord {
     elevated: false,
     exit_code: null,
     interpreter: null,
+    working_directory: null,
+    context_files: null,
     timeout_seconds: 300,
     stdout: null,
     stderr: null,
+    stdout_length: null,
+    stderr_length: null,
+    output_preview: false,
+    live_seq: null,
     ...over,
   };
 }

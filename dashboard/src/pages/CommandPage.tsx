@@ -47,7 +47,7 @@ export function CommandPage({ id }: { id: string }) {
           <code className="run-cmd">{c.command}</code>
           <ErrorMessage error={cancel.error} prefix="The command could not be cancelled" />
           <ErrorMessage error={f?.error} prefix="Could not update this command" />
-          <CommandOutput c={c} live={f?.out} streams={agent.data ? !!agent.data.capabilities?.includes('live_output') : true} />
+          <CommandOutput c={c} live={f?.out} streams={agent.data ? agent.data.capabilities.includes('live_output') : true} />
         </section>
       ) : null}
     </>
