@@ -539,9 +539,11 @@ async function main() {
     await row.getByTestId('preview-hint').filter({ hasText: `first 500 of ${done.stdout.length.toLocaleString('en-US')} characters` }).waitFor();
     const { height: listHeight } = await page.evaluate(() => ({ height: document.documentElement.scrollHeight }));
     if (listHeight >= 2 * viewport) throw new Error(`the commands page is ${listHeight} px tall`);
+    await row.getByRole('button', { name: 'Show the full output' }).waitFor();
     log(`downloaded ${await downloaded(row)} from the commands list`);
-    await row.getByRole('button', { name: 'Show the full output' }).click();
+    // Fetched for the download, the whole text now shows in the row's box.
     await waitFor('the full output in the list', async () => (await row.locator('pre.stdout').evaluate((el) => el.textContent.length)) === done.stdout.length);
+    if ((await row.getByTestId('preview-hint').count()) !== 0) throw new Error('the preview hint stayed after the full output came');
     await shot('08b-commands-preview', { fullPage: false });
   });
 
