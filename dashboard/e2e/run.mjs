@@ -455,10 +455,15 @@ async function main() {
     return res.json();
   };
   const FINISHED = ['completed', 'failed', 'timed_out', 'cancelled'];
+  /** The console with only the e2e agent chosen and no results from earlier steps. */
+  const freshConsole = async () => {
+    await page.goto(`${backend.base}/#/console?agents=${state.agentId}`);
+    await page.reload();
+    await page.getByRole('button', { name: 'Run on 1 agent' }).waitFor();
+  };
 
   step('a command printing a line a second shows its lines while it runs, also in a tab opened in the middle; the end result is the streamed text', async () => {
-    await page.goto(`${backend.base}/#/console?agents=${state.agentId}`);
-    await page.getByRole('button', { name: 'Run on 1 agent' }).waitFor();
+    await freshConsole();
     await page.getByLabel('Type').selectOption('shell');
     await page.getByLabel('Command', { exact: true }).fill('for i in 1 2 3 4 5; do echo line $i; sleep 1; done');
     await page.getByRole('button', { name: 'Run on 1 agent' }).click();
@@ -505,9 +510,22 @@ async function main() {
     }
   });
 
+  step('a multi-line command keeps its lines in the result header, in a bounded box', async () => {
+    await freshConsole();
+    const lines = Array.from({ length: 30 }, (_, i) => `echo multi-${i + 1}`).join('\n');
+    await page.getByLabel('Command', { exact: true }).fill(lines);
+    await page.getByRole('button', { name: 'Run on 1 agent' }).click();
+    const run = page.locator('li.run').first();
+    const head = run.locator('code.run-cmd').filter({ hasText: 'echo multi-30' });
+    await head.waitFor();
+    const shown = await head.evaluate((el) => ({ text: el.innerText, height: el.getBoundingClientRect().height, scroll: el.scrollHeight }));
+    if (!shown.text.includes('echo multi-1\necho multi-2\n')) throw new Error(`the header shows "${shown.text.slice(0, 80)}"`);
+    if (shown.height > 200 || shown.scroll <= shown.height) throw new Error(`the header is ${shown.height} px tall (content ${shown.scroll} px)`);
+    await run.locator('pre.stdout').filter({ hasText: 'multi-30' }).waitFor({ timeout: 30_000 });
+  });
+
   step('a 1 MB output stays in a bounded box; Download gives the whole text, also from the list preview', async () => {
-    await page.goto(`${backend.base}/#/console?agents=${state.agentId}`);
-    await page.getByRole('button', { name: 'Run on 1 agent' }).waitFor();
+    await freshConsole();
     await page.getByLabel('Command', { exact: true }).fill("head -c 1000000 /dev/zero | tr '\\0' 'x' | fold -w 100");
     await page.getByRole('button', { name: 'Run on 1 agent' }).click();
     const run = page.locator('li.run').first();
@@ -550,8 +568,7 @@ async function main() {
   step('the console offers claude_task only for agents that have it enabled', async () => {
     const agentRecord = await apiGet(`/api/agents/${state.agentId}`);
     if (agentRecord.capabilities?.includes('claude_task')) throw new Error('the e2e agent has claude_task enabled');
-    await page.goto(`${backend.base}/#/console?agents=${state.agentId}`);
-    await page.getByRole('button', { name: 'Run on 1 agent' }).waitFor();
+    await freshConsole();
     const option = page.getByLabel('Type').locator('option[value="claude_task"]');
     await waitFor('claude_task to be refused for this agent', async () => (await option.isDisabled()) && (await option.getAttribute('title')) === `not enabled on: ${state.hostname}`);
     // With no agent chosen it is not offered either.
