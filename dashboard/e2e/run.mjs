@@ -19,7 +19,8 @@
 //
 // Environment: GURURMM_SERVER_BIN, GURURMM_AGENT_BIN (default $CARGO_TARGET_DIR/debug/..., else
 // target/debug/...), CHROMIUM (default /usr/bin/chromium), E2E_KEEP=1 keeps the temporary folder,
-// E2E_AGENT_NO_LIVE=1 accepts an agent build that does not stream its output (skips that part).
+// E2E_AGENT_NO_LIVE=1 accepts an agent build that does not stream its output (skips that part),
+// E2E_CLAUDE=1 adds a claude_task run (an agent build with the AI task executor).
 import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -106,7 +107,8 @@ async function startBackend() {
       );
       if (add.status !== 0) throw new Error(`release add failed: ${add.stderr}`);
     },
-    startAgent: async (siteCode) => {
+    /** `extra`: more agent.toml lines (a restart with the same state folder is the same agent). */
+    startAgent: async (siteCode, extra = []) => {
       const config = path.join(tmp, 'agent.toml');
       fs.writeFileSync(
         config,
@@ -123,6 +125,7 @@ async function startBackend() {
           '[metrics]',
           'interval_seconds = 10',
           '',
+          ...extra,
         ].join('\n'),
       );
       const agent = startProcess('agent', AGENT_BIN, ['run', '--config', config], {});
@@ -575,6 +578,52 @@ async function main() {
     await page.getByRole('button', { name: 'Clear' }).click();
     await waitFor('claude_task to wait for agents', async () => (await option.isDisabled()) && /choose the agents first/.test(await option.getAttribute('title')));
   });
+
+  // The AI task executor is in the agent from branch agent-live on: opt in with E2E_CLAUDE=1
+  // (an older agent refuses the [claude] section). The CLI is a stand-in script made here.
+  if (process.env.E2E_CLAUDE) {
+    step('with [claude] enabled the agent offers claude_task: a task runs with its context files, and a refused one shows the server\'s reason', async () => {
+      const root = path.join(tmp, 'claude-root');
+      fs.mkdirSync(root, { recursive: true });
+      fs.writeFileSync(path.join(root, 'notes.txt'), 'e2e context notes\n');
+      const cli = path.join(tmp, 'stand-in-claude');
+      fs.writeFileSync(
+        cli,
+        ['#!/bin/sh', 'while [ $# -gt 0 ]; do if [ "$1" = "-p" ]; then shift; echo "stand-in task: $1"; fi; shift; done', 'echo "stand-in cwd: $(pwd)"', 'cat', ''].join('\n'),
+        { mode: 0o755 },
+      );
+      await agent.stop();
+      agent = await backend.startAgent(state.siteCode, ['[claude]', 'enabled = true', `cli_path = "${cli}"`, `working_root = "${root}"`, '']);
+      await waitFor('the agent to offer claude_task', async () => {
+        if (agent.process.exitCode !== null) throw new Error('the agent exited; see artifacts/e2e/agent.log');
+        const a = await apiGet(`/api/agents/${state.agentId}`);
+        return a.online && a.capabilities.includes('claude_task');
+      }, 45_000);
+      await freshConsole();
+      const option = page.getByLabel('Type').locator('option[value="claude_task"]');
+      await waitFor('claude_task to be offered', async () => !(await option.isDisabled()));
+      await page.getByLabel('Type').selectOption('claude_task');
+      if ((await page.getByLabel('Timeout (seconds)').getAttribute('max')) !== '600') throw new Error('the timeout allows more than 600 s');
+      await page.getByLabel('Task').fill('summarize the notes');
+      await page.getByLabel('Context files (optional)').fill('notes.txt');
+      await page.getByRole('button', { name: 'Run on 1 agent' }).click();
+      const run = page.locator('li.run').first();
+      await run.locator('code.run-cmd').filter({ hasText: 'summarize the notes' }).waitFor();
+      await waitFor('the task to complete', async () => (await run.locator('.badge-completed').count()) > 0, 45_000);
+      const out = await run.locator('pre.stdout').textContent();
+      if (!out.includes('stand-in task: summarize the notes') || !out.includes('e2e context notes')) throw new Error(`the task's output is "${out}"`);
+      await run.getByText('context files: notes.txt').waitFor();
+      await shot('07d-console-claude-task');
+      // A task with shell characters is refused by the server, in its words.
+      await page.getByLabel('Task').fill('summarize; rm -rf notes');
+      await page.getByRole('button', { name: 'Run on 1 agent' }).click();
+      const refused = page.locator('li.run').first().getByRole('alert');
+      await refused.waitFor();
+      const text = (await refused.textContent()).trim();
+      if (!text.startsWith('The command was not accepted for') || text.endsWith('The request was not accepted')) throw new Error(`the refusal says "${text}"`);
+      log(`a task with ";" says: "${text}"`);
+    });
+  }
 
   step('a policy assigned to the site reaches the agent: its page shows it applied, each value with its source', async () => {
     await goto('Policies');
