@@ -513,6 +513,30 @@ async function main() {
     }
   });
 
+  step('a running output box follows the tail, until the reader scrolls up', async () => {
+    await freshConsole();
+    await page.getByLabel('Command', { exact: true }).fill('for n in 0 60 120; do for i in $(seq 1 60); do echo tail-$((n + i)); done; sleep 2; done');
+    await page.getByRole('button', { name: 'Run on 1 agent' }).click();
+    const run = page.locator('li.run').first();
+    const box = run.locator('pre.stdout');
+    const atEnd = async (after) => {
+      await box.filter({ hasText: after }).waitFor({ timeout: 15_000 });
+      if ((await run.locator('.badge-running').count()) !== 1) throw new Error(`the command ended before ${after} showed`);
+      const at = await box.evaluate((el) => ({ top: el.scrollTop, client: el.clientHeight, height: el.scrollHeight }));
+      if (at.height <= at.client) throw new Error('the lines do not overflow the box');
+      if (at.height - at.top - at.client > 8) throw new Error(`the box is not at the end after ${after}: ${JSON.stringify(at)}`);
+    };
+    await atEnd('tail-60');
+    await atEnd('tail-120');
+    await box.evaluate((el) => {
+      el.scrollTop = 0;
+    });
+    await box.filter({ hasText: 'tail-180' }).waitFor({ timeout: 15_000 });
+    const after = await box.evaluate((el) => el.scrollTop);
+    if (after !== 0) throw new Error(`the box moved to ${after} px after the reader scrolled to the top`);
+    await run.locator('.badge-completed').waitFor({ timeout: 30_000 });
+  });
+
   step('a multi-line command keeps its lines in the result header, in a bounded box', async () => {
     await freshConsole();
     const lines = Array.from({ length: 30 }, (_, i) => `echo multi-${i + 1}`).join('\n');
