@@ -65,6 +65,8 @@ def _good_path_id(method, path):
         return SEED["delivery_id"]
     if path.startswith("/api/alert-rules/"):
         return _spare("rules") if method == "DELETE" else SEED["rule_id"]
+    if path.startswith("/api/scripts/"):
+        return _spare("scripts") if method == "DELETE" else SEED["script_id"]
     if path.startswith("/api/maintenance-windows/"):
         return _spare("windows") if method == "DELETE" else SEED["window_id"]
     if path == "/api/alerts/{id}/acknowledge":
@@ -110,6 +112,13 @@ def _good_body(method, path):
     if path in ("/api/maintenance-windows", "/api/maintenance-windows/{id}"):
         return {"name": f"fuzz window {n}", "scope": {"kind": "site", "id": SEED["site_id"]},
                 "starts_at": "2030-01-01T00:00:00Z", "ends_at": "2030-01-01T02:00:00Z"}
+    if path in ("/api/scripts", "/api/scripts/{id}"):
+        name = f"fuzz script {n}" if path == "/api/scripts" else "fuzz script"
+        return {"name": name, "category": "Fuzz", "command_type": "shell",
+                "body": f"echo \"$WHO\" {n}", "target_os": random.choice(["any", "linux"]),
+                "parameters": [{"name": "WHO", "kind": "string", "default": "x"}]}
+    if path == "/api/scripts/import":
+        return SEED["script_export"]
     if path in ("/api/alerts/{id}/acknowledge", "/api/alerts/{id}/resolve"):
         return {"note": f"fuzz {n}"}
     if path == "/api/settings":

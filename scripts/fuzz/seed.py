@@ -183,8 +183,15 @@ channel_id = notification_channel("fuzz channel")
 route_id = notification_route(channel_id)
 delivery_id = post(f"/api/notification-channels/{channel_id}/test", {})["id"]
 
+def script(name):
+    return post("/api/scripts", {"name": name, "command_type": "shell", "body": "echo \"$WHO\"",
+                                 "parameters": [{"name": "WHO", "kind": "string", "default": "x"}]})["id"]
+
+
 seed = {
     "base_url": base,
+    "script_id": script("fuzz script"),
+    "script_export": call("GET", "/api/scripts/export", None, token),
     "policy_id": policy["id"],
     "channel_id": channel_id,
     "route_id": route_id,
@@ -235,6 +242,7 @@ seed = {
         "routes": [notification_route(channel_id) for n in range(6)],
         "rules": [rule(f"spare rule {n}") for n in range(6)],
         "windows": [window(n) for n in range(1, 7)],
+        "scripts": [script(f"spare script {n}") for n in range(6)],
         "to_acknowledge": alert_ids[1:7],
         "to_resolve": alert_ids[7:13],
         "users": [post("/api/users", {"email": f"spare-{n}@example.com",

@@ -30,6 +30,7 @@ pub mod rate_limit;
 pub mod release;
 pub mod rollout;
 pub mod scope;
+pub mod scripts;
 pub mod session;
 pub mod settings;
 pub mod sign_in;
@@ -151,6 +152,10 @@ pub async fn launch_observed(
     let _data_lock = backup::lock_for_server(&config)?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let state = build_state(config, stop_rx).await?;
+    // Not worth refusing to start over (two nodes starting at once may race on it).
+    if let Err(e) = http::add_starter_scripts(&state).await {
+        tracing::warn!(error = %e, "adding the starter scripts failed");
+    }
     observe(&state);
     tracing::info!(addr = %listener.local_addr()?, backend = ?state.store.backend(), "GuruRMM server listening");
     if state.store.count_users().await? == 0 {

@@ -17,6 +17,7 @@ mod oidc;
 mod policies;
 mod rate_limits;
 mod releases;
+mod scripts;
 mod sessions;
 mod settings;
 mod two_factor;
@@ -35,6 +36,7 @@ pub use metrics::{MetricsPoint, MetricsSummary, WatchdogEventRecord};
 pub use oidc::{OidcLogin, SsoIdentity, SsoOutcome, NO_PASSWORD};
 pub use policies::{AssignmentRecord, PolicyRecord, PolicyStatusRecord};
 pub use releases::{AgentUpdateRecord, ReleaseRecord, VersionCount};
+pub use scripts::{ScriptRecord, ScriptVersionRecord};
 pub use sessions::{NewSession, SessionRecord};
 pub use users::{UserChange, UserRecord};
 

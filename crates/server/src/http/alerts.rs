@@ -385,12 +385,7 @@ pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<Alert>> {
-    state
-        .store
-        .alert(&id)
-        .await?
-        .map(|a| axum::Json(a.into()))
-        .ok_or_else(|| ApiError::not_found("alert"))
+    super::error::found(state.store.alert(&id).await?, "alert")
 }
 
 pub async fn summary(State(state): State<AppState>) -> ApiResult<axum::Json<AlertSummary>> {

@@ -59,12 +59,7 @@ pub async fn get_client(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<Client>> {
-    state
-        .store
-        .client(&id)
-        .await?
-        .map(|c| axum::Json(c.into()))
-        .ok_or_else(|| ApiError::not_found("client"))
+    super::error::found(state.store.client(&id).await?, "client")
 }
 
 pub async fn update_client(

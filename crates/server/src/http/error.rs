@@ -130,3 +130,9 @@ impl From<crate::rate_limit::RetryAfter> for ApiError {
         }
     }
 }
+
+/// A row read by id as its API type, or 404 naming `what`.
+pub fn found<R, T: From<R>>(row: Option<R>, what: &str) -> ApiResult<axum::Json<T>> {
+    row.map(|r| axum::Json(T::from(r)))
+        .ok_or_else(|| ApiError::not_found(what))
+}

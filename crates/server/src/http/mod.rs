@@ -18,6 +18,8 @@ pub mod notifications;
 mod oidc;
 mod policies;
 mod releases;
+mod scripts;
+pub use scripts::add_starter_scripts;
 pub mod security;
 mod settings;
 mod two_factor;
@@ -445,6 +447,31 @@ pub fn api_routes() -> Vec<ApiRoute> {
             "The agent's effective policy: the merge by precedence (agent over site over client over fleet), where each setting came from, and whether the agent applied it",
             get(policies::agent_policy))
             .ok::<EffectivePolicy>(),
+        route("GET", "/api/scripts", Viewer, "The script library, by name", get(scripts::list_scripts))
+            .query::<ScriptListQuery>().ok_list::<Script>(),
+        route("POST", "/api/scripts", Technician,
+            "Save a script (version 1); parameters reach it as environment variables",
+            post(scripts::create_script))
+            .body::<crate::scripts::ScriptDefinition>().created::<Script>().errors(&[409])
+            .link("/api/scripts/{id}", "/id").link("/api/scripts/{id}/versions", "/id"),
+        route("GET", "/api/scripts/export", Viewer,
+            "Every script's current version, as a file import takes", get(scripts::export))
+            .ok::<ScriptExport>(),
+        route("POST", "/api/scripts/import", Technician,
+            "Add the scripts of an export: new names are created, known ones get a new version when changed",
+            post(scripts::import))
+            .body::<ScriptExport>().ok::<ScriptImported>(),
+        route("GET", "/api/scripts/{id}", Viewer, "A script with its current version", get(scripts::get_script))
+            .ok::<Script>(),
+        route("PUT", "/api/scripts/{id}", Technician,
+            "Edit a script: saved as its next version", put(scripts::update_script))
+            .body::<crate::scripts::ScriptDefinition>().ok::<Script>().errors(&[409]),
+        route("DELETE", "/api/scripts/{id}", Technician, "Delete a script and its versions",
+            delete(scripts::delete_script))
+            .no_content(),
+        route("GET", "/api/scripts/{id}/versions", Viewer, "Every version of a script, newest first",
+            get(scripts::versions))
+            .ok_list::<ScriptVersion>(),
         route("GET", "/api/policies", Viewer, "List policies", get(policies::list_policies))
             .ok_list::<NamedPolicy>(),
         route("POST", "/api/policies", Technician,

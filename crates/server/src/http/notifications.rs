@@ -467,12 +467,7 @@ pub async fn get_route(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<NotificationRoute>> {
-    state
-        .store
-        .route(&id)
-        .await?
-        .map(|r| axum::Json(r.into()))
-        .ok_or_else(|| ApiError::not_found("notification route"))
+    super::error::found(state.store.route(&id).await?, "notification route")
 }
 
 pub async fn create_route(
@@ -555,10 +550,5 @@ pub async fn get_delivery(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<NotificationDelivery>> {
-    state
-        .store
-        .delivery(&id)
-        .await?
-        .map(|d| axum::Json(d.into()))
-        .ok_or_else(|| ApiError::not_found("notification delivery"))
+    super::error::found(state.store.delivery(&id).await?, "notification delivery")
 }

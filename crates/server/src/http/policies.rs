@@ -45,12 +45,7 @@ pub async fn get_policy(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<NamedPolicy>> {
-    state
-        .store
-        .policy(&id)
-        .await?
-        .map(|p| axum::Json(p.into()))
-        .ok_or_else(|| ApiError::not_found("policy"))
+    super::error::found(state.store.policy(&id).await?, "policy")
 }
 
 pub async fn create_policy(

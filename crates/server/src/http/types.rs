@@ -1130,3 +1130,84 @@ impl EffectivePolicy {
         }
     }
 }
+
+// ---- the script library
+
+/// A saved script with its current version's content.
+#[derive(Serialize, ToSchema)]
+pub struct Script {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub category: String,
+    /// The current version (1 when created; each edit adds one).
+    pub version: i64,
+    pub content: crate::scripts::ScriptContent,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<db::ScriptRecord> for Script {
+    fn from(r: db::ScriptRecord) -> Script {
+        Script {
+            id: r.id,
+            name: r.name,
+            description: r.description,
+            category: r.category,
+            version: r.version,
+            content: r.content,
+            created_at: time(r.created_at),
+            updated_at: time(r.updated_at),
+        }
+    }
+}
+
+/// One version of a script.
+#[derive(Serialize, ToSchema)]
+pub struct ScriptVersion {
+    pub script_id: String,
+    pub version: i64,
+    pub content: crate::scripts::ScriptContent,
+    /// Who saved it (an email); null for the server's starter scripts.
+    #[schema(required = true)]
+    pub created_by: Option<String>,
+    pub created_at: String,
+}
+
+impl From<db::ScriptVersionRecord> for ScriptVersion {
+    fn from(r: db::ScriptVersionRecord) -> ScriptVersion {
+        ScriptVersion {
+            script_id: r.script_id,
+            version: r.version,
+            content: r.content,
+            created_by: r.created_by,
+            created_at: time(r.created_at),
+        }
+    }
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ScriptListQuery {
+    /// Part of the name, description or category (case-insensitive).
+    pub search: Option<String>,
+    /// Exactly this category.
+    pub category: Option<String>,
+}
+
+/// A file of scripts: what export gives and import takes.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct ScriptExport {
+    /// `gururmm-scripts/1`.
+    pub format: String,
+    pub scripts: Vec<crate::scripts::ScriptDefinition>,
+}
+
+/// What an import did, by script name.
+#[derive(Serialize, ToSchema, Default)]
+pub struct ScriptImported {
+    pub created: Vec<String>,
+    /// Known names whose content differed: saved as their next version.
+    pub updated: Vec<String>,
+    pub unchanged: Vec<String>,
+}

@@ -65,6 +65,19 @@ async fn nodes_share_commands_events_and_online_state() {
         .expect("the command reached the agent on the other node");
     assert_eq!(frame["type"], "command", "{frame}");
     assert_eq!(frame["payload"]["id"], cmd_id.as_str());
+    // Its live output, streamed to B, is read on A while it runs (and relayed, below).
+    agent
+        .send(&json!({"type": "command_output",
+            "payload": {"id": cmd_id, "stream": "stdout", "seq": 0, "data": "live from B"}}))
+        .await;
+    let live = a
+        .wait_for(
+            &format!("/api/commands/{cmd_id}"),
+            Duration::from_secs(10),
+            |c| c["live_seq"] == 0,
+        )
+        .await;
+    assert_eq!(live["stdout"], "live from B");
     agent.answer(&cmd_id, 0, "hi\n").await;
     let done = a
         .wait_for(
@@ -87,7 +100,10 @@ async fn nodes_share_commands_events_and_online_state() {
     // B's events reached the technician on A.
     let mut seen = String::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !(seen.contains("\"online\":true") && seen.contains("\"status\":\"completed\"")) {
+    while !(seen.contains("\"online\":true")
+        && seen.contains("\"status\":\"completed\"")
+        && seen.contains("live from B"))
+    {
         match tokio::time::timeout_at(deadline, events.next()).await {
             Ok(Some(Ok(chunk))) => seen.push_str(&String::from_utf8_lossy(&chunk)),
             other => panic!("stream ended or timed out: {other:?}; seen: {seen}"),

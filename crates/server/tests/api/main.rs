@@ -16,6 +16,7 @@ mod live_output;
 mod notifications;
 mod policies;
 mod resources;
+mod scripts;
 mod session;
 mod sign_in;
 mod sso;
