@@ -8,14 +8,19 @@
 // creates an administrator with `gururmm-server user add`, drives /usr/bin/chromium through
 // playwright-core: log in, create a client and a site, read the site code from the page, start
 // target/debug/gururmm-agent with it, see the agent come online without a reload, run
-// `echo hello-from-e2e` and read its output, find it in the commands list, stop the agent and
+// `echo hello-from-e2e` and read its output, find it in the commands list, watch a five-second
+// loop's lines arrive live (also in a second tab opened in the middle) and end as the stored
+// text, keep a 1 MB output in a bounded box and download it whole (also from the list's
+// 500-character preview), see claude_task refused for an agent without it, stop the agent and
 // see it go offline without a reload, look at every other page (also dark and narrow), log out
 // (and check the server refuses the old token), and check that an invalid session returns to
 // the login page. The live updates come through the ticket-based event stream.
 // A screenshot of each page goes to artifacts/screenshots/; logs to artifacts/e2e/.
 //
-// Environment: GURURMM_SERVER_BIN, GURURMM_AGENT_BIN (default target/debug/...),
-// CHROMIUM (default /usr/bin/chromium), E2E_KEEP=1 keeps the temporary folder.
+// Environment: GURURMM_SERVER_BIN, GURURMM_AGENT_BIN (default $CARGO_TARGET_DIR/debug/..., else
+// target/debug/...), CHROMIUM (default /usr/bin/chromium), E2E_KEEP=1 keeps the temporary folder,
+// E2E_AGENT_NO_LIVE=1 accepts an agent build that does not stream its output (skips that part),
+// E2E_CLAUDE=1 adds a claude_task run (an agent build with the AI task executor).
 import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -102,7 +107,8 @@ async function startBackend() {
       );
       if (add.status !== 0) throw new Error(`release add failed: ${add.stderr}`);
     },
-    startAgent: async (siteCode) => {
+    /** `extra`: more agent.toml lines (a restart with the same state folder is the same agent). */
+    startAgent: async (siteCode, extra = []) => {
       const config = path.join(tmp, 'agent.toml');
       fs.writeFileSync(
         config,
@@ -119,6 +125,7 @@ async function startBackend() {
           '[metrics]',
           'interval_seconds = 10',
           '',
+          ...extra,
         ].join('\n'),
       );
       const agent = startProcess('agent', AGENT_BIN, ['run', '--config', config], {});
@@ -442,6 +449,205 @@ async function main() {
     await row.first().locator('pre.stdout').filter({ hasText: MARKER }).waitFor();
     await shot('08-commands');
   });
+
+  /** GET on the API with the browser's session, from here (not through the page). */
+  const apiGet = async (p) => {
+    const token = await page.evaluate(() => JSON.parse(localStorage.getItem('gururmm.session') ?? '{}').token);
+    const res = await fetch(`${backend.base}${p}`, { headers: { Authorization: `Bearer ${token}` } });
+    if (!res.ok) throw new Error(`GET ${p} answered ${res.status}`);
+    return res.json();
+  };
+  const FINISHED = ['completed', 'failed', 'timed_out', 'cancelled'];
+  /** The console with only the e2e agent chosen and no results from earlier steps. */
+  const freshConsole = async () => {
+    await page.goto(`${backend.base}/#/console?agents=${state.agentId}`);
+    await page.reload();
+    await page.getByRole('button', { name: 'Run on 1 agent' }).waitFor();
+  };
+
+  step('a command printing a line a second shows its lines while it runs, also in a tab opened in the middle; the end result is the streamed text', async () => {
+    await freshConsole();
+    await page.getByLabel('Type').selectOption('shell');
+    await page.getByLabel('Command', { exact: true }).fill('for i in 1 2 3 4 5; do echo line $i; sleep 1; done');
+    await page.getByRole('button', { name: 'Run on 1 agent' }).click();
+    const run = page.locator('li.run').first();
+    await run.locator('code.run-cmd').filter({ hasText: 'echo line $i' }).waitFor();
+    const id = await run.getAttribute('data-command-id');
+    const stdout = run.locator('pre.stdout');
+    // The agent streams only when it says so (live_output); one that does not is a failure here,
+    // since live output is the point, unless E2E_AGENT_NO_LIVE=1 says this agent build predates it.
+    const { capabilities } = await apiGet(`/api/agents/${state.agentId}`);
+    if (!capabilities?.includes('live_output')) {
+      if (!process.env.E2E_AGENT_NO_LIVE) throw new Error(`the agent does not stream its output (capabilities ${JSON.stringify(capabilities)})`);
+      log('SKIPPED the live part: this agent build does not stream (E2E_AGENT_NO_LIVE=1)');
+      await run.locator('.badge-completed').waitFor({ timeout: 30_000 });
+      const done = await apiGet(`/api/commands/${id}`);
+      await waitFor('the console to show the stored result', async () => (await stdout.textContent()) === done.stdout);
+      return;
+    }
+    await stdout.filter({ hasText: 'line 2' }).waitFor({ timeout: 15_000 });
+    const during = await apiGet(`/api/commands/${id}`);
+    if (FINISHED.includes(during.status)) throw new Error(`"line 2" showed only once the command was ${during.status}`);
+    if ((await run.locator('.badge-running').count()) !== 1) throw new Error('the run is not shown as running while its lines come in');
+    log(`live: "${(await stdout.textContent()).trim().replace(/\n/g, ' | ')}" while ${during.status}`);
+
+    // A second tab opened now shows what came before, then follows.
+    const tab = await context.newPage();
+    try {
+      tab.setDefaultTimeout(STEP_TIMEOUT);
+      await tab.goto(`${backend.base}/#/commands/${id}`);
+      const tabOut = tab.locator('pre.stdout');
+      await tabOut.filter({ hasText: 'line 2' }).waitFor();
+      const atOpen = await apiGet(`/api/commands/${id}`);
+      if (FINISHED.includes(atOpen.status)) throw new Error(`the command was ${atOpen.status} before the second tab showed its lines`);
+      await tab.locator('.badge-running').waitFor();
+      await shot('07b-command-page-live');
+      await tab.locator('.badge-completed').waitFor({ timeout: 30_000 });
+      const done = await apiGet(`/api/commands/${id}`);
+      if (!done.stdout.includes('line 5')) throw new Error(`the stored stdout is "${done.stdout}"`);
+      await waitFor('the tab to show the stored result', async () => (await tabOut.textContent()) === done.stdout);
+      await run.locator('.badge-completed').waitFor();
+      await waitFor('the console to show the stored result', async () => (await stdout.textContent()) === done.stdout);
+    } finally {
+      await tab.close();
+    }
+  });
+
+  step('a running output box follows the tail, until the reader scrolls up', async () => {
+    await freshConsole();
+    await page.getByLabel('Command', { exact: true }).fill('for n in 0 60 120; do for i in $(seq 1 60); do echo tail-$((n + i)); done; sleep 2; done');
+    await page.getByRole('button', { name: 'Run on 1 agent' }).click();
+    const run = page.locator('li.run').first();
+    const box = run.locator('pre.stdout');
+    const atEnd = async (after) => {
+      await box.filter({ hasText: after }).waitFor({ timeout: 15_000 });
+      if ((await run.locator('.badge-running').count()) !== 1) throw new Error(`the command ended before ${after} showed`);
+      const at = await box.evaluate((el) => ({ top: el.scrollTop, client: el.clientHeight, height: el.scrollHeight }));
+      if (at.height <= at.client) throw new Error('the lines do not overflow the box');
+      if (at.height - at.top - at.client > 8) throw new Error(`the box is not at the end after ${after}: ${JSON.stringify(at)}`);
+    };
+    await atEnd('tail-60');
+    await atEnd('tail-120');
+    await box.evaluate((el) => {
+      el.scrollTop = 0;
+    });
+    await box.filter({ hasText: 'tail-180' }).waitFor({ timeout: 15_000 });
+    const after = await box.evaluate((el) => el.scrollTop);
+    if (after !== 0) throw new Error(`the box moved to ${after} px after the reader scrolled to the top`);
+    await run.locator('.badge-completed').waitFor({ timeout: 30_000 });
+  });
+
+  step('a multi-line command keeps its lines in the result header, in a bounded box', async () => {
+    await freshConsole();
+    const lines = Array.from({ length: 30 }, (_, i) => `echo multi-${i + 1}`).join('\n');
+    await page.getByLabel('Command', { exact: true }).fill(lines);
+    await page.getByRole('button', { name: 'Run on 1 agent' }).click();
+    const run = page.locator('li.run').first();
+    const head = run.locator('code.run-cmd').filter({ hasText: 'echo multi-30' });
+    await head.waitFor();
+    const shown = await head.evaluate((el) => ({ text: el.innerText, height: el.getBoundingClientRect().height, scroll: el.scrollHeight }));
+    if (!shown.text.includes('echo multi-1\necho multi-2\n')) throw new Error(`the header shows "${shown.text.slice(0, 80)}"`);
+    if (shown.height > 200 || shown.scroll <= shown.height) throw new Error(`the header is ${shown.height} px tall (content ${shown.scroll} px)`);
+    await run.locator('pre.stdout').filter({ hasText: 'multi-30' }).waitFor({ timeout: 30_000 });
+  });
+
+  step('a 1 MB output stays in a bounded box; Download gives the whole text, also from the list preview', async () => {
+    await freshConsole();
+    await page.getByLabel('Command', { exact: true }).fill("head -c 1000000 /dev/zero | tr '\\0' 'x' | fold -w 100");
+    await page.getByRole('button', { name: 'Run on 1 agent' }).click();
+    const run = page.locator('li.run').first();
+    await run.locator('code.run-cmd').filter({ hasText: 'fold -w 100' }).waitFor();
+    const id = await run.getAttribute('data-command-id');
+    await waitFor('the command to complete', async () => (await run.locator('.badge-completed').count()) > 0, 60_000);
+    const done = await apiGet(`/api/commands/${id}`);
+    if (!done.stdout || done.stdout.length < 100_000) throw new Error(`the stored stdout has ${done.stdout?.length} characters`);
+    await waitFor('the box to hold the stored text', async () => (await run.locator('pre.stdout').evaluate((el) => el.textContent.length)) === done.stdout.length);
+    const { height, viewport } = await page.evaluate(() => ({ height: document.documentElement.scrollHeight, viewport: window.innerHeight }));
+    log(`1 MB output: ${done.stdout.length} characters stored; page ${height} px tall, viewport ${viewport} px`);
+    if (height >= 2 * viewport) throw new Error(`the console page is ${height} px tall (viewport ${viewport} px)`);
+    await shot('07c-console-large-output', { fullPage: false });
+    const downloaded = async (where) => {
+      const [download] = await Promise.all([page.waitForEvent('download'), where.getByRole('button', { name: 'Download standard output' }).click()]);
+      const text = fs.readFileSync(await download.path(), 'utf8');
+      if (text !== done.stdout) throw new Error(`the download (${download.suggestedFilename()}) has ${text.length} characters, the stored stdout ${done.stdout.length}`);
+      return download.suggestedFilename();
+    };
+    log(`downloaded ${await downloaded(run)} from the console`);
+
+    // The list sends the first 500 characters; it says so, and Download fetches the rest.
+    const listed = await apiGet(`/api/commands?agent_id=${state.agentId}&limit=5`);
+    const inList = listed.find((c) => c.id === id);
+    if (!inList?.output_preview || inList.stdout.length > 500) throw new Error(`the list sends ${inList?.stdout?.length} characters of stdout (output_preview ${inList?.output_preview})`);
+    await goto('Commands');
+    const row = page.locator(`tr[data-command-id="${id}"]`);
+    await row.locator('summary').click();
+    await row.getByTestId('preview-hint').filter({ hasText: `first 500 of ${done.stdout.length.toLocaleString('en-US')} characters` }).waitFor();
+    const { height: listHeight } = await page.evaluate(() => ({ height: document.documentElement.scrollHeight }));
+    if (listHeight >= 2 * viewport) throw new Error(`the commands page is ${listHeight} px tall`);
+    await row.getByRole('button', { name: 'Show the full output' }).waitFor();
+    log(`downloaded ${await downloaded(row)} from the commands list`);
+    // Fetched for the download, the whole text now shows in the row's box.
+    await waitFor('the full output in the list', async () => (await row.locator('pre.stdout').evaluate((el) => el.textContent.length)) === done.stdout.length);
+    if ((await row.getByTestId('preview-hint').count()) !== 0) throw new Error('the preview hint stayed after the full output came');
+    await shot('08b-commands-preview', { fullPage: false });
+  });
+
+  step('the console offers claude_task only for agents that have it enabled', async () => {
+    const agentRecord = await apiGet(`/api/agents/${state.agentId}`);
+    if (agentRecord.capabilities?.includes('claude_task')) throw new Error('the e2e agent has claude_task enabled');
+    await freshConsole();
+    const option = page.getByLabel('Type').locator('option[value="claude_task"]');
+    await waitFor('claude_task to be refused for this agent', async () => (await option.isDisabled()) && (await option.getAttribute('title')) === `not enabled on: ${state.hostname}`);
+    // With no agent chosen it is not offered either.
+    await page.getByRole('button', { name: 'Clear' }).click();
+    await waitFor('claude_task to wait for agents', async () => (await option.isDisabled()) && /choose the agents first/.test(await option.getAttribute('title')));
+  });
+
+  // The AI task executor is in the agent from branch agent-live on: opt in with E2E_CLAUDE=1
+  // (an older agent refuses the [claude] section). The CLI is a stand-in script made here.
+  if (process.env.E2E_CLAUDE) {
+    step('with [claude] enabled the agent offers claude_task: a task runs with its context files, and a refused one shows the server\'s reason', async () => {
+      const root = path.join(tmp, 'claude-root');
+      fs.mkdirSync(root, { recursive: true });
+      fs.writeFileSync(path.join(root, 'notes.txt'), 'e2e context notes\n');
+      const cli = path.join(tmp, 'stand-in-claude');
+      fs.writeFileSync(
+        cli,
+        ['#!/bin/sh', 'while [ $# -gt 0 ]; do if [ "$1" = "-p" ]; then shift; echo "stand-in task: $1"; fi; shift; done', 'echo "stand-in cwd: $(pwd)"', 'cat', ''].join('\n'),
+        { mode: 0o755 },
+      );
+      await agent.stop();
+      agent = await backend.startAgent(state.siteCode, ['[claude]', 'enabled = true', `cli_path = "${cli}"`, `working_root = "${root}"`, '']);
+      await waitFor('the agent to offer claude_task', async () => {
+        if (agent.process.exitCode !== null) throw new Error('the agent exited; see artifacts/e2e/agent.log');
+        const a = await apiGet(`/api/agents/${state.agentId}`);
+        return a.online && a.capabilities.includes('claude_task');
+      }, 45_000);
+      await freshConsole();
+      const option = page.getByLabel('Type').locator('option[value="claude_task"]');
+      await waitFor('claude_task to be offered', async () => !(await option.isDisabled()));
+      await page.getByLabel('Type').selectOption('claude_task');
+      if ((await page.getByLabel('Timeout (seconds)').getAttribute('max')) !== '600') throw new Error('the timeout allows more than 600 s');
+      await page.getByLabel('Task').fill('summarize the notes');
+      await page.getByLabel('Context files (optional)').fill('notes.txt');
+      await page.getByRole('button', { name: 'Run on 1 agent' }).click();
+      const run = page.locator('li.run').first();
+      await run.locator('code.run-cmd').filter({ hasText: 'summarize the notes' }).waitFor();
+      await waitFor('the task to complete', async () => (await run.locator('.badge-completed').count()) > 0, 45_000);
+      const out = await run.locator('pre.stdout').textContent();
+      if (!out.includes('stand-in task: summarize the notes') || !out.includes('e2e context notes')) throw new Error(`the task's output is "${out}"`);
+      await run.getByText('context files: notes.txt').waitFor();
+      await shot('07d-console-claude-task');
+      // A task with shell characters is refused by the server, in its words.
+      await page.getByLabel('Task').fill('summarize; rm -rf notes');
+      await page.getByRole('button', { name: 'Run on 1 agent' }).click();
+      const refused = page.locator('li.run').first().getByRole('alert');
+      await refused.waitFor();
+      const text = (await refused.textContent()).trim();
+      if (!text.startsWith('The command was not accepted for') || text.endsWith('The request was not accepted')) throw new Error(`the refusal says "${text}"`);
+      log(`a task with ";" says: "${text}"`);
+    });
+  }
 
   step('a policy assigned to the site reaches the agent: its page shows it applied, each value with its source', async () => {
     await goto('Policies');

@@ -9,6 +9,7 @@ import { SitePage } from './pages/SitePage';
 import { AgentPage } from './pages/AgentPage';
 import { ConsolePage } from './pages/ConsolePage';
 import { CommandsPage } from './pages/CommandsPage';
+import { CommandPage } from './pages/CommandPage';
 import { UnassignedPage } from './pages/UnassignedPage';
 import { UsersPage } from './pages/UsersPage';
 import { AccountPage } from './pages/AccountPage';
@@ -32,6 +33,7 @@ const ROUTES: Route[] = [
   { path: '/agents/:id', render: (p) => <AgentPage key={p.id} id={p.id} /> },
   { path: '/console', render: (_p, loc) => <ConsolePage initialAgents={(loc.query.get('agents') ?? '').split(',').filter(Boolean)} /> },
   { path: '/commands', render: (_p, loc) => <CommandsPage initialAgent={loc.query.get('agent') ?? ''} /> },
+  { path: '/commands/:id', render: (p) => <CommandPage key={p.id} id={p.id} /> },
   { path: '/unassigned', render: () => <UnassignedPage /> },
   { path: '/users', render: () => <UsersPage /> },
   { path: '/updates', render: () => <RolloutsPage /> },
@@ -89,7 +91,7 @@ function Shell({ loc }: { loc: Location }) {
   const current = (path: string) =>
     path === '/'
       ? loc.path === '/' || loc.path.startsWith('/agents')
-      : loc.path === path || (path === '/clients' && loc.path.startsWith('/sites')) || (path === '/alerts' && (loc.path === '/alert-rules' || loc.path === '/notifications'));
+      : loc.path === path || (path === '/commands' && loc.path.startsWith('/commands/')) || (path === '/clients' && loc.path.startsWith('/sites')) || (path === '/alerts' && (loc.path === '/alert-rules' || loc.path === '/notifications'));
   return (
     <div className="app">
       <a className="skip" href="#main" onClick={(e) => { e.preventDefault(); document.getElementById('main')?.focus(); }}>

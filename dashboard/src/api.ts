@@ -18,6 +18,7 @@ export type AuthProviders = Schemas['AuthProviders'];
 export type Client = Schemas['Client'];
 export type Site = Schemas['Site'];
 export type AgentStatus = Schemas['AgentStatus'];
+/** `capabilities`: what the agent said it can do when it connected (`live_output`, `claude_task`). */
 export type Agent = Schemas['Agent'];
 export type EnrollmentToken = Schemas['EnrollmentToken'];
 export type NewEnrollmentToken = Schemas['NewEnrollmentToken'];
@@ -27,7 +28,13 @@ export type DiskUsage = Schemas['DiskUsage'];
 export type MetricPoint = Schemas['MetricsPoint'];
 export type MetricsHistory = Schemas['MetricsHistory'];
 export type WatchdogEvent = Schemas['WatchdogEvent'];
+/**
+ * A stored command. `output_preview`: stdout/stderr hold only their first 500 characters (list
+ * endpoints), `stdout_length`/`stderr_length` give the whole length; `live_seq`: for a running
+ * command read by id, the highest streamed piece included in stdout/stderr.
+ */
 export type CommandRecord = Schemas['Command'];
+/** `working_directory` and `context_files` are for `claude_task` only. */
 export type NewCommand = Schemas['CommandBody'];
 export type MetricsSummary = Schemas['MetricsSummary'];
 export type CommandType = Schemas['CommandType'];
@@ -84,8 +91,8 @@ export type AgentState = Omit<Schemas['AgentState'], 'network' | 'metrics'> & {
     | null;
 };
 
-/** The command types the dashboard offers (claude_task is sent by automation only). */
-export const COMMAND_TYPES = ['shell', 'powershell', 'python', 'script'] as const satisfies readonly CommandType[];
+/** The command types the console offers; claude_task only for agents with that capability. */
+export const COMMAND_TYPES = ['shell', 'powershell', 'python', 'script', 'claude_task'] as const satisfies readonly CommandType[];
 export type ConsoleCommandType = (typeof COMMAND_TYPES)[number];
 
 export const COMMAND_STATUSES = [
@@ -106,10 +113,20 @@ export function isFinished(status: CommandStatus): boolean {
 export type LiveEvent =
   | { type: 'agent_status'; data: { agent_id: string; online: boolean; hostname: string } }
   | { type: 'command_updated'; data: { id: string; agent_id: string; status: CommandStatus } }
+  | { type: 'command_output'; data: CommandOutputPiece }
   | { type: 'agent_update'; data: { agent_id: string; update_id: string; to_version: string; status: string } }
   | { type: 'alert'; data: { id: string; agent_id: string; status: AlertStatus; severity: Severity } };
 
-export const LIVE_EVENT_TYPES: LiveEvent['type'][] = ['agent_status', 'command_updated', 'agent_update', 'alert'];
+export const LIVE_EVENT_TYPES: LiveEvent['type'][] = ['agent_status', 'command_updated', 'command_output', 'agent_update', 'alert'];
+
+/** A piece of a running command's output; `seq` counts from 0 per command over both streams. */
+export interface CommandOutputPiece {
+  id: string;
+  agent_id: string;
+  stream: 'stdout' | 'stderr';
+  seq: number;
+  data: string;
+}
 
 /**
  * Every failed call becomes an ApiError whose `message` is a sentence a person can read: the

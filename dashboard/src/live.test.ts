@@ -9,6 +9,13 @@ describe('parseLiveEvent', () => {
     });
     expect(parseLiveEvent('command_updated', '{"id":"c","agent_id":"a","status":"completed"}')?.type).toBe('command_updated');
   });
+  it('reads a command_output piece, and refuses one without a stream or a whole seq', () => {
+    const piece = { id: 'c', agent_id: 'a', stream: 'stdout', seq: 3, data: 'line 4\n' };
+    expect(parseLiveEvent('command_output', JSON.stringify(piece))).toEqual({ type: 'command_output', data: piece });
+    expect(parseLiveEvent('command_output', JSON.stringify({ ...piece, stream: 'stdin' }))).toBeNull();
+    expect(parseLiveEvent('command_output', JSON.stringify({ ...piece, seq: 1.5 }))).toBeNull();
+    expect(parseLiveEvent('command_output', JSON.stringify({ ...piece, data: null }))).toBeNull();
+  });
   it('rejects unknown types and unreadable data', () => {
     expect(parseLiveEvent('other', '{}')).toBeNull();
     expect(parseLiveEvent('agent_status', 'not json')).toBeNull();

@@ -27,6 +27,15 @@ export function parseLiveEvent(type: string, data: string): LiveEvent | null {
     if (type === 'command_updated' && typeof parsed.id === 'string') {
       return { type, data: parsed as LiveEvent['data'] } as LiveEvent;
     }
+    if (
+      type === 'command_output' &&
+      typeof parsed.id === 'string' &&
+      (parsed.stream === 'stdout' || parsed.stream === 'stderr') &&
+      Number.isInteger(parsed.seq) &&
+      typeof parsed.data === 'string'
+    ) {
+      return { type, data: parsed as LiveEvent['data'] } as LiveEvent;
+    }
     if (type === 'alert' && typeof parsed.id === 'string' && typeof parsed.status === 'string') {
       return { type, data: parsed as LiveEvent['data'] } as LiveEvent;
     }

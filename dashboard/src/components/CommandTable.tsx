@@ -1,31 +1,10 @@
-// A list of command records, each row expandable to its output.
+// A list of command records, each row expandable to its output (the list's preview: the first
+// 500 characters, the rest fetched on demand or on the command's own page).
 import type { CommandRecord } from '../api';
+import { CommandOutput } from './CommandOutput';
 import { formatDateTime, formatDuration, humanize } from '../lib/format';
 import { href } from '../lib/router';
 import { StatusBadge } from './ui';
-
-export function CommandOutput({ c }: { c: CommandRecord }) {
-  const empty = !c.stdout && !c.stderr;
-  return (
-    <div className="output">
-      <p className="muted small-text">
-        Exit code {c.exit_code ?? '—'} · duration {formatDuration(c.duration_ms)} · sent {formatDateTime(c.sent_at)} · finished {formatDateTime(c.completed_at)}
-        {c.created_by ? ` · by ${c.created_by}` : ''}
-      </p>
-      {c.stdout ? (
-        <pre className="stdout" aria-label="Standard output" tabIndex={0}>
-          {c.stdout}
-        </pre>
-      ) : null}
-      {c.stderr ? (
-        <pre className="stderr" aria-label="Standard error" tabIndex={0}>
-          {c.stderr}
-        </pre>
-      ) : null}
-      {empty ? <p className="muted">{c.status === 'pending' || c.status === 'running' ? 'No output yet.' : 'No output.'}</p> : null}
-    </div>
-  );
-}
 
 export function CommandTable({ commands, showAgent = true }: { commands: CommandRecord[]; showAgent?: boolean }) {
   return (
@@ -56,9 +35,10 @@ export function CommandTable({ commands, showAgent = true }: { commands: Command
               <td className="cmd-cell">
                 <details>
                   <summary>
-                    <code>{c.command}</code>
+                    <code className="cmd-text">{c.command}</code>
                   </summary>
                   <CommandOutput c={c} />
+                  <a href={href(`/commands/${c.id}`)}>Open this command</a>
                 </details>
               </td>
               <td>

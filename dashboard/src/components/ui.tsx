@@ -46,7 +46,7 @@ export function PageHeader({ title, children }: { title: string; children?: Reac
   );
 }
 
-async function copyText(text: string): Promise<void> {
+export async function copyText(text: string): Promise<void> {
   if (navigator.clipboard && window.isSecureContext) {
     try {
       await navigator.clipboard.writeText(text);

@@ -1,22 +1,25 @@
-import { useCallback, useMemo, useState, type FormEvent } from 'react';
-import { COMMAND_TYPES, isFinished, type Agent, type CommandRecord, type ConsoleCommandType as CommandType } from '../api';
+import { useMemo, useState, type FormEvent } from 'react';
+import { COMMAND_TYPES, isFinished, type Agent, type CommandRecord, type ConsoleCommandType as CommandType, type NewCommand } from '../api';
 import { useApi } from '../session';
-import { useAsync, useInterval } from '../hooks';
+import { useAsync } from '../hooks';
 import { useLiveEvents } from '../live';
+import { useFollowedCommands } from '../followCommands';
 import { applyAgentStatus, filterAgents, sortAgents, EMPTY_FILTERS } from '../lib/agents';
+import { CLAUDE_TASK_MAX_TIMEOUT, COMMAND_MAX_TIMEOUT, claudeTaskUnavailable, hasCapability, parseContextFiles } from '../lib/commandForm';
 import { formatDateTime, formatOs } from '../lib/format';
 import { href } from '../lib/router';
-import { CommandOutput } from '../components/CommandTable';
+import { CommandOutput } from '../components/CommandOutput';
 import { Empty, ErrorMessage, Loading, PageHeader, StatusBadge, errorText } from '../components/ui';
 
 interface Run {
   /** Local key: the command id, or the agent id for a submission that failed. */
   key: string;
   agent: Agent;
+  /** The accepted command as the server answered; followed (live) from then on. */
   command?: CommandRecord;
   error?: unknown;
-  /** An error while following the command after it was accepted. */
-  refreshError?: unknown;
+  /** An error while cancelling the command. */
+  cancelError?: unknown;
 }
 
 const PLACEHOLDER: Record<CommandType, string> = {
@@ -24,6 +27,7 @@ const PLACEHOLDER: Record<CommandType, string> = {
   powershell: 'Get-Service | Where-Object Status -eq Running',
   python: 'import platform; print(platform.platform())',
   script: '#!/bin/sh\necho "a script run by the interpreter below"',
+  claude_task: 'Summarize the last 100 lines of /var/log/syslog',
 };
 
 export function ConsolePage({ initialAgents }: { initialAgents: string[] }) {
@@ -36,6 +40,9 @@ export function ConsolePage({ initialAgents }: { initialAgents: string[] }) {
   const [timeout, setTimeoutSeconds] = useState('300');
   const [elevated, setElevated] = useState(false);
   const [interpreter, setInterpreter] = useState('');
+  const [task, setTask] = useState('');
+  const [workDir, setWorkDir] = useState('');
+  const [contextFiles, setContextFiles] = useState('');
   const [runs, setRuns] = useState<Run[]>([]);
   const [busy, setBusy] = useState(false);
   const [formError, setFormError] = useState<string | null>(null);
@@ -43,47 +50,49 @@ export function ConsolePage({ initialAgents }: { initialAgents: string[] }) {
   const listed = useMemo(() => sortAgents(filterAgents(agents.data ?? [], { ...EMPTY_FILTERS, search }), 'status', 'asc'), [agents.data, search]);
   const pickedAgents = (agents.data ?? []).filter((a) => picked.has(a.id));
 
-  const refresh = useCallback(
-    async (id: string) => {
-      try {
-        const c = await api.getCommand(id);
-        setRuns((rs) => rs.map((r) => (r.command?.id === id ? { ...r, command: c, refreshError: undefined } : r)));
-      } catch (err) {
-        setRuns((rs) => rs.map((r) => (r.command?.id === id ? { ...r, refreshError: err } : r)));
-      }
-    },
-    [api],
-  );
+  const claudeReason = claudeTaskUnavailable(pickedAgents);
+  const claude = type === 'claude_task';
+  const maxTimeout = claude ? CLAUDE_TASK_MAX_TIMEOUT : COMMAND_MAX_TIMEOUT;
+
+  // Output streams in as `command_output` events; the finished record replaces it.
+  const followed = useFollowedCommands();
 
   useLiveEvents((e) => {
-    if (e.type === 'command_updated' && runs.some((r) => r.command?.id === e.data.id)) void refresh(e.data.id);
     if (e.type === 'agent_status') agents.setData((list) => list && applyAgentStatus(list, e.data.agent_id, e.data.online));
   });
-
-  // Also poll what is still running: output arrives as the server stores it, and a missed
-  // event cannot leave a command looking stuck.
-  const open = runs.filter((r) => r.command && !isFinished(r.command.status));
-  useInterval(() => open.forEach((r) => void refresh(r.command!.id)), 2000, open.length > 0);
 
   async function submit(e?: FormEvent) {
     e?.preventDefault();
     setFormError(null);
     if (!pickedAgents.length) return setFormError('Choose at least one agent.');
-    if (!command.trim()) return setFormError('Enter the command to run.');
+    if (claude && claudeReason) return setFormError(`claude_task cannot run on these agents: ${claudeReason}.`);
+    if (!(claude ? task : command).trim()) return setFormError(claude ? 'Enter the task.' : 'Enter the command to run.');
     const t = Number(timeout);
-    if (!Number.isInteger(t) || t < 1 || t > 86400) return setFormError('The timeout must be a whole number of seconds between 1 and 86400.');
+    if (!Number.isInteger(t) || t < 1 || t > maxTimeout) {
+      return setFormError(`The timeout must be a whole number of seconds between 1 and ${maxTimeout}${claude ? ' for claude_task' : ''}.`);
+    }
     setBusy(true);
-    const body = {
-      command_type: type,
-      command,
-      timeout_seconds: t,
-      elevated,
-      ...(type === 'script' && interpreter.trim() ? { interpreter: interpreter.trim() } : {}),
-    };
+    const files = parseContextFiles(contextFiles);
+    const body: NewCommand = claude
+      ? {
+          command_type: type,
+          command: task.trim(),
+          timeout_seconds: t,
+          ...(workDir.trim() ? { working_directory: workDir.trim() } : {}),
+          ...(files.length ? { context_files: files } : {}),
+        }
+      : {
+          command_type: type,
+          command,
+          timeout_seconds: t,
+          elevated,
+          ...(type === 'script' && interpreter.trim() ? { interpreter: interpreter.trim() } : {}),
+        };
     const results = await Promise.all(
       pickedAgents.map(async (agent): Promise<Run> => {
         try {
           const c = await api.sendCommand(agent.id, body);
+          followed.follow(c);
           return { key: c.id, agent, command: c };
         } catch (error) {
           return { key: `${agent.id}-${Date.now()}`, agent, error };
@@ -154,17 +163,25 @@ export function ConsolePage({ initialAgents }: { initialAgents: string[] }) {
           <div className="row">
             <div className="field">
               <label htmlFor="cmd-type">Type</label>
-              <select id="cmd-type" value={type} onChange={(e) => setType(e.target.value as CommandType)}>
-                {COMMAND_TYPES.map((t) => (
-                  <option key={t} value={t}>
-                    {t}
-                  </option>
-                ))}
+              <select id="cmd-type" value={type} onChange={(e) => setType(e.target.value as CommandType)} aria-describedby={claude && claudeReason ? 'cmd-type-reason' : undefined}>
+                {COMMAND_TYPES.map((t) => {
+                  const off = t === 'claude_task' ? claudeReason : null;
+                  return (
+                    <option key={t} value={t} disabled={!!off} title={off ?? undefined}>
+                      {t === 'claude_task' ? 'claude_task (AI task)' : t}
+                    </option>
+                  );
+                })}
               </select>
+              {claude && claudeReason ? (
+                <small id="cmd-type-reason" className="error-text">
+                  claude_task is {claudeReason}
+                </small>
+              ) : null}
             </div>
             <div className="field">
               <label htmlFor="cmd-timeout">Timeout (seconds)</label>
-              <input id="cmd-timeout" type="number" min={1} max={86400} value={timeout} onChange={(e) => setTimeoutSeconds(e.target.value)} />
+              <input id="cmd-timeout" type="number" min={1} max={maxTimeout} value={timeout} onChange={(e) => setTimeoutSeconds(e.target.value)} />
             </div>
             {type === 'script' ? (
               <div className="field">
@@ -172,29 +189,53 @@ export function ConsolePage({ initialAgents }: { initialAgents: string[] }) {
                 <input id="cmd-interpreter" placeholder="agent's configured default" value={interpreter} onChange={(e) => setInterpreter(e.target.value)} />
               </div>
             ) : null}
-            <div className="field checkbox">
-              <input id="cmd-elevated" type="checkbox" checked={elevated} onChange={(e) => setElevated(e.target.checked)} />
-              <label htmlFor="cmd-elevated">Run elevated</label>
+            {claude ? null : (
+              <div className="field checkbox">
+                <input id="cmd-elevated" type="checkbox" checked={elevated} onChange={(e) => setElevated(e.target.checked)} />
+                <label htmlFor="cmd-elevated">Run elevated</label>
+              </div>
+            )}
+          </div>
+          {claude ? (
+            <>
+              <div className="field">
+                <label htmlFor="cmd-task">Task</label>
+                <input id="cmd-task" type="text" spellCheck={false} placeholder={PLACEHOLDER.claude_task} value={task} onChange={(e) => setTask(e.target.value)} aria-describedby="cmd-task-hint" />
+                <small id="cmd-task-hint" className="muted">
+                  One line, without &amp; | ; $ ( ) &lt; &gt; or backticks. At most {CLAUDE_TASK_MAX_TIMEOUT} seconds.
+                </small>
+              </div>
+              <div className="row">
+                <div className="field">
+                  <label htmlFor="cmd-workdir">Working directory (optional)</label>
+                  <input id="cmd-workdir" type="text" spellCheck={false} placeholder="inside the agent's working root" value={workDir} onChange={(e) => setWorkDir(e.target.value)} />
+                </div>
+                <div className="field">
+                  <label htmlFor="cmd-context">Context files (optional)</label>
+                  <textarea id="cmd-context" rows={2} spellCheck={false} placeholder="one per line, or separated by commas" value={contextFiles} onChange={(e) => setContextFiles(e.target.value)} />
+                </div>
+              </div>
+            </>
+          ) : (
+            <div className="field">
+              <label htmlFor="cmd-text">Command</label>
+              <textarea
+                id="cmd-text"
+                rows={type === 'script' ? 8 : 3}
+                spellCheck={false}
+                placeholder={PLACEHOLDER[type]}
+                value={command}
+                onChange={(e) => setCommand(e.target.value)}
+                onKeyDown={(e) => {
+                  if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) void submit();
+                }}
+                aria-describedby="cmd-hint"
+              />
+              <small id="cmd-hint" className="muted">
+                Ctrl+Enter runs it. Offline agents receive the command when they reconnect.
+              </small>
             </div>
-          </div>
-          <div className="field">
-            <label htmlFor="cmd-text">Command</label>
-            <textarea
-              id="cmd-text"
-              rows={type === 'script' ? 8 : 3}
-              spellCheck={false}
-              placeholder={PLACEHOLDER[type]}
-              value={command}
-              onChange={(e) => setCommand(e.target.value)}
-              onKeyDown={(e) => {
-                if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) void submit();
-              }}
-              aria-describedby="cmd-hint"
-            />
-            <small id="cmd-hint" className="muted">
-              Ctrl+Enter runs it. Offline agents receive the command when they reconnect.
-            </small>
-          </div>
+          )}
           {formError ? (
             <div className="error" role="alert">
               {formError}
@@ -210,37 +251,50 @@ export function ConsolePage({ initialAgents }: { initialAgents: string[] }) {
         <h2 id="runs-title">Results</h2>
         {runs.length === 0 ? <Empty>Commands you run appear here with their status and output.</Empty> : null}
         <ol className="runs" aria-live="polite">
-          {runs.map((r) => (
-            <li key={r.key} className="run card" data-command-id={r.command?.id}>
-              <div className="run-head">
-                <a href={href(`/agents/${r.agent.id}`)}>{r.agent.hostname}</a>
-                {r.command ? <StatusBadge status={r.command.status} /> : <span className="badge badge-failed">not sent</span>}
-                {r.command ? <code className="run-cmd">{r.command.command}</code> : null}
-                {r.command ? <span className="muted small-text">{formatDateTime(r.command.created_at)}</span> : null}
-                {r.command && !isFinished(r.command.status) ? (
-                  <button
-                    type="button"
-                    className="secondary small"
-                    onClick={() =>
-                      api.cancelCommand(r.command!.id).then(
-                        (c) => setRuns((rs) => rs.map((x) => (x.key === r.key ? { ...x, command: c } : x))),
-                        (err: unknown) => setRuns((rs) => rs.map((x) => (x.key === r.key ? { ...x, refreshError: err } : x))),
-                      )
-                    }
-                  >
-                    Cancel
-                  </button>
-                ) : null}
-              </div>
-              {r.error ? (
-                <div className="error" role="alert">
-                  The command was not accepted for {r.agent.hostname}: {errorText(r.error)}
+          {runs.map((r) => {
+            const f = r.command ? followed.get(r.command.id) : undefined;
+            const c = f?.record ?? r.command;
+            return (
+              <li key={r.key} className="run card" data-command-id={c?.id}>
+                <div className="run-head">
+                  <a href={href(`/agents/${r.agent.id}`)}>{r.agent.hostname}</a>
+                  {c ? <StatusBadge status={c.status} /> : <span className="badge badge-failed">not sent</span>}
+                  {c ? <span className="muted small-text">{formatDateTime(c.created_at)}</span> : null}
+                  {c ? (
+                    <a className="small-text" href={href(`/commands/${c.id}`)}>
+                      Open
+                    </a>
+                  ) : null}
+                  {c && !isFinished(c.status) ? (
+                    <button
+                      type="button"
+                      className="secondary small"
+                      onClick={() =>
+                        api.cancelCommand(c.id).then(
+                          (done) => {
+                            followed.update(done);
+                            setRuns((rs) => rs.map((x) => (x.key === r.key ? { ...x, cancelError: undefined } : x)));
+                          },
+                          (err: unknown) => setRuns((rs) => rs.map((x) => (x.key === r.key ? { ...x, cancelError: err } : x))),
+                        )
+                      }
+                    >
+                      Cancel
+                    </button>
+                  ) : null}
                 </div>
-              ) : null}
-              <ErrorMessage error={r.refreshError} prefix="Could not update this command" />
-              {r.command ? <CommandOutput c={r.command} /> : null}
-            </li>
-          ))}
+                {c ? <code className="run-cmd">{c.command}</code> : null}
+                {r.error ? (
+                  <div className="error" role="alert">
+                    The command was not accepted for {r.agent.hostname}: {errorText(r.error)}
+                  </div>
+                ) : null}
+                <ErrorMessage error={r.cancelError} prefix="Could not cancel this command" />
+                <ErrorMessage error={f?.error} prefix="Could not update this command" />
+                {c ? <CommandOutput c={c} live={f?.out} streams={hasCapability(r.agent, 'live_output')} /> : null}
+              </li>
+            );
+          })}
         </ol>
       </section>
     </>
