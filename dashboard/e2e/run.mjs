@@ -19,8 +19,6 @@
 //
 // Environment: GURURMM_SERVER_BIN, GURURMM_AGENT_BIN (default $CARGO_TARGET_DIR/debug/..., else
 // target/debug/...), CHROMIUM (default /usr/bin/chromium), E2E_KEEP=1 keeps the temporary folder,
-// E2E_AGENT_NO_LIVE=1 accepts an agent build that does not stream its output (skips that part),
-// E2E_CLAUDE=1 adds a claude_task run (an agent build with the AI task executor).
 import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -474,16 +472,10 @@ async function main() {
     await run.locator('code.run-cmd').filter({ hasText: 'echo line $i' }).waitFor();
     const id = await run.getAttribute('data-command-id');
     const stdout = run.locator('pre.stdout');
-    // The agent streams only when it says so (live_output); one that does not is a failure here,
-    // since live output is the point, unless E2E_AGENT_NO_LIVE=1 says this agent build predates it.
+    // The agent streams only when it says so (live_output).
     const { capabilities } = await apiGet(`/api/agents/${state.agentId}`);
     if (!capabilities?.includes('live_output')) {
-      if (!process.env.E2E_AGENT_NO_LIVE) throw new Error(`the agent does not stream its output (capabilities ${JSON.stringify(capabilities)})`);
-      log('SKIPPED the live part: this agent build does not stream (E2E_AGENT_NO_LIVE=1)');
-      await run.locator('.badge-completed').waitFor({ timeout: 30_000 });
-      const done = await apiGet(`/api/commands/${id}`);
-      await waitFor('the console to show the stored result', async () => (await stdout.textContent()) === done.stdout);
-      return;
+      throw new Error(`the agent does not stream its output (capabilities ${JSON.stringify(capabilities)})`);
     }
     await stdout.filter({ hasText: 'line 2' }).waitFor({ timeout: 15_000 });
     const during = await apiGet(`/api/commands/${id}`);
@@ -603,9 +595,9 @@ async function main() {
     await waitFor('claude_task to wait for agents', async () => (await option.isDisabled()) && /choose the agents first/.test(await option.getAttribute('title')));
   });
 
-  // The AI task executor is in the agent from branch agent-live on: opt in with E2E_CLAUDE=1
-  // (an older agent refuses the [claude] section). The CLI is a stand-in script made here.
-  if (process.env.E2E_CLAUDE) {
+  // The AI task executor with a stand-in CLI made here: the real Claude CLI cannot run in this
+  // environment (no network, no account).
+  {
     step('with [claude] enabled the agent offers claude_task: a task runs with its context files, and a refused one shows the server\'s reason', async () => {
       const root = path.join(tmp, 'claude-root');
       fs.mkdirSync(root, { recursive: true });

@@ -79,7 +79,7 @@ async fn claude_task_runs_on_the_agent_and_streams_its_answer() {
     let shown = server.get(&format!("/api/agents/{agent_id}")).await;
     assert_eq!(
         shown["capabilities"],
-        json!(["claude_task", "live_output"]),
+        json!(["claude_task", "command_environment", "live_output"]),
         "{shown}"
     );
 
@@ -226,7 +226,11 @@ async fn an_agent_without_the_executor_is_not_offered_tasks() {
         }
     })
     .await;
-    assert_eq!(shown["capabilities"], json!(["live_output"]), "{shown}");
+    assert_eq!(
+        shown["capabilities"],
+        json!(["command_environment", "live_output"]),
+        "{shown}"
+    );
     let (status, body) = server
         .request(
             reqwest::Method::POST,

@@ -58,7 +58,7 @@ async fn enrolls_keeps_key_and_answers_every_command() {
     assert_eq!(auth.device_id.len(), 64);
     assert_eq!(auth.version, env!("CARGO_PKG_VERSION"));
     // Live output always; claude_task only with [claude] enabled = true (not here).
-    assert_eq!(auth.capabilities, ["live_output"]);
+    assert_eq!(auth.capabilities, ["live_output", "command_environment"]);
 
     // Network state and a first metrics report follow the connect.
     let mut saw_network = false;

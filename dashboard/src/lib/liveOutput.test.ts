@@ -22,6 +22,7 @@ function record(over: Partial<CommandRecord> = {}): CommandRecord {
     interpreter: null,
     working_directory: null,
     context_files: null,
+    job_id: null,
     timeout_seconds: 300,
     stdout: null,
     stderr: null,

@@ -288,10 +288,24 @@ pub async fn run_live(
     live: Option<&Sink>,
     on_start: impl FnOnce(Option<String>),
 ) -> CommandResult {
-    let inv = match invocation(cmd, settings) {
+    let mut inv = match invocation(cmd, settings) {
         Ok(i) => i,
         Err(message) => return not_run(&cmd.id, message),
     };
+    // A saved script's parameters: environment variables, never part of the command's text.
+    for (name, value) in &cmd.environment {
+        let valid = !name.is_empty() && !name.contains(['=', '\0']) && !value.contains('\0');
+        if !valid {
+            return not_run(
+                &cmd.id,
+                format!(
+                    "not run: environment variable {} is not valid (a name without '=' or NUL, a value without NUL)",
+                    crate::logging::ascii(name)
+                ),
+            );
+        }
+        inv.env.push((name.clone(), value.clone()));
+    }
     let timeout = effective_timeout(cmd, settings);
     run_invocation(&cmd.id, inv, timeout, settings.output_cap, live, on_start).await
 }
@@ -471,6 +485,31 @@ mod tests {
         assert_eq!(r.exit_code, 0);
         assert_eq!(r.stdout, "hello\n");
         assert!(!r.timed_out);
+    }
+
+    /// A script's parameters arrive as environment variables: a value with quotes, `;` and
+    /// `$(...)` is literal text to the script, never run.
+    #[tokio::test]
+    async fn environment_values_reach_the_script_as_literal_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("pwned");
+        let mut c = fixture_command("command_with_environment");
+        let literal = format!(
+            "it's \"quoted\"; $(touch {}) `touch {}`",
+            marker.display(),
+            marker.display()
+        );
+        c.command = "printf '%s|%s' \"$TOP_PATH\" \"$COUNT\"".into();
+        c.environment.insert("TOP_PATH".into(), literal.clone());
+        let r = run(&c, &settings(dir.path()), |_| {}).await;
+        assert_eq!(r.exit_code, 0, "{r:?}");
+        assert_eq!(r.stdout, format!("{literal}|10"));
+        assert!(!marker.exists(), "a parameter value was run");
+
+        c.environment.insert("BAD=NAME".into(), "x".into());
+        let r = run(&c, &settings(dir.path()), |_| {}).await;
+        assert_eq!(r.exit_code, NOT_RUN_EXIT_CODE);
+        assert!(r.stderr.contains("BAD=NAME"), "{}", r.stderr);
     }
 
     #[tokio::test]

@@ -162,10 +162,13 @@ async fn connect(ctx: &Ctx, tls: Option<Arc<rustls::ClientConfig>>) -> Result<So
     }
 }
 
-/// What this agent tells the server it can do: live output always, `claude_task` only with
-/// the AI task executor enabled.
+/// What this agent tells the server it can do: live output and commands with an environment
+/// always, `claude_task` only with the AI task executor enabled.
 pub(crate) fn capabilities(ctx: &Ctx) -> Vec<String> {
-    let mut caps = vec![capability::LIVE_OUTPUT.to_owned()];
+    let mut caps = vec![
+        capability::LIVE_OUTPUT.to_owned(),
+        capability::COMMAND_ENVIRONMENT.to_owned(),
+    ];
     if ctx.executor.claude_enabled() {
         caps.push(capability::CLAUDE_TASK.to_owned());
     }
