@@ -65,6 +65,8 @@ def _good_path_id(method, path):
         return SEED["delivery_id"]
     if path.startswith("/api/alert-rules/"):
         return _spare("rules") if method == "DELETE" else SEED["rule_id"]
+    if path.startswith("/api/schedules/"):
+        return _spare("schedules") if method == "DELETE" else SEED["schedule_id"]
     if path == "/api/jobs/{id}/cancel":
         return _spare("jobs")
     if path.startswith("/api/jobs/"):
@@ -121,6 +123,10 @@ def _good_body(method, path):
         return {"name": name, "category": "Fuzz", "command_type": "shell",
                 "body": f"echo \"$WHO\" {n}", "target_os": random.choice(["any", "linux"]),
                 "parameters": [{"name": "WHO", "kind": "string", "default": "x"}]}
+    if path in ("/api/schedules", "/api/schedules/{id}"):
+        return {"name": f"fuzz schedule {n}", "cron": random.choice(["0 2 * * *", "*/15 * * * 1-5"]),
+                "time_zone": random.choice(["UTC", "Europe/Berlin"]), "paused": random.random() < 0.5,
+                "job": {"command": "uptime", "target": {"agent_ids": [SEED["agent_id"]]}}}
     if path == "/api/jobs":
         if random.random() < 0.5:
             return {"script_id": SEED["script_id"], "parameters": {"WHO": f"fuzz {n}; $(x)"},

@@ -202,8 +202,14 @@ def failed_job():
     return job_id
 
 
+def schedule(n):
+    return post("/api/schedules", {"name": f"fuzz schedule {n}", "cron": "0 2 * * *",
+                                   "job": {"command": "uptime", "target": {"agent_ids": [agent_id]}}})["id"]
+
+
 seed = {
     "base_url": base,
+    "schedule_id": schedule(0),
     "job_id": failed_job(),
     "script_id": script("fuzz script"),
     "script_export": call("GET", "/api/scripts/export", None, token),
@@ -259,6 +265,7 @@ seed = {
         "windows": [window(n) for n in range(1, 7)],
         "scripts": [script(f"spare script {n}") for n in range(6)],
         "jobs": [job(n) for n in range(1, 7)],
+        "schedules": [schedule(n) for n in range(1, 7)],
         "to_acknowledge": alert_ids[1:7],
         "to_resolve": alert_ids[7:13],
         "users": [post("/api/users", {"email": f"spare-{n}@example.com",

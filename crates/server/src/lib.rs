@@ -29,6 +29,7 @@ pub mod private_files;
 pub mod rate_limit;
 pub mod release;
 pub mod rollout;
+pub mod schedules;
 pub mod scope;
 pub mod scripts;
 pub mod session;

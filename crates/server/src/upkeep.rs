@@ -42,6 +42,7 @@ pub async fn run(state: AppState) {
         }
         time_out_overdue(&state).await;
         expire_job_commands(&state).await;
+        crate::schedules::run_due(&state).await;
         fail_unreported_updates(&state).await;
         crate::alerting::engine::check_offline(&state).await;
         if last_output_purge.is_none_or(|t| t.elapsed() >= PURGE_OUTPUT_EVERY) {

@@ -75,6 +75,7 @@ async fn resolve_target(
     state: &AppState,
     target: &JobTarget,
     target_os: TargetOs,
+    require_agents: bool,
 ) -> ApiResult<Vec<String>> {
     let narrows = target.agent_ids.is_some()
         || target.site_id.is_some()
@@ -133,7 +134,7 @@ async fn resolve_target(
             ids.len()
         )));
     }
-    if ids.is_empty() {
+    if ids.is_empty() && require_agents {
         return Err(ApiError::BadRequest(
             "target: no approved agent matches (for a script written for one OS, only agents of that OS count)".into(),
         ));
@@ -141,8 +142,19 @@ async fn resolve_target(
     Ok(ids)
 }
 
-/// Checks a job request and resolves its script, parameters and target.
+/// Checks a job request and resolves its script, parameters and target (which must name at
+/// least one agent).
 pub(crate) async fn prepare(state: &AppState, body: &JobBody) -> ApiResult<PreparedJob> {
+    prepare_for(state, body, true).await
+}
+
+/// [`prepare`]; with `require_agents` false a target that names no agent now is accepted (a
+/// schedule's target may match agents by the time it runs).
+pub(crate) async fn prepare_for(
+    state: &AppState,
+    body: &JobBody,
+    require_agents: bool,
+) -> ApiResult<PreparedJob> {
     let given: BTreeMap<String, Value> = body.parameters.clone().unwrap_or_default();
     let (name, script_id, version, kind, command, interpreter, environment, timeout, os) =
         match (&body.script_id, &body.command) {
@@ -236,7 +248,7 @@ pub(crate) async fn prepare(state: &AppState, body: &JobBody) -> ApiResult<Prepa
             )))
         }
     };
-    let agent_ids = resolve_target(state, &body.target, os).await?;
+    let agent_ids = resolve_target(state, &body.target, os, require_agents).await?;
     Ok(PreparedJob {
         name,
         script_id,

@@ -19,7 +19,9 @@ pub mod notifications;
 mod oidc;
 mod policies;
 mod releases;
+mod schedules;
 mod scripts;
+pub(crate) use jobs::{prepare as prepare_job, started as job_started};
 pub use scripts::add_starter_scripts;
 pub mod security;
 mod settings;
@@ -491,6 +493,22 @@ pub fn api_routes() -> Vec<ApiRoute> {
             "Run the job again on the agents where it failed, timed out or expired",
             post(jobs::rerun))
             .created::<Job>().errors(&[409, 429]),
+        route("GET", "/api/schedules", Viewer, "Schedules with their next run", get(schedules::list))
+            .ok_list::<Schedule>(),
+        route("POST", "/api/schedules", Technician,
+            "Schedule a job once (run_at) or on a cron expression in a time zone; each run is a job",
+            post(schedules::create))
+            .body::<ScheduleBody>().created::<Schedule>().errors(&[404])
+            .link("/api/schedules/{id}", "/id"),
+        route("GET", "/api/schedules/{id}", Viewer, "A schedule", get(schedules::get))
+            .ok::<Schedule>(),
+        route("PUT", "/api/schedules/{id}", Technician,
+            "Replace a schedule (pause or resume it with paused); its next run is worked out from now",
+            put(schedules::update))
+            .body::<ScheduleBody>().ok::<Schedule>().errors(&[404]),
+        route("DELETE", "/api/schedules/{id}", Technician, "Delete a schedule (its jobs stay)",
+            delete(schedules::delete))
+            .no_content(),
         route("GET", "/api/policies", Viewer, "List policies", get(policies::list_policies))
             .ok_list::<NamedPolicy>(),
         route("POST", "/api/policies", Technician,

@@ -1408,3 +1408,75 @@ pub struct JobListQuery {
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
 }
+
+// ---- schedules
+
+/// A job to run at one time (`run_at`) or on a cron expression (`cron`) in a time zone.
+#[derive(Deserialize, ToSchema)]
+pub struct ScheduleBody {
+    pub name: String,
+    pub job: JobBody,
+    /// Five fields: minute hour day-of-month month day-of-week (e.g. `0 2 * * *`, 02:00 every
+    /// night).
+    #[serde(default)]
+    pub cron: Option<String>,
+    /// IANA name (e.g. `Europe/Berlin`); default `UTC`.
+    #[serde(default)]
+    pub time_zone: Option<String>,
+    /// A one-off: RFC 3339, in the future.
+    #[serde(default)]
+    pub run_at: Option<String>,
+    #[serde(default)]
+    pub paused: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Schedule {
+    pub id: String,
+    pub name: String,
+    pub job: JobBody,
+    #[schema(required = true)]
+    pub cron: Option<String>,
+    pub time_zone: String,
+    #[schema(required = true)]
+    pub run_at: Option<String>,
+    pub paused: bool,
+    /// When it runs next (null once a one-off has run). A paused schedule shows when it would.
+    #[schema(required = true)]
+    pub next_run_at: Option<String>,
+    #[schema(required = true)]
+    pub last_run_at: Option<String>,
+    /// The job its last slot started (its runs: `GET /api/jobs?schedule_id=`).
+    #[schema(required = true)]
+    pub last_job_id: Option<String>,
+    /// Why its last slot started no job.
+    #[schema(required = true)]
+    pub last_error: Option<String>,
+    #[schema(required = true)]
+    pub created_by: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl TryFrom<db::ScheduleRecord> for Schedule {
+    type Error = serde_json::Error;
+
+    fn try_from(r: db::ScheduleRecord) -> Result<Schedule, serde_json::Error> {
+        Ok(Schedule {
+            id: r.id,
+            name: r.name,
+            job: serde_json::from_str(&r.job_json)?,
+            cron: r.cron,
+            time_zone: r.time_zone,
+            run_at: time_opt(r.run_at),
+            paused: r.paused,
+            next_run_at: time_opt(r.next_run_at),
+            last_run_at: time_opt(r.last_run_at),
+            last_job_id: r.last_job_id,
+            last_error: r.last_error,
+            created_by: r.created_by,
+            created_at: time(r.created_at),
+            updated_at: time(r.updated_at),
+        })
+    }
+}

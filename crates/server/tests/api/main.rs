@@ -17,6 +17,7 @@ mod live_output;
 mod notifications;
 mod policies;
 mod resources;
+mod schedules;
 mod scripts;
 mod session;
 mod sign_in;
