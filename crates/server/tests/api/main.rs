@@ -12,6 +12,7 @@ mod contract;
 mod enrollment;
 mod hardening;
 mod jobs;
+mod jobs_fleet;
 mod legacy;
 mod live_output;
 mod notifications;
