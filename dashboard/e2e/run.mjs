@@ -783,6 +783,52 @@ async function main() {
     }
   });
 
+  step('a script with a parameter is created, run as a job on the agent with a hostile value, and finishes live; the output shows the value literally; an edit is version 2', async () => {
+    const VALUE = `it's "quoted"; $(echo pwned)`;
+    await goto('Scripts');
+    await page.getByRole('heading', { name: 'Scripts', level: 1 }).waitFor();
+    await page.locator('tr[data-script-id]').first().waitFor(); // the starter scripts
+    await page.getByRole('button', { name: 'New script' }).click();
+    await page.getByLabel('Name', { exact: true }).fill('E2E echo');
+    await page.locator('#script-category').fill('e2e');
+    await page.getByLabel('Command type').selectOption('shell');
+    await page.getByLabel('Body').fill("printf '%s\\n' \"$VALUE\"");
+    await page.getByRole('button', { name: 'Add parameter' }).click();
+    await page.getByLabel('Parameter 1 name').fill('VALUE');
+    await page.getByRole('group', { name: 'Parameter 1' }).getByLabel('Required').check();
+    await page.getByRole('button', { name: 'Add script' }).click();
+    await page.getByTestId('script-saved').filter({ hasText: 'as version 1' }).waitFor();
+    const row = page.locator('tr[data-script-id]').filter({ hasText: 'E2E echo' });
+    await row.getByRole('link', { name: 'Run…' }).click();
+    await page.getByRole('heading', { name: 'Run a script' }).waitFor();
+    await page.getByLabel(/^Value\b|^VALUE/).first().fill(VALUE);
+    await page.locator('.picker-list label').filter({ hasText: state.hostname }).locator('input').check();
+    await page.getByRole('button', { name: 'Start job' }).click();
+    await page.waitForURL(/#\/jobs\/[0-9a-f-]+$/);
+    await page.getByRole('heading', { name: /^Job / }).waitFor();
+    // No reload from here: the job page follows the live events.
+    await waitFor('the job to finish live', async () => (await page.locator('section[data-job-id] .badge-finished').count()) === 1, 45_000);
+    await page.getByTestId('job-progress').filter({ hasText: '1 of 1 done: 1 completed' }).first().waitFor();
+    await shot('18-job');
+    await page.locator('tr[data-agent-id]').filter({ hasText: state.hostname }).getByRole('link', { name: 'Command and output' }).click();
+    await page.locator('pre.stdout').first().waitFor();
+    const out = await page.locator('pre.stdout').first().textContent();
+    if (out.trim() !== VALUE) throw new Error(`stdout is "${out}"`);
+    if (out.includes('pwned') && !out.includes('$(echo pwned)')) throw new Error('the value was run by a shell');
+
+    await goto('Scripts');
+    const row2 = page.locator('tr[data-script-id]').filter({ hasText: 'E2E echo' });
+    await row2.getByRole('button', { name: 'Edit' }).click();
+    await page.getByLabel('Description').fill('prints its value');
+    await page.getByRole('button', { name: 'Save script' }).click();
+    await page.getByTestId('script-saved').filter({ hasText: 'as version 2' }).waitFor();
+    await page.locator('tr[data-version="2"]').waitFor();
+    await page.locator('tr[data-version="1"]').getByRole('button', { name: 'View version 1' }).click();
+    await page.getByTestId('version-body').filter({ hasText: '$VALUE' }).waitFor();
+    await goto('Jobs');
+    await page.locator('tr[data-job-id]').filter({ hasText: 'E2E echo v1' }).waitFor();
+  });
+
   step('stop the agent and see it go offline without a reload', async () => {
     await goto('Fleet');
     const row = page.locator(`tr[data-agent-id="${state.agentId}"]`);

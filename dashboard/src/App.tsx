@@ -19,6 +19,9 @@ import { AlertsPage } from './pages/AlertsPage';
 import { AlertRulesPage } from './pages/AlertRulesPage';
 import { NotificationsPage } from './pages/NotificationsPage';
 import { PoliciesPage } from './pages/PoliciesPage';
+import { ScriptsPage } from './pages/ScriptsPage';
+import { RunScriptPage } from './pages/RunScriptPage';
+import { JobPage, JobsPage } from './pages/JobsPage';
 import { AlertCount } from './components/AlertCount';
 
 interface Route {
@@ -34,6 +37,10 @@ const ROUTES: Route[] = [
   { path: '/console', render: (_p, loc) => <ConsolePage initialAgents={(loc.query.get('agents') ?? '').split(',').filter(Boolean)} /> },
   { path: '/commands', render: (_p, loc) => <CommandsPage initialAgent={loc.query.get('agent') ?? ''} /> },
   { path: '/commands/:id', render: (p) => <CommandPage key={p.id} id={p.id} /> },
+  { path: '/scripts', render: () => <ScriptsPage /> },
+  { path: '/run', render: (_p, loc) => <RunScriptPage key={loc.query.toString()} query={loc.query} /> },
+  { path: '/jobs', render: () => <JobsPage /> },
+  { path: '/jobs/:id', render: (p) => <JobPage key={p.id} id={p.id} /> },
   { path: '/unassigned', render: () => <UnassignedPage /> },
   { path: '/users', render: () => <UsersPage /> },
   { path: '/updates', render: () => <RolloutsPage /> },
@@ -50,6 +57,8 @@ const NAV: { path: string; label: string; adminOnly?: boolean }[] = [
   { path: '/clients', label: 'Clients & sites' },
   { path: '/console', label: 'Console' },
   { path: '/commands', label: 'Commands' },
+  { path: '/scripts', label: 'Scripts' },
+  { path: '/jobs', label: 'Jobs' },
   { path: '/unassigned', label: 'Unassigned' },
   { path: '/alerts', label: 'Alerts' },
   { path: '/policies', label: 'Policies' },
@@ -91,7 +100,7 @@ function Shell({ loc }: { loc: Location }) {
   const current = (path: string) =>
     path === '/'
       ? loc.path === '/' || loc.path.startsWith('/agents')
-      : loc.path === path || (path === '/commands' && loc.path.startsWith('/commands/')) || (path === '/clients' && loc.path.startsWith('/sites')) || (path === '/alerts' && (loc.path === '/alert-rules' || loc.path === '/notifications'));
+      : loc.path === path || (path === '/commands' && loc.path.startsWith('/commands/')) || (path === '/jobs' && loc.path.startsWith('/jobs/')) || (path === '/scripts' && loc.path === '/run') || (path === '/clients' && loc.path.startsWith('/sites')) || (path === '/alerts' && (loc.path === '/alert-rules' || loc.path === '/notifications'));
   return (
     <div className="app">
       <a className="skip" href="#main" onClick={(e) => { e.preventDefault(); document.getElementById('main')?.focus(); }}>

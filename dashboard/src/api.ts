@@ -67,6 +67,30 @@ export type PolicySettings = Schemas['PolicySettings'];
 export type PolicyService = Schemas['PolicyService'];
 export type PolicyAssignment = Schemas['PolicyAssignment'];
 export type EffectivePolicy = Schemas['EffectivePolicy'];
+/** What one version of a script holds. */
+export type ScriptContent = Omit<Schemas['ScriptContent'], 'parameters'> & { parameters?: ScriptParameter[] };
+export type Script = Omit<Schemas['Script'], 'content'> & { content: ScriptContent };
+export type ScriptKind = Schemas['ScriptKind'];
+export type TargetOs = Schemas['TargetOs'];
+export type ParameterKind = Schemas['ParameterKind'];
+/** `default` is a string, number or boolean as `kind` says (the document types it as any JSON). */
+export type ScriptParameter = Omit<Schemas['ScriptParameter'], 'default'> & { default?: ParamValue | null };
+/** A script as created, edited, exported and imported (flat: the content's fields beside the name). */
+export type ScriptDefinition = Omit<Schemas['ScriptDefinition'], 'parameters'> & { parameters?: ScriptParameter[] };
+export type ScriptVersion = Omit<Schemas['ScriptVersion'], 'content'> & { content: ScriptContent };
+export type ScriptExport = Omit<Schemas['ScriptExport'], 'scripts'> & { scripts: ScriptDefinition[] };
+export type ScriptImported = Schemas['ScriptImported'];
+export type ScriptQuery = NonNullable<operations['get_scripts']['parameters']['query']>;
+/** A script parameter's value as a run sends it. */
+export type ParamValue = string | number | boolean;
+export type Job = Schemas['Job'];
+export type JobAgent = Schemas['JobAgent'];
+export type JobCounts = Schemas['JobCounts'];
+export type JobStatus = Schemas['JobStatus'];
+export type JobTarget = Schemas['JobTarget'];
+/** `parameters`: values by name, typed as the script's parameters say (the document types it as any JSON). */
+export type JobBody = Omit<Schemas['JobBody'], 'parameters'> & { parameters?: Record<string, ParamValue> | null };
+export type JobQuery = NonNullable<operations['get_jobs']['parameters']['query']>;
 export type AgentFilterQuery = NonNullable<operations['get_agents']['parameters']['query']>;
 export type AlertQuery = NonNullable<operations['get_alerts']['parameters']['query']>;
 export type DeliveryQuery = NonNullable<operations['get_notification_deliveries']['parameters']['query']>;
@@ -102,6 +126,7 @@ export const COMMAND_STATUSES = [
   'failed',
   'timed_out',
   'cancelled',
+  'expired',
 ] as const satisfies readonly CommandStatus[];
 
 /** A command is finished once it reaches one of these states; it never changes again. */
@@ -115,9 +140,11 @@ export type LiveEvent =
   | { type: 'command_updated'; data: { id: string; agent_id: string; status: CommandStatus } }
   | { type: 'command_output'; data: CommandOutputPiece }
   | { type: 'agent_update'; data: { agent_id: string; update_id: string; to_version: string; status: string } }
-  | { type: 'alert'; data: { id: string; agent_id: string; status: AlertStatus; severity: Severity } };
+  | { type: 'alert'; data: { id: string; agent_id: string; status: AlertStatus; severity: Severity } }
+  /** A job started or was cancelled; its commands' progress comes as `command_updated`. */
+  | { type: 'job_updated'; data: { id: string } };
 
-export const LIVE_EVENT_TYPES: LiveEvent['type'][] = ['agent_status', 'command_updated', 'command_output', 'agent_update', 'alert'];
+export const LIVE_EVENT_TYPES: LiveEvent['type'][] = ['agent_status', 'command_updated', 'command_output', 'agent_update', 'alert', 'job_updated'];
 
 /** A piece of a running command's output; `seq` counts from 0 per command over both streams. */
 export interface CommandOutputPiece {
@@ -274,6 +301,25 @@ export interface ApiClient {
   cancelCommand(id: string): Promise<CommandRecord>;
 
   metricsSummary(): Promise<MetricsSummary>;
+
+  listScripts(query?: ScriptQuery): Promise<Script[]>;
+  getScript(id: string): Promise<Script>;
+  createScript(body: ScriptDefinition): Promise<Script>;
+  /** Saved as the script's next version. */
+  updateScript(id: string, body: ScriptDefinition): Promise<Script>;
+  deleteScript(id: string): Promise<void>;
+  /** Newest first. */
+  scriptVersions(id: string): Promise<ScriptVersion[]>;
+  exportScripts(): Promise<ScriptExport>;
+  importScripts(body: ScriptExport): Promise<ScriptImported>;
+
+  createJob(body: JobBody): Promise<Job>;
+  listJobs(query?: JobQuery): Promise<Job[]>;
+  getJob(id: string): Promise<Job>;
+  jobAgents(id: string): Promise<JobAgent[]>;
+  cancelJob(id: string): Promise<Job>;
+  /** A new job on the agents where this one failed, timed out or expired. */
+  rerunJob(id: string): Promise<Job>;
 
   listAlerts(query?: AlertQuery): Promise<Alert[]>;
   alertSummary(): Promise<AlertSummary>;
@@ -532,6 +578,24 @@ export function createApi(options: ApiOptions): ApiClient {
     cancelCommand: (id) => call('post', '/api/commands/{id}/cancel', { params: { id } }),
 
     metricsSummary: () => call('get', '/api/metrics/summary'),
+
+    // Parameter defaults and values are any JSON in the document; the dashboard sends and reads
+    // them as string, number or boolean (ScriptParameter, JobBody).
+    listScripts: async (query) => (await call('get', '/api/scripts', { query })) as Script[],
+    getScript: async (id) => (await call('get', '/api/scripts/{id}', { params: { id } })) as Script,
+    createScript: async (body) => (await call('post', '/api/scripts', { body: body as Schemas['ScriptDefinition'] })) as Script,
+    updateScript: async (id, body) => (await call('put', '/api/scripts/{id}', { params: { id }, body: body as Schemas['ScriptDefinition'] })) as Script,
+    deleteScript: (id) => call('delete', '/api/scripts/{id}', { params: { id } }),
+    scriptVersions: async (id) => (await call('get', '/api/scripts/{id}/versions', { params: { id } })) as ScriptVersion[],
+    exportScripts: async () => (await call('get', '/api/scripts/export')) as ScriptExport,
+    importScripts: (body) => call('post', '/api/scripts/import', { body: body as Schemas['ScriptExport'] }),
+
+    createJob: (body) => call('post', '/api/jobs', { body: body as Schemas['JobBody'] }),
+    listJobs: (query) => call('get', '/api/jobs', { query }),
+    getJob: (id) => call('get', '/api/jobs/{id}', { params: { id } }),
+    jobAgents: (id) => call('get', '/api/jobs/{id}/agents', { params: { id } }),
+    cancelJob: (id) => call('post', '/api/jobs/{id}/cancel', { params: { id } }),
+    rerunJob: (id) => call('post', '/api/jobs/{id}/rerun', { params: { id } }),
 
     listAlerts: (query) => call('get', '/api/alerts', { query }),
     alertSummary: () => call('get', '/api/alerts/summary'),

@@ -85,3 +85,15 @@ export function useAction<A extends unknown[]>(action: (...args: A) => Promise<u
   );
   return { run, busy, error, setError };
 }
+
+/** A function that calls `fn` once, `ms` after the last of a burst of calls (timer cleared on unmount). */
+export function useDebounced(fn: () => void, ms: number): () => void {
+  const ref = useRef(fn);
+  ref.current = fn;
+  const timer = useRef<number | undefined>(undefined);
+  useEffect(() => () => window.clearTimeout(timer.current), []);
+  return useCallback(() => {
+    window.clearTimeout(timer.current);
+    timer.current = window.setTimeout(() => ref.current(), ms);
+  }, [ms]);
+}

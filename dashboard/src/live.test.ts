@@ -16,6 +16,10 @@ describe('parseLiveEvent', () => {
     expect(parseLiveEvent('command_output', JSON.stringify({ ...piece, seq: 1.5 }))).toBeNull();
     expect(parseLiveEvent('command_output', JSON.stringify({ ...piece, data: null }))).toBeNull();
   });
+  it('reads job_updated, and refuses one without an id', () => {
+    expect(parseLiveEvent('job_updated', '{"id":"j"}')).toEqual({ type: 'job_updated', data: { id: 'j' } });
+    expect(parseLiveEvent('job_updated', '{"job":"j"}')).toBeNull();
+  });
   it('rejects unknown types and unreadable data', () => {
     expect(parseLiveEvent('other', '{}')).toBeNull();
     expect(parseLiveEvent('agent_status', 'not json')).toBeNull();

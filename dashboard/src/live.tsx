@@ -39,6 +39,9 @@ export function parseLiveEvent(type: string, data: string): LiveEvent | null {
     if (type === 'alert' && typeof parsed.id === 'string' && typeof parsed.status === 'string') {
       return { type, data: parsed as LiveEvent['data'] } as LiveEvent;
     }
+    if (type === 'job_updated' && typeof parsed.id === 'string') {
+      return { type, data: parsed as LiveEvent['data'] } as LiveEvent;
+    }
     if (type === 'agent_update' && typeof parsed.agent_id === 'string' && typeof parsed.status === 'string') {
       return { type, data: parsed as LiveEvent['data'] } as LiveEvent;
     }

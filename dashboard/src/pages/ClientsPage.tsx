@@ -113,6 +113,9 @@ export function ClientsPage() {
 <div className="row-actions">
                       {canEdit ? (
                         <>
+                          <a className="button small" href={href('/run', { client: c.id })} aria-label={`Run script on client ${c.name}`}>
+                            Run script
+                          </a>
                           <EditButton title={`Edit client ${c.name}`} initial={c} onSave={async (v) => { await api.updateClient(c.id, v); reloadAll(); }} />
                           <ConfirmButton
                             label="Delete"

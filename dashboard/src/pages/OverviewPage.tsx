@@ -20,7 +20,7 @@ function Stat({ label, value, tone }: { label: string; value: number | string; t
 }
 
 export function OverviewPage() {
-  const { api } = useApi();
+  const { api, user } = useApi();
   const agents = useAsync(() => api.listAgents(), [api]);
   const stats = useAsync<AgentStats>(() => api.agentStats(), [api]);
   const summary = useAsync<MetricsSummary>(() => api.metricsSummary(), [api]);
@@ -60,6 +60,11 @@ export function OverviewPage() {
         <a className="button" href={href('/console', { agents: selectedShown.map((a) => a.id).join(',') || undefined })} aria-disabled={selectedShown.length === 0}>
           Run command on {selectedShown.length || 'selected'} agent{selectedShown.length === 1 ? '' : 's'}
         </a>
+        {user.role !== 'viewer' ? (
+          <a className="button secondary" href={href('/run', { agents: selectedShown.map((a) => a.id).join(',') || undefined })} aria-disabled={selectedShown.length === 0}>
+            Run script on selected
+          </a>
+        ) : null}
       </PageHeader>
 
       <section aria-label="Fleet counts" className="stats">

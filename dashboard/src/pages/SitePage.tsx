@@ -175,6 +175,9 @@ export function SitePage({ id }: { id: string }) {
       <PageHeader title={`Site ${s.name}`}>
         {canEdit ? (
           <>
+            <a className="button small" href={href('/run', { site: s.id })}>
+              Run script on this site
+            </a>
             <button type="button" className="secondary small" onClick={() => setEditing((v) => !v)} aria-expanded={editing}>
               Edit
             </button>
