@@ -306,7 +306,8 @@ fn openapi_documents_every_operation() {
             "completed",
             "failed",
             "timed_out",
-            "cancelled"
+            "cancelled",
+            "expired"
         ])
     );
     assert_eq!(
