@@ -2763,7 +2763,7 @@ export interface components {
             /** @description For `choice`: the allowed values. */
             choices?: string[];
             /** @description Used when a run gives no value: a string, number or boolean as `kind` says. */
-            default?: Record<string, never> | null;
+            default?: unknown;
             kind: components["schemas"]["ParameterKind"];
             /** @description What the run form shows; the name when absent. */
             label?: string | null;

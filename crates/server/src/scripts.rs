@@ -100,7 +100,6 @@ pub struct ScriptParameter {
     pub required: bool,
     /// Used when a run gives no value: a string, number or boolean as `kind` says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
     pub default: Option<Value>,
     /// For `choice`: the allowed values.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
